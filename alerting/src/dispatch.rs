@@ -1,0 +1,820 @@
+//! Grouping, timing and delivery, with Alertmanager's semantics.
+//!
+//! [`Dispatcher`] is the synchronous core: it is fed alerts and ticked with
+//! the current time (ms since epoch) and answers with the notifications due,
+//! which makes its timing testable without sleeping. [`run`] wires it to the
+//! bus, a one-second ticker and the notifiers, with retries.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+use vigie_model::{Alert, AlertState, Labels};
+
+use crate::config::{AlertingConfig, GROUP_BY_ALL};
+use crate::metrics::{ALERT_GROUPS, DECODE_ERRORS, NOTIFICATIONS, NOTIFICATIONS_FAILED};
+use crate::notify::email::EmailNotifier;
+use crate::notify::webhook::WebhookNotifier;
+use crate::notify::{GroupStatus, Notification, NotifiedAlert, Notifier};
+use crate::{AlertingError, NotifyError};
+
+/// How often [`run`] ticks the dispatcher.
+pub const TICK: Duration = Duration::from_secs(1);
+/// First retry delay after a failed notification.
+pub const RETRY_INITIAL: Duration = Duration::from_secs(1);
+/// Longest retry delay.
+pub const RETRY_MAX: Duration = Duration::from_secs(60);
+/// How long the final flush on shutdown may take.
+pub const FINAL_FLUSH_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// One integration of one receiver, as the dispatcher sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    /// Receiver name.
+    pub receiver: String,
+    /// Integration name (`webhook`, `email`).
+    pub integration: &'static str,
+    /// Whether resolved alerts are sent to it.
+    pub send_resolved: bool,
+}
+
+/// A notification due for one target.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Job {
+    /// Index of the target in the list given to [`Dispatcher::new`].
+    pub target: usize,
+    /// The notification to send.
+    pub notification: Notification,
+}
+
+#[derive(Debug, Clone)]
+struct Tracked {
+    labels: Labels,
+    annotations: Labels,
+    starts_at_ms: i64,
+    ends_at_ms: Option<i64>,
+    generator_url: String,
+    updated_ms: i64,
+}
+
+/// What was last notified to one target about one group.
+#[derive(Debug, Clone)]
+struct LogEntry {
+    firing: BTreeSet<String>,
+    resolved: BTreeSet<String>,
+    at_ms: i64,
+}
+
+#[derive(Debug)]
+struct Group {
+    labels: Labels,
+    alerts: BTreeMap<String, Tracked>,
+    next_flush_ms: i64,
+    log: Vec<Option<LogEntry>>,
+    failed: Vec<bool>,
+}
+
+/// Alerts grouped by label values, and when each group is due.
+#[derive(Debug)]
+pub struct Dispatcher {
+    group_by: Vec<String>,
+    group_wait_ms: i64,
+    group_interval_ms: i64,
+    repeat_interval_ms: i64,
+    resolve_timeout_ms: i64,
+    external_url: String,
+    targets: Vec<Target>,
+    groups: BTreeMap<String, Group>,
+}
+
+fn ms(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+impl Dispatcher {
+    /// A dispatcher that notifies `targets` with the timing of `config`.
+    pub fn new(config: &AlertingConfig, targets: Vec<Target>) -> Self {
+        Self {
+            group_by: config.group_by.clone(),
+            group_wait_ms: ms(config.group_wait),
+            group_interval_ms: ms(config.group_interval).max(1),
+            repeat_interval_ms: ms(config.repeat_interval),
+            resolve_timeout_ms: ms(config.resolve_timeout),
+            external_url: config.external_url.clone(),
+            targets,
+            groups: BTreeMap::new(),
+        }
+    }
+
+    /// The targets, in job index order.
+    pub fn targets(&self) -> &[Target] {
+        &self.targets
+    }
+
+    /// Number of groups held.
+    pub fn group_count(&self) -> usize {
+        self.groups.len()
+    }
+
+    /// Number of alerts held, over all groups.
+    pub fn alert_count(&self) -> usize {
+        self.groups.values().map(|g| g.alerts.len()).sum()
+    }
+
+    /// The group labels of an alert.
+    pub fn group_labels(&self, labels: &Labels) -> Labels {
+        if self.group_by.iter().any(|l| l == GROUP_BY_ALL) {
+            return labels.clone();
+        }
+        self.group_by
+            .iter()
+            .filter_map(|name| labels.get(name).map(|v| (name.clone(), v.to_string())))
+            .collect()
+    }
+
+    /// Takes in one alert from the analyzer, received at `now_ms`.
+    ///
+    /// Pending alerts are ignored; a resolved alert whose group is not held
+    /// is ignored too (nobody was told it fired).
+    pub fn receive(&mut self, alert: &Alert, now_ms: i64) {
+        let fingerprint = alert.fingerprint();
+        let group_labels = self.group_labels(&alert.labels);
+        let key = format!("{{}}:{group_labels}");
+        let ends_at_ms = match alert.state {
+            AlertState::Pending => return,
+            AlertState::Firing => None,
+            AlertState::Resolved => Some(alert.resolved_at_ms.unwrap_or(now_ms)),
+        };
+        let tracked = Tracked {
+            labels: alert.labels.clone(),
+            annotations: alert.annotations.clone(),
+            starts_at_ms: alert.fired_at_ms.unwrap_or(alert.active_at_ms),
+            ends_at_ms,
+            generator_url: alert.generator_url.clone(),
+            updated_ms: now_ms,
+        };
+        if ends_at_ms.is_some() && !self.groups.contains_key(&key) {
+            debug!(group = %key, %fingerprint, "resolved alert for an unknown group ignored");
+            return;
+        }
+        let targets = self.targets.len();
+        let group_wait_ms = self.group_wait_ms;
+        let group = self.groups.entry(key).or_insert_with(|| Group {
+            labels: group_labels,
+            alerts: BTreeMap::new(),
+            next_flush_ms: now_ms.saturating_add(group_wait_ms),
+            log: vec![None; targets],
+            failed: vec![false; targets],
+        });
+        group.alerts.insert(fingerprint, tracked);
+    }
+
+    /// Applies `resolve_timeout` and flushes the groups that are due.
+    pub fn tick(&mut self, now_ms: i64) -> Vec<Job> {
+        self.expire(now_ms);
+        let due: Vec<String> = self
+            .groups
+            .iter()
+            .filter(|(_, g)| g.next_flush_ms <= now_ms)
+            .map(|(k, _)| k.clone())
+            .collect();
+        let mut jobs = Vec::new();
+        for key in due {
+            self.flush(&key, now_ms, &mut jobs);
+        }
+        jobs
+    }
+
+    /// Flushes every group now, whatever its timer (used on shutdown).
+    pub fn flush_all(&mut self, now_ms: i64) -> Vec<Job> {
+        self.expire(now_ms);
+        let keys: Vec<String> = self.groups.keys().cloned().collect();
+        let mut jobs = Vec::new();
+        for key in keys {
+            self.flush(&key, now_ms, &mut jobs);
+        }
+        jobs
+    }
+
+    /// Records that a job for `group_key` and `target` finally failed, so
+    /// the group is notified again at its next flush.
+    pub fn mark_failed(&mut self, group_key: &str, target: usize) {
+        if let Some(flag) = self
+            .groups
+            .get_mut(group_key)
+            .and_then(|g| g.failed.get_mut(target))
+        {
+            *flag = true;
+        }
+    }
+
+    fn expire(&mut self, now_ms: i64) {
+        let timeout = self.resolve_timeout_ms;
+        for group in self.groups.values_mut() {
+            for alert in group.alerts.values_mut() {
+                let deadline = alert.updated_ms.saturating_add(timeout);
+                if alert.ends_at_ms.is_none() && deadline <= now_ms {
+                    alert.ends_at_ms = Some(deadline);
+                }
+            }
+        }
+    }
+
+    fn flush(&mut self, key: &str, now_ms: i64, jobs: &mut Vec<Job>) {
+        let Some(group) = self.groups.get_mut(key) else {
+            return;
+        };
+        group.next_flush_ms = now_ms.saturating_add(self.group_interval_ms);
+        let firing: BTreeSet<String> = group
+            .alerts
+            .iter()
+            .filter(|(_, a)| a.ends_at_ms.is_none())
+            .map(|(fp, _)| fp.clone())
+            .collect();
+        let resolved: BTreeSet<String> = group
+            .alerts
+            .iter()
+            .filter(|(_, a)| a.ends_at_ms.is_some())
+            .map(|(fp, _)| fp.clone())
+            .collect();
+        for (i, target) in self.targets.iter().enumerate() {
+            let needs = group.failed[i]
+                || needs_update(
+                    group.log[i].as_ref(),
+                    &firing,
+                    &resolved,
+                    target.send_resolved,
+                    self.repeat_interval_ms,
+                    now_ms,
+                );
+            if !needs {
+                continue;
+            }
+            group.failed[i] = false;
+            group.log[i] = Some(LogEntry {
+                firing: firing.clone(),
+                resolved: resolved.clone(),
+                at_ms: now_ms,
+            });
+            let mut alerts: Vec<NotifiedAlert> = group
+                .alerts
+                .iter()
+                .filter(|(_, a)| target.send_resolved || a.ends_at_ms.is_none())
+                .map(|(fp, a)| NotifiedAlert {
+                    status: if a.ends_at_ms.is_some() {
+                        GroupStatus::Resolved
+                    } else {
+                        GroupStatus::Firing
+                    },
+                    labels: a.labels.clone(),
+                    annotations: a.annotations.clone(),
+                    starts_at_ms: a.starts_at_ms,
+                    ends_at_ms: a.ends_at_ms,
+                    generator_url: a.generator_url.clone(),
+                    fingerprint: fp.clone(),
+                })
+                .collect();
+            if alerts.is_empty() {
+                continue;
+            }
+            alerts.sort_by_key(|a| a.status == GroupStatus::Resolved);
+            jobs.push(Job {
+                target: i,
+                notification: Notification {
+                    receiver: target.receiver.clone(),
+                    group_key: key.to_string(),
+                    status: if firing.is_empty() {
+                        GroupStatus::Resolved
+                    } else {
+                        GroupStatus::Firing
+                    },
+                    group_labels: group.labels.clone(),
+                    alerts,
+                    external_url: self.external_url.clone(),
+                },
+            });
+        }
+        // Resolved alerts have now been notified (or skipped): forget them,
+        // and the group once it is empty.
+        group.alerts.retain(|_, a| a.ends_at_ms.is_none());
+        if group.alerts.is_empty() {
+            self.groups.remove(key);
+        }
+    }
+}
+
+/// Alertmanager's rule for whether a target must hear about a group again.
+fn needs_update(
+    entry: Option<&LogEntry>,
+    firing: &BTreeSet<String>,
+    resolved: &BTreeSet<String>,
+    send_resolved: bool,
+    repeat_ms: i64,
+    now_ms: i64,
+) -> bool {
+    let Some(entry) = entry else {
+        // Never notified: only if something fires.
+        return !firing.is_empty();
+    };
+    if !firing.is_subset(&entry.firing) {
+        return true;
+    }
+    if firing.is_empty() {
+        // All resolved: tell the target if it was told something fired.
+        return !entry.firing.is_empty();
+    }
+    if send_resolved && !resolved.is_subset(&entry.resolved) {
+        return true;
+    }
+    now_ms.saturating_sub(entry.at_ms) >= repeat_ms
+}
+
+/// A notifier with the name of the receiver it belongs to.
+pub type ReceiverNotifier = (String, Arc<dyn Notifier>);
+
+/// One notifier per integration of every receiver, in configuration order.
+pub fn build_notifiers(config: &AlertingConfig) -> Result<Vec<ReceiverNotifier>, AlertingError> {
+    let mut out: Vec<ReceiverNotifier> = Vec::new();
+    for receiver in &config.receivers {
+        let fail = |integration: &'static str, e: NotifyError| AlertingError::Notifier {
+            receiver: receiver.name.clone(),
+            integration,
+            message: e.to_string(),
+        };
+        for hook in &receiver.webhook_configs {
+            let n = WebhookNotifier::new(hook).map_err(|e| fail("webhook", e))?;
+            out.push((receiver.name.clone(), Arc::new(n)));
+        }
+        for mail in &receiver.email_configs {
+            let n = EmailNotifier::new(mail).map_err(|e| fail("email", e))?;
+            out.push((receiver.name.clone(), Arc::new(n)));
+        }
+    }
+    Ok(out)
+}
+
+fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+/// Consumes `vigie.alerts` from `subscriber` and notifies every receiver
+/// of `config` until `shutdown` is cancelled, then flushes once more.
+pub async fn run(
+    config: AlertingConfig,
+    subscriber: Box<dyn vigie_bus::Subscriber>,
+    shutdown: CancellationToken,
+) -> Result<(), AlertingError> {
+    let problems = config.problems();
+    if !problems.is_empty() {
+        return Err(AlertingError::Config(problems));
+    }
+    let notifiers = build_notifiers(&config)?;
+    run_with_notifiers(config, notifiers, subscriber, shutdown).await
+}
+
+/// [`run`] with notifiers built by the caller (custom or test notifiers).
+pub async fn run_with_notifiers(
+    config: AlertingConfig,
+    notifiers: Vec<ReceiverNotifier>,
+    mut subscriber: Box<dyn vigie_bus::Subscriber>,
+    shutdown: CancellationToken,
+) -> Result<(), AlertingError> {
+    let targets = notifiers
+        .iter()
+        .map(|(receiver, n)| Target {
+            receiver: receiver.clone(),
+            integration: n.integration(),
+            send_resolved: n.send_resolved(),
+        })
+        .collect();
+    let mut dispatcher = Dispatcher::new(&config, targets);
+    let retry_window = config.group_interval;
+    let mut tasks: JoinSet<(String, usize, bool)> = JoinSet::new();
+    let mut ticker = tokio::time::interval(TICK);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut bus_open = true;
+    info!(
+        receivers = config.receivers.len(),
+        integrations = notifiers.len(),
+        "alerting started"
+    );
+
+    loop {
+        tokio::select! {
+            biased;
+            _ = shutdown.cancelled() => break,
+            Some(done) = tasks.join_next(), if !tasks.is_empty() => {
+                match done {
+                    Ok((key, target, false)) => dispatcher.mark_failed(&key, target),
+                    Ok(_) => {}
+                    Err(e) => warn!(error = %e, "notification task failed"),
+                }
+            }
+            _ = ticker.tick() => {
+                for job in dispatcher.tick(now_ms()) {
+                    spawn_job(&mut tasks, &notifiers, job, Instant::now() + retry_window, shutdown.clone());
+                }
+                ALERT_GROUPS.set(i64::try_from(dispatcher.group_count()).unwrap_or(i64::MAX));
+            }
+            received = subscriber.recv(), if bus_open => match received {
+                Ok(Some(delivery)) => {
+                    let message = &delivery.message;
+                    if message.topic == vigie_model::topics::ALERTS {
+                        match vigie_model::codec::decode_alert(&message.payload) {
+                            Ok(alert) => dispatcher.receive(&alert, now_ms()),
+                            Err(e) => {
+                                DECODE_ERRORS.inc();
+                                warn!(topic = %message.topic, partition = delivery.position.partition,
+                                      offset = delivery.position.offset, error = %e,
+                                      "undecodable alert skipped");
+                            }
+                        }
+                    } else {
+                        debug!(topic = %message.topic, "message on an unexpected topic skipped");
+                    }
+                    if let Err(e) = subscriber.commit(&message.topic, delivery.position).await {
+                        warn!(topic = %message.topic, error = %e, "commit failed");
+                    }
+                }
+                Ok(None) => {
+                    info!("bus closed; alerting keeps flushing until shutdown");
+                    bus_open = false;
+                }
+                Err(e) => {
+                    warn!(error = %e, "receiving alerts failed; retrying in 1s");
+                    tokio::select! {
+                        _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                        _ = shutdown.cancelled() => {}
+                    }
+                }
+            },
+        }
+    }
+
+    // Final flush: one attempt per notification, bounded in time. Retries
+    // still running stop at their next back-off (the token is cancelled).
+    let final_jobs = dispatcher.flush_all(now_ms());
+    info!(
+        notifications = final_jobs.len(),
+        "alerting stopping: final flush"
+    );
+    let now = Instant::now();
+    for job in final_jobs {
+        spawn_job(&mut tasks, &notifiers, job, now, CancellationToken::new());
+    }
+    let drained = tokio::time::timeout(FINAL_FLUSH_TIMEOUT, async {
+        while tasks.join_next().await.is_some() {}
+    })
+    .await;
+    if drained.is_err() {
+        warn!(
+            left = tasks.len(),
+            "final flush timed out; abandoning notifications"
+        );
+        tasks.abort_all();
+    }
+    ALERT_GROUPS.set(0);
+    Ok(())
+}
+
+fn spawn_job(
+    tasks: &mut JoinSet<(String, usize, bool)>,
+    notifiers: &[ReceiverNotifier],
+    job: Job,
+    deadline: Instant,
+    cancel: CancellationToken,
+) {
+    let Some((_, notifier)) = notifiers.get(job.target) else {
+        return;
+    };
+    let notifier = Arc::clone(notifier);
+    tasks.spawn(async move {
+        let ok = deliver(notifier.as_ref(), &job.notification, deadline, &cancel).await;
+        (job.notification.group_key, job.target, ok)
+    });
+}
+
+/// Sends `n`, retrying retriable failures with exponential back-off
+/// ([`RETRY_INITIAL`] doubling up to [`RETRY_MAX`]) while the next attempt
+/// would start before `deadline` and `cancel` is not cancelled.
+/// Returns whether it was delivered.
+pub async fn deliver(
+    notifier: &dyn Notifier,
+    n: &Notification,
+    deadline: Instant,
+    cancel: &CancellationToken,
+) -> bool {
+    let integration = notifier.integration();
+    let mut backoff = RETRY_INITIAL;
+    let mut attempt = 1u32;
+    loop {
+        match notifier.notify(n).await {
+            Ok(()) => {
+                NOTIFICATIONS
+                    .with_label_values(&[n.receiver.as_str(), integration])
+                    .inc();
+                debug!(receiver = %n.receiver, integration, group = %n.group_key,
+                       status = n.status.as_str(), alerts = n.alerts.len(), attempt, "notified");
+                return true;
+            }
+            Err(error) => {
+                NOTIFICATIONS_FAILED
+                    .with_label_values(&[n.receiver.as_str(), integration, error.reason()])
+                    .inc();
+                let retry = error.retriable()
+                    && Instant::now() + backoff < deadline
+                    && !cancel.is_cancelled();
+                warn!(receiver = %n.receiver, integration, %error, group = %n.group_key,
+                      attempt, retry, "notification failed");
+                if !retry {
+                    return false;
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(backoff) => {}
+                    _ = cancel.cancelled() => return false,
+                }
+                backoff = (backoff * 2).min(RETRY_MAX);
+                attempt += 1;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const S: i64 = 1000;
+    const M: i64 = 60 * S;
+    const T0: i64 = 1_700_000_000_000;
+
+    fn config() -> AlertingConfig {
+        AlertingConfig {
+            group_wait: Duration::from_secs(30),
+            group_interval: Duration::from_secs(300),
+            repeat_interval: Duration::from_secs(3600),
+            resolve_timeout: Duration::from_secs(300),
+            ..AlertingConfig::default()
+        }
+    }
+
+    fn targets(send_resolved: bool) -> Vec<Target> {
+        vec![Target {
+            receiver: "ops".into(),
+            integration: "test",
+            send_resolved,
+        }]
+    }
+
+    fn alert(name: &str, instance: &str, state: AlertState, at: i64) -> Alert {
+        Alert {
+            labels: Labels::new()
+                .with("alertname", name)
+                .with("instance", instance),
+            annotations: Labels::new().with("summary", format!("{name} on {instance}")),
+            state,
+            active_at_ms: at - M,
+            fired_at_ms: Some(at),
+            resolved_at_ms: (state == AlertState::Resolved).then_some(at),
+            value: 1.0,
+            generator_url: "http://vigie/graph".into(),
+        }
+    }
+
+    fn fingerprints(job: &Job) -> Vec<(String, GroupStatus)> {
+        job.notification
+            .alerts
+            .iter()
+            .map(|a| (a.labels.get("instance").unwrap_or("").to_string(), a.status))
+            .collect()
+    }
+
+    #[test]
+    fn group_wait_is_respected_and_same_group_alerts_arrive_together() {
+        let mut d = Dispatcher::new(&config(), targets(true));
+        d.receive(&alert("HighLatency", "a", AlertState::Firing, T0), T0);
+        d.receive(
+            &alert("HighLatency", "b", AlertState::Firing, T0),
+            T0 + 10 * S,
+        );
+        assert!(d.tick(T0 + 29 * S).is_empty(), "before group_wait");
+        let jobs = d.tick(T0 + 30 * S);
+        assert_eq!(jobs.len(), 1);
+        let n = &jobs[0].notification;
+        assert_eq!(n.group_key, "{}:{alertname=\"HighLatency\"}");
+        assert_eq!(
+            n.group_labels,
+            Labels::new().with("alertname", "HighLatency")
+        );
+        assert_eq!(n.status, GroupStatus::Firing);
+        assert_eq!(n.receiver, "ops");
+        assert_eq!(
+            fingerprints(&jobs[0]),
+            vec![
+                ("a".into(), GroupStatus::Firing),
+                ("b".into(), GroupStatus::Firing)
+            ]
+        );
+        assert_eq!(n.alerts[0].starts_at_ms, T0);
+        assert_eq!(n.alerts[0].ends_at_ms, None);
+    }
+
+    #[test]
+    fn different_groups_are_notified_separately() {
+        let mut d = Dispatcher::new(&config(), targets(true));
+        d.receive(&alert("A", "x", AlertState::Firing, T0), T0);
+        d.receive(&alert("B", "x", AlertState::Firing, T0), T0);
+        assert_eq!(d.group_count(), 2);
+        assert_eq!(d.tick(T0 + 30 * S).len(), 2);
+    }
+
+    #[test]
+    fn group_by_all_labels() {
+        let mut c = config();
+        c.group_by = vec!["...".into()];
+        let mut d = Dispatcher::new(&c, targets(true));
+        d.receive(&alert("A", "x", AlertState::Firing, T0), T0);
+        d.receive(&alert("A", "y", AlertState::Firing, T0), T0);
+        assert_eq!(d.group_count(), 2);
+    }
+
+    #[test]
+    fn new_alert_in_group_waits_for_group_interval() {
+        let mut d = Dispatcher::new(&config(), targets(true));
+        d.receive(&alert("A", "a", AlertState::Firing, T0), T0);
+        assert_eq!(d.tick(T0 + 30 * S).len(), 1);
+        d.receive(&alert("A", "b", AlertState::Firing, T0 + M), T0 + M);
+        assert!(
+            d.tick(T0 + 30 * S + 4 * M).is_empty(),
+            "before group_interval"
+        );
+        let jobs = d.tick(T0 + 30 * S + 5 * M);
+        assert_eq!(jobs.len(), 1);
+        assert_eq!(jobs[0].notification.alerts.len(), 2);
+    }
+
+    #[test]
+    fn resolved_notification_then_group_dropped() {
+        let mut d = Dispatcher::new(&config(), targets(true));
+        d.receive(&alert("A", "a", AlertState::Firing, T0), T0);
+        assert_eq!(d.tick(T0 + 30 * S).len(), 1);
+        d.receive(
+            &alert("A", "a", AlertState::Resolved, T0 + 2 * M),
+            T0 + 2 * M,
+        );
+        assert!(d.tick(T0 + 3 * M).is_empty(), "waits for group_interval");
+        let jobs = d.tick(T0 + 30 * S + 5 * M);
+        assert_eq!(jobs.len(), 1);
+        let n = &jobs[0].notification;
+        assert_eq!(n.status, GroupStatus::Resolved);
+        assert_eq!(n.alerts[0].status, GroupStatus::Resolved);
+        assert_eq!(n.alerts[0].ends_at_ms, Some(T0 + 2 * M));
+        assert_eq!(d.group_count(), 0);
+        assert!(d.tick(T0 + 2 * 3600 * S).is_empty());
+    }
+
+    #[test]
+    fn partial_resolution_is_sent_when_send_resolved() {
+        let mut d = Dispatcher::new(&config(), targets(true));
+        d.receive(&alert("A", "a", AlertState::Firing, T0), T0);
+        d.receive(&alert("A", "b", AlertState::Firing, T0), T0);
+        assert_eq!(d.tick(T0 + 30 * S).len(), 1);
+        d.receive(&alert("A", "b", AlertState::Resolved, T0 + M), T0 + M);
+        d.receive(&alert("A", "a", AlertState::Firing, T0), T0 + 4 * M);
+        let jobs = d.tick(T0 + 30 * S + 5 * M);
+        assert_eq!(jobs.len(), 1);
+        assert_eq!(jobs[0].notification.status, GroupStatus::Firing);
+        assert_eq!(
+            fingerprints(&jobs[0]),
+            vec![
+                ("a".into(), GroupStatus::Firing),
+                ("b".into(), GroupStatus::Resolved)
+            ]
+        );
+        assert_eq!(
+            d.alert_count(),
+            1,
+            "resolved alert forgotten after the flush"
+        );
+    }
+
+    #[test]
+    fn send_resolved_false_skips_resolved_and_still_drops_group() {
+        let mut d = Dispatcher::new(&config(), targets(false));
+        d.receive(&alert("A", "a", AlertState::Firing, T0), T0);
+        assert_eq!(d.tick(T0 + 30 * S).len(), 1);
+        d.receive(&alert("A", "a", AlertState::Resolved, T0 + M), T0 + M);
+        assert!(d.tick(T0 + 30 * S + 5 * M).is_empty());
+        assert_eq!(d.group_count(), 0);
+    }
+
+    #[test]
+    fn repeat_after_repeat_interval_not_before() {
+        let mut d = Dispatcher::new(&config(), targets(true));
+        d.receive(&alert("A", "a", AlertState::Firing, T0), T0);
+        let first = T0 + 30 * S;
+        assert_eq!(d.tick(first).len(), 1);
+        // The analyzer re-sends every minute; each group_interval tick
+        // before repeat_interval stays quiet.
+        let mut t = first;
+        let mut sent = 0;
+        while t < first + 3600 * S - 5 * M {
+            t += M;
+            d.receive(&alert("A", "a", AlertState::Firing, T0), t);
+            sent += d.tick(t).len();
+        }
+        assert_eq!(sent, 0, "no repeat before repeat_interval");
+        let mut repeat_at = None;
+        while repeat_at.is_none() && t < first + 2 * 3600 * S {
+            t += M;
+            d.receive(&alert("A", "a", AlertState::Firing, T0), t);
+            if !d.tick(t).is_empty() {
+                repeat_at = Some(t);
+            }
+        }
+        let repeat_at = repeat_at.expect("repeated");
+        assert!(repeat_at >= first + 3600 * S, "{}", repeat_at - first);
+        assert!(
+            repeat_at <= first + 3600 * S + 5 * M,
+            "{}",
+            repeat_at - first
+        );
+    }
+
+    #[test]
+    fn resolve_timeout_resolves_stale_alerts() {
+        let mut d = Dispatcher::new(&config(), targets(true));
+        d.receive(&alert("A", "a", AlertState::Firing, T0), T0);
+        assert_eq!(d.tick(T0 + 30 * S).len(), 1);
+        // Not re-sent: at T0 + 5m it times out; the next flush is at 5m30s.
+        assert!(d.tick(T0 + 5 * M).is_empty());
+        let jobs = d.tick(T0 + 30 * S + 5 * M);
+        assert_eq!(jobs.len(), 1);
+        let n = &jobs[0].notification;
+        assert_eq!(n.status, GroupStatus::Resolved);
+        assert_eq!(n.alerts[0].ends_at_ms, Some(T0 + 5 * M));
+        assert_eq!(d.group_count(), 0);
+    }
+
+    #[test]
+    fn refreshed_alert_does_not_time_out() {
+        let mut d = Dispatcher::new(&config(), targets(true));
+        d.receive(&alert("A", "a", AlertState::Firing, T0), T0);
+        assert_eq!(d.tick(T0 + 30 * S).len(), 1);
+        d.receive(&alert("A", "a", AlertState::Firing, T0), T0 + 4 * M);
+        assert!(d.tick(T0 + 30 * S + 5 * M).is_empty());
+        assert_eq!(d.group_count(), 1);
+    }
+
+    #[test]
+    fn failed_delivery_is_resent_at_next_flush() {
+        let mut d = Dispatcher::new(&config(), targets(true));
+        d.receive(&alert("A", "a", AlertState::Firing, T0), T0);
+        let jobs = d.tick(T0 + 30 * S);
+        d.mark_failed(&jobs[0].notification.group_key, jobs[0].target);
+        assert_eq!(d.tick(T0 + 30 * S + 5 * M).len(), 1);
+        assert!(d.tick(T0 + 30 * S + 10 * M).is_empty());
+    }
+
+    #[test]
+    fn pending_and_unknown_resolved_alerts_are_ignored() {
+        let mut d = Dispatcher::new(&config(), targets(true));
+        d.receive(&alert("A", "a", AlertState::Pending, T0), T0);
+        d.receive(&alert("A", "b", AlertState::Resolved, T0), T0);
+        assert_eq!(d.group_count(), 0);
+    }
+
+    #[test]
+    fn fired_and_resolved_within_group_wait_is_not_notified() {
+        let mut d = Dispatcher::new(&config(), targets(true));
+        d.receive(&alert("A", "a", AlertState::Firing, T0), T0);
+        d.receive(
+            &alert("A", "a", AlertState::Resolved, T0 + 5 * S),
+            T0 + 5 * S,
+        );
+        assert!(d.tick(T0 + 30 * S).is_empty());
+        assert_eq!(d.group_count(), 0);
+    }
+
+    #[test]
+    fn every_target_gets_a_job() {
+        let mut t = targets(true);
+        t.push(Target {
+            receiver: "mail".into(),
+            integration: "email",
+            send_resolved: false,
+        });
+        let mut d = Dispatcher::new(&config(), t);
+        d.receive(&alert("A", "a", AlertState::Firing, T0), T0);
+        let jobs = d.tick(T0 + 30 * S);
+        let receivers: Vec<_> = jobs
+            .iter()
+            .map(|j| j.notification.receiver.as_str())
+            .collect();
+        assert_eq!(receivers, vec!["ops", "mail"]);
+    }
+}

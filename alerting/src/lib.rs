@@ -1,0 +1,37 @@
+//! Vigie's alerting: turns the analyzer's alerts into notifications.
+//!
+//! The analyzer's rule evaluator publishes [`vigie_model::Alert`]s as JSON on
+//! `vigie.alerts` when an alert starts firing or resolves, and re-sends
+//! firing alerts every minute. This crate consumes them ([`run`]) and
+//! notifies people the way Prometheus' Alertmanager does:
+//!
+//! - alerts are kept by fingerprint and grouped by the values of the
+//!   `group_by` labels ([`Dispatcher`]);
+//! - a new group is notified after `group_wait`, changes (new or resolved
+//!   alerts) at the next `group_interval`, an unchanged firing group again
+//!   after `repeat_interval`; a firing alert not re-sent for
+//!   `resolve_timeout` counts as resolved;
+//! - every receiver gets every group, through its integrations: an
+//!   Alertmanager-compatible webhook (payload version 4) and email over
+//!   plain SMTP ([`notify`]); failures are retried with exponential
+//!   back-off and counted ([`metrics`]).
+//!
+//! Not done yet (later issues): the routing tree (matchers, per-route
+//! timing and `continue`), silences, inhibition rules, the Alertmanager
+//! HTTP API, TLS for SMTP (STARTTLS) and https webhooks, templates, and a
+//! durable outbox: groups and the notification log live in memory, so a
+//! restart re-notifies firing groups after `group_wait` and may lose a
+//! resolved notification that was pending.
+
+pub mod config;
+pub mod dispatch;
+pub mod error;
+pub mod metrics;
+pub mod notify;
+
+pub use config::{AlertingConfig, EmailConfig, ReceiverConfig, WebhookConfig};
+pub use dispatch::{
+    Dispatcher, Job, ReceiverNotifier, Target, build_notifiers, run, run_with_notifiers,
+};
+pub use error::{AlertingError, NotifyError};
+pub use notify::{GroupStatus, Notification, NotifiedAlert, Notifier};

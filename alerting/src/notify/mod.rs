@@ -1,0 +1,176 @@
+//! The notification seam: what is sent, and the [`Notifier`] trait that
+//! each integration (webhook, email) implements.
+
+pub mod email;
+pub mod webhook;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use vigie_model::Labels;
+
+use crate::NotifyError;
+
+/// Whether a group (or one alert) is firing or resolved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum GroupStatus {
+    /// At least one alert fires.
+    Firing,
+    /// Every alert is resolved.
+    Resolved,
+}
+
+impl GroupStatus {
+    /// `"firing"` or `"resolved"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GroupStatus::Firing => "firing",
+            GroupStatus::Resolved => "resolved",
+        }
+    }
+}
+
+/// One alert as it appears in a notification.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NotifiedAlert {
+    /// Firing or resolved.
+    pub status: GroupStatus,
+    /// The alert's labels.
+    pub labels: Labels,
+    /// The alert's annotations.
+    pub annotations: Labels,
+    /// When it started firing (ms since epoch).
+    pub starts_at_ms: i64,
+    /// When it resolved (ms since epoch); `None` while firing.
+    pub ends_at_ms: Option<i64>,
+    /// Link to the rule or query that produced it.
+    pub generator_url: String,
+    /// The alert's fingerprint (16 hex digits).
+    pub fingerprint: String,
+}
+
+/// One notification about one group, for one receiver.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Notification {
+    /// Receiver name.
+    pub receiver: String,
+    /// Alertmanager-style group key, e.g. `{}:{alertname="X"}`.
+    pub group_key: String,
+    /// Firing when any alert fires.
+    pub status: GroupStatus,
+    /// The labels the group is keyed by.
+    pub group_labels: Labels,
+    /// The alerts, firing first.
+    pub alerts: Vec<NotifiedAlert>,
+    /// Vigie's external URL.
+    pub external_url: String,
+}
+
+impl Notification {
+    /// Label pairs shared by every alert.
+    pub fn common_labels(&self) -> Labels {
+        common(self.alerts.iter().map(|a| &a.labels))
+    }
+
+    /// Annotation pairs shared by every alert.
+    pub fn common_annotations(&self) -> Labels {
+        common(self.alerts.iter().map(|a| &a.annotations))
+    }
+
+    /// Number of firing alerts.
+    pub fn firing_count(&self) -> usize {
+        self.alerts
+            .iter()
+            .filter(|a| a.status == GroupStatus::Firing)
+            .count()
+    }
+
+    /// Number of resolved alerts.
+    pub fn resolved_count(&self) -> usize {
+        self.alerts.len() - self.firing_count()
+    }
+}
+
+fn common<'a>(mut sets: impl Iterator<Item = &'a Labels>) -> Labels {
+    let Some(first) = sets.next() else {
+        return Labels::new();
+    };
+    let mut out = first.clone();
+    for set in sets {
+        out = out
+            .iter()
+            .filter(|(k, v)| set.get(k) == Some(*v))
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+    }
+    out
+}
+
+/// Formats ms since epoch as RFC 3339 in UTC (`2024-05-01T12:00:00.123Z`).
+pub fn rfc3339(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true))
+        .unwrap_or_else(|| ZERO_TIME.to_string())
+}
+
+/// Go's zero time, which Alertmanager sends as `endsAt` of firing alerts.
+pub const ZERO_TIME: &str = "0001-01-01T00:00:00Z";
+
+/// One integration of one receiver.
+#[async_trait]
+pub trait Notifier: Send + Sync {
+    /// Integration name for logs and metrics (`webhook`, `email`).
+    fn integration(&self) -> &'static str;
+
+    /// Whether resolved alerts are sent to this integration.
+    fn send_resolved(&self) -> bool;
+
+    /// Sends one notification; one attempt, no retries.
+    async fn notify(&self, n: &Notification) -> Result<(), NotifyError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn common_labels_are_shared_pairs() {
+        let a = |l: Labels| NotifiedAlert {
+            status: GroupStatus::Firing,
+            labels: l,
+            annotations: Labels::new(),
+            starts_at_ms: 0,
+            ends_at_ms: None,
+            generator_url: String::new(),
+            fingerprint: String::new(),
+        };
+        let n = Notification {
+            receiver: "r".into(),
+            group_key: "k".into(),
+            status: GroupStatus::Firing,
+            group_labels: Labels::new(),
+            alerts: vec![
+                a(Labels::new()
+                    .with("alertname", "X")
+                    .with("i", "1")
+                    .with("s", "p")),
+                a(Labels::new()
+                    .with("alertname", "X")
+                    .with("i", "2")
+                    .with("s", "p")),
+            ],
+            external_url: String::new(),
+        };
+        assert_eq!(
+            n.common_labels(),
+            Labels::new().with("alertname", "X").with("s", "p")
+        );
+        assert!(n.common_annotations().is_empty());
+    }
+
+    #[test]
+    fn timestamps() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339(1_500), "1970-01-01T00:00:01.500Z");
+    }
+}

@@ -1,0 +1,161 @@
+//! Alertmanager-compatible webhook (payload version 4).
+
+use async_trait::async_trait;
+use serde::Serialize;
+use vigie_model::Labels;
+
+use super::{Notification, Notifier, ZERO_TIME, rfc3339};
+use crate::NotifyError;
+use crate::config::WebhookConfig;
+
+/// How much of an error response body is kept in the error.
+const BODY_EXCERPT: usize = 256;
+
+/// POSTs Alertmanager's webhook JSON to a URL.
+pub struct WebhookNotifier {
+    url: String,
+    send_resolved: bool,
+    client: reqwest::Client,
+}
+
+impl WebhookNotifier {
+    /// Builds the notifier and its HTTP client.
+    pub fn new(config: &WebhookConfig) -> Result<Self, NotifyError> {
+        let client = reqwest::Client::builder()
+            .timeout(config.timeout)
+            .user_agent(concat!("vigie-alerting/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| NotifyError::Build(e.to_string()))?;
+        Ok(Self {
+            url: config.url.clone(),
+            send_resolved: config.send_resolved,
+            client,
+        })
+    }
+}
+
+/// The webhook body, field for field as Alertmanager sends it.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WebhookPayload<'a> {
+    /// Always `"4"`.
+    pub version: &'static str,
+    /// The group key.
+    pub group_key: &'a str,
+    /// Alerts left out (always 0: no `max_alerts` yet).
+    pub truncated_alerts: u64,
+    /// `firing` or `resolved`.
+    pub status: &'static str,
+    /// Receiver name.
+    pub receiver: &'a str,
+    /// The labels the group is keyed by.
+    pub group_labels: &'a Labels,
+    /// Labels shared by all alerts.
+    pub common_labels: Labels,
+    /// Annotations shared by all alerts.
+    pub common_annotations: Labels,
+    /// Vigie's external URL.
+    #[serde(rename = "externalURL")]
+    pub external_url: &'a str,
+    /// The alerts.
+    pub alerts: Vec<WebhookAlert<'a>>,
+}
+
+/// One alert in a [`WebhookPayload`].
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WebhookAlert<'a> {
+    /// `firing` or `resolved`.
+    pub status: &'static str,
+    /// Labels.
+    pub labels: &'a Labels,
+    /// Annotations.
+    pub annotations: &'a Labels,
+    /// RFC 3339 start time.
+    pub starts_at: String,
+    /// RFC 3339 end time; Go's zero time while firing.
+    pub ends_at: String,
+    /// Link to the source.
+    #[serde(rename = "generatorURL")]
+    pub generator_url: &'a str,
+    /// Fingerprint.
+    pub fingerprint: &'a str,
+}
+
+impl<'a> WebhookPayload<'a> {
+    /// The payload for a notification.
+    pub fn new(n: &'a Notification) -> Self {
+        Self {
+            version: "4",
+            group_key: &n.group_key,
+            truncated_alerts: 0,
+            status: n.status.as_str(),
+            receiver: &n.receiver,
+            group_labels: &n.group_labels,
+            common_labels: n.common_labels(),
+            common_annotations: n.common_annotations(),
+            external_url: &n.external_url,
+            alerts: n
+                .alerts
+                .iter()
+                .map(|a| WebhookAlert {
+                    status: a.status.as_str(),
+                    labels: &a.labels,
+                    annotations: &a.annotations,
+                    starts_at: rfc3339(a.starts_at_ms),
+                    ends_at: a
+                        .ends_at_ms
+                        .map(rfc3339)
+                        .unwrap_or_else(|| ZERO_TIME.to_string()),
+                    generator_url: &a.generator_url,
+                    fingerprint: &a.fingerprint,
+                })
+                .collect(),
+        }
+    }
+}
+
+#[async_trait]
+impl Notifier for WebhookNotifier {
+    fn integration(&self) -> &'static str {
+        "webhook"
+    }
+
+    fn send_resolved(&self) -> bool {
+        self.send_resolved
+    }
+
+    async fn notify(&self, n: &Notification) -> Result<(), NotifyError> {
+        let response = self
+            .client
+            .post(&self.url)
+            .json(&WebhookPayload::new(n))
+            .send()
+            .await
+            .map_err(|e| NotifyError::Transport(error_chain(&e)))?;
+        let status = response.status();
+        if status.is_success() {
+            return Ok(());
+        }
+        let body = response.text().await.unwrap_or_default();
+        let mut excerpt: String = body.chars().take(BODY_EXCERPT).collect();
+        if excerpt.len() < body.len() {
+            excerpt.push('…');
+        }
+        Err(NotifyError::Http {
+            status: status.as_u16(),
+            body: excerpt,
+        })
+    }
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut source = e.source();
+    while let Some(inner) = source {
+        s.push_str(": ");
+        s.push_str(&inner.to_string());
+        source = inner.source();
+    }
+    s
+}

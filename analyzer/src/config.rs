@@ -1,0 +1,118 @@
+//! Analyzer and rules configuration (`[analyzer]` and `[rules]`).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// `[analyzer]`: storage and detection.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AnalyzerConfig {
+    /// How often the in-memory head is written to Parquet (and bus offsets
+    /// committed).
+    #[serde(with = "humantime_serde")]
+    pub flush_interval: Duration,
+    /// Flush early when the head holds this many samples.
+    pub max_head_rows: usize,
+    /// Points in each detector's rolling window.
+    pub detector_window: usize,
+    /// Points a series needs before it is scored.
+    pub detector_min_points: usize,
+    /// Zstd level of Parquet files.
+    pub zstd_level: i32,
+}
+
+impl Default for AnalyzerConfig {
+    fn default() -> Self {
+        Self {
+            flush_interval: Duration::from_secs(60),
+            max_head_rows: 1_000_000,
+            detector_window: 120,
+            detector_min_points: 10,
+            zstd_level: 3,
+        }
+    }
+}
+
+impl AnalyzerConfig {
+    /// Problems with this section, as `(key, message)` pairs.
+    pub fn problems(&self) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        if self.flush_interval.is_zero() {
+            out.push((
+                "analyzer.flush_interval".into(),
+                "must be positive, e.g. \"60s\"".into(),
+            ));
+        }
+        if self.detector_window < 5 {
+            out.push((
+                "analyzer.detector_window".into(),
+                "must be at least 5 points".into(),
+            ));
+        }
+        if self.detector_min_points < 3 || self.detector_min_points > self.detector_window {
+            out.push((
+                "analyzer.detector_min_points".into(),
+                format!(
+                    "must be between 3 and detector_window ({})",
+                    self.detector_window
+                ),
+            ));
+        }
+        if !(1..=22).contains(&self.zstd_level) {
+            out.push(("analyzer.zstd_level".into(), "must be 1..=22".into()));
+        }
+        out
+    }
+}
+
+/// `[rules]`: which rule files to evaluate, and how often.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RulesConfig {
+    /// Rule files or directories (every `*.yml`/`*.yaml` inside).
+    pub files: Vec<PathBuf>,
+    /// Default evaluation interval of groups without their own.
+    #[serde(with = "humantime_serde")]
+    pub interval: Duration,
+    /// How often firing alerts are re-sent to alerting.
+    #[serde(with = "humantime_serde")]
+    pub resend_delay: Duration,
+    /// How far back an instant selector looks for a sample.
+    #[serde(with = "humantime_serde")]
+    pub lookback: Duration,
+}
+
+impl Default for RulesConfig {
+    fn default() -> Self {
+        Self {
+            files: vec![PathBuf::from("rules")],
+            interval: Duration::from_secs(15),
+            resend_delay: Duration::from_secs(60),
+            lookback: Duration::from_secs(300),
+        }
+    }
+}
+
+impl RulesConfig {
+    /// Problems with this section, as `(key, message)` pairs.
+    pub fn problems(&self) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        if self.interval.is_zero() {
+            out.push(("rules.interval".into(), "must be positive, e.g. \"15s\"".into()));
+        }
+        if self.lookback.is_zero() {
+            out.push(("rules.lookback".into(), "must be positive, e.g. \"5m\"".into()));
+        }
+        for (i, f) in self.files.iter().enumerate() {
+            if !f.exists() {
+                out.push((
+                    format!("rules.files[{i}]"),
+                    format!("{} does not exist; fix the path or remove it", f.display()),
+                ));
+            }
+        }
+        out
+    }
+}

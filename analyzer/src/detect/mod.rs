@@ -1,0 +1,17 @@
+//! Streaming anomaly detectors.
+//!
+//! A [`Detector`] sees the points of one series in time order and returns,
+//! for each, a score in `[0, 1]` computed only from earlier points
+//! (causal). One module per model.
+
+mod robust_z;
+
+pub use robust_z::RobustZ;
+
+/// A per-series streaming anomaly detector.
+pub trait Detector: Send {
+    /// Feeds one point and returns its anomaly score in `[0, 1]`, or `None`
+    /// while the detector is still warming up or the point is unusable
+    /// (NaN, infinite, out of order).
+    fn update(&mut self, ts_ms: i64, value: f64) -> Option<f64>;
+}

@@ -1,0 +1,36 @@
+//! Vigie's analyzer: the consumer side of the bus.
+//!
+//! Data flow, per message of `vigie.metrics`:
+//!
+//! 1. [`pipeline`] decodes the Arrow IPC payload (undecodable messages go to
+//!    `vigie.deadletter` with the reason in a header, and are counted);
+//! 2. [`storage::Storage`] appends the batch to its in-memory head; the head
+//!    is flushed to time-ordered Parquet files under `<data_dir>/samples/`
+//!    on an interval, and only then are the bus offsets committed, so a
+//!    crash replays rather than loses;
+//! 3. [`score::ScoreBank`] runs one causal [`detect::Detector`] per series
+//!    and stores its output as the series `vigie_anomaly_score{for="<metric>", ...}`;
+//! 4. [`latest::LatestIndex`] keeps the newest point of every series for
+//!    [`rules`], which evaluates Prometheus rule files on an interval and
+//!    publishes alert state changes to `vigie.alerts`.
+//!
+//! [`http`] answers `POST /api/v1/sql` (DataFusion SQL over stored and head
+//! samples) and `GET /api/v1/alerts`.
+//!
+//! Not here yet: full PromQL (rules accept `selector <op> number` only),
+//! compaction and retention, the Prometheus query API.
+
+pub mod config;
+pub mod detect;
+pub mod error;
+pub mod http;
+pub mod latest;
+mod metrics;
+pub mod pipeline;
+pub mod rules;
+pub mod score;
+pub mod sql_json;
+pub mod storage;
+
+pub use config::{AnalyzerConfig, RulesConfig};
+pub use error::AnalyzerError;

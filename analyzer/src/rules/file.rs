@@ -1,0 +1,204 @@
+//! Reading Prometheus rule files.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use super::expr::ThresholdExpr;
+use super::group::{AlertingRule, RuleGroup};
+use crate::AnalyzerError;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileDef {
+    groups: Vec<GroupDef>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct GroupDef {
+    name: String,
+    interval: Option<String>,
+    #[serde(default)]
+    rules: Vec<RuleDef>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RuleDef {
+    alert: Option<String>,
+    record: Option<String>,
+    expr: String,
+    #[serde(rename = "for")]
+    for_: Option<String>,
+    #[serde(default)]
+    labels: BTreeMap<String, String>,
+    #[serde(default)]
+    annotations: BTreeMap<String, String>,
+}
+
+fn duration(s: &str) -> Result<Duration, String> {
+    promql_parser::util::parse_duration(s)
+        .map_err(|e| format!("`{s}` is not a duration ({e}); use e.g. 30s, 5m, 1h"))
+}
+
+/// Parses one rule file's text; `default_interval` applies to groups without one.
+pub fn parse_rule_file(
+    path: &Path,
+    text: &str,
+    default_interval: Duration,
+) -> Result<Vec<RuleGroup>, AnalyzerError> {
+    let def: FileDef = serde_yaml::from_str(text).map_err(|e| AnalyzerError::RuleFile {
+        file: path.to_path_buf(),
+        message: e.to_string(),
+    })?;
+    let mut groups = Vec::new();
+    let mut names = std::collections::HashSet::new();
+    for g in def.groups {
+        let rule_err = |rule: &str, message: String| AnalyzerError::Rule {
+            file: path.to_path_buf(),
+            group: g.name.clone(),
+            rule: rule.to_string(),
+            message,
+        };
+        if !names.insert(g.name.clone()) {
+            return Err(AnalyzerError::RuleFile {
+                file: path.to_path_buf(),
+                message: format!("group name `{}` is used twice", g.name),
+            });
+        }
+        let interval = match &g.interval {
+            Some(i) => duration(i).map_err(|m| rule_err("", m))?,
+            None => default_interval,
+        };
+        let mut rules = Vec::new();
+        for r in &g.rules {
+            let name = match (&r.alert, &r.record) {
+                (Some(a), None) => a.clone(),
+                (None, Some(rec)) => {
+                    return Err(rule_err(
+                        rec,
+                        "recording rules need full PromQL, which is not supported yet".into(),
+                    ));
+                }
+                _ => {
+                    return Err(rule_err(
+                        r.alert.as_deref().or(r.record.as_deref()).unwrap_or("?"),
+                        "a rule needs exactly one of `alert` or `record`".into(),
+                    ));
+                }
+            };
+            let expr = ThresholdExpr::parse(&r.expr).map_err(|m| rule_err(&name, m))?;
+            let for_ = match &r.for_ {
+                Some(f) => duration(f).map_err(|m| rule_err(&name, m))?,
+                None => Duration::ZERO,
+            };
+            rules.push(AlertingRule::new(
+                name,
+                r.expr.clone(),
+                expr,
+                for_,
+                r.labels.clone(),
+                r.annotations.clone(),
+            ));
+        }
+        groups.push(RuleGroup::new(
+            g.name.clone(),
+            path.to_path_buf(),
+            interval,
+            rules,
+        ));
+    }
+    Ok(groups)
+}
+
+/// Loads rule files; a directory contributes every `*.yml`/`*.yaml` in it.
+pub fn load_paths(
+    paths: &[PathBuf],
+    default_interval: Duration,
+) -> Result<Vec<RuleGroup>, AnalyzerError> {
+    let mut files = Vec::new();
+    for p in paths {
+        if p.is_dir() {
+            let entries = fs::read_dir(p).map_err(|source| AnalyzerError::Io {
+                path: p.clone(),
+                source,
+            })?;
+            let mut inside: Vec<PathBuf> = entries
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|f| {
+                    matches!(
+                        f.extension().and_then(|e| e.to_str()),
+                        Some("yml" | "yaml")
+                    )
+                })
+                .collect();
+            inside.sort();
+            files.extend(inside);
+        } else {
+            files.push(p.clone());
+        }
+    }
+    let mut groups = Vec::new();
+    for f in files {
+        let text = fs::read_to_string(&f).map_err(|source| AnalyzerError::Io {
+            path: f.clone(),
+            source,
+        })?;
+        groups.extend(parse_rule_file(&f, &text, default_interval)?);
+    }
+    Ok(groups)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+groups:
+  - name: host
+    interval: 30s
+    rules:
+      - alert: DiskFull
+        expr: node_filesystem_avail_bytes{mountpoint="/"} < 1e9
+        for: 5m
+        labels: {severity: page}
+        annotations: {summary: "disk {{ $labels.mountpoint }} low"}
+"#;
+
+    #[test]
+    fn parses_a_group() {
+        let groups = parse_rule_file(Path::new("r.yml"), GOOD, Duration::from_secs(15))
+            .expect("parse");
+        assert_eq!(groups.len(), 1);
+        assert_eq!(groups[0].interval(), Duration::from_secs(30));
+        assert_eq!(groups[0].rules()[0].name(), "DiskFull");
+    }
+
+    #[test]
+    fn errors_name_file_group_and_rule() {
+        let bad = GOOD.replace("< 1e9", "< rate(x[5m])");
+        let err = parse_rule_file(Path::new("r.yml"), &bad, Duration::from_secs(15))
+            .expect_err("unsupported expr");
+        let msg = err.to_string();
+        assert!(msg.contains("r.yml") && msg.contains("host") && msg.contains("DiskFull"), "{msg}");
+    }
+
+    #[test]
+    fn unknown_keys_are_rejected() {
+        let bad = GOOD.replace("for: 5m", "fro: 5m");
+        assert!(parse_rule_file(Path::new("r.yml"), &bad, Duration::from_secs(15)).is_err());
+    }
+
+    #[test]
+    fn bad_duration_is_rejected() {
+        let bad = GOOD.replace("for: 5m", "for: soon");
+        let msg = parse_rule_file(Path::new("r.yml"), &bad, Duration::from_secs(15))
+            .expect_err("bad for")
+            .to_string();
+        assert!(msg.contains("soon"), "{msg}");
+    }
+}

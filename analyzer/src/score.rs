@@ -1,0 +1,149 @@
+//! One detector per series; detector output as the series
+//! `vigie_anomaly_score{for="<metric>", <original labels>}`.
+//!
+//! Counters (names ending in `_total`, `_count`, `_sum`, `_bucket`) are
+//! scored on their per-second rate, not their raw value; a counter reset
+//! produces no score for that point.
+
+use std::collections::HashMap;
+
+use vigie_model::{Sample, SeriesKey};
+
+use crate::detect::{Detector, RobustZ};
+use crate::metrics::SCORED_SERIES;
+
+/// Name of the output series.
+pub const ANOMALY_SCORE: &str = "vigie_anomaly_score";
+/// Label of the output series that names the scored metric.
+pub const FOR_LABEL: &str = "for";
+
+struct SeriesState {
+    detector: RobustZ,
+    output: SeriesKey,
+    last_raw: Option<(i64, f64)>,
+    counter: bool,
+}
+
+/// Detectors for every series seen.
+pub struct ScoreBank {
+    series: HashMap<u64, SeriesState>,
+    window: usize,
+    min_points: usize,
+}
+
+fn is_counter(metric: &str) -> bool {
+    ["_total", "_count", "_sum", "_bucket"]
+        .iter()
+        .any(|s| metric.ends_with(s))
+}
+
+impl ScoreBank {
+    /// A bank whose detectors use `window` points and score after `min_points`.
+    pub fn new(window: usize, min_points: usize) -> Self {
+        Self {
+            series: HashMap::new(),
+            window,
+            min_points,
+        }
+    }
+
+    /// Number of series with a detector.
+    pub fn len(&self) -> usize {
+        self.series.len()
+    }
+
+    /// True when no series has been seen.
+    pub fn is_empty(&self) -> bool {
+        self.series.is_empty()
+    }
+
+    /// Scores `samples` (in time order per series) and returns the score samples.
+    pub fn score(&mut self, samples: &[Sample]) -> Vec<Sample> {
+        let mut out = Vec::new();
+        for s in samples {
+            if s.series.metric.starts_with("vigie_anomaly")
+                || s.series.labels.get(FOR_LABEL).is_some()
+            {
+                continue;
+            }
+            let state = self.series.entry(s.series.id()).or_insert_with(|| {
+                let mut labels = s.series.labels.clone();
+                labels.insert(FOR_LABEL, s.series.metric.clone());
+                SeriesState {
+                    detector: RobustZ::new(self.window, self.min_points),
+                    output: SeriesKey::new(ANOMALY_SCORE, labels),
+                    last_raw: None,
+                    counter: is_counter(&s.series.metric),
+                }
+            });
+            let point = if state.counter {
+                let prev = state.last_raw;
+                if prev.is_some_and(|(t, _)| s.ts_ms <= t) {
+                    continue;
+                }
+                state.last_raw = Some((s.ts_ms, s.value));
+                match prev {
+                    Some((t, v)) if s.value >= v => {
+                        Some((s.value - v) / ((s.ts_ms - t) as f64 / 1000.0))
+                    }
+                    _ => None,
+                }
+            } else {
+                Some(s.value)
+            };
+            if let Some(v) = point
+                && let Some(score) = state.detector.update(s.ts_ms, v)
+            {
+                out.push(Sample {
+                    series: state.output.clone(),
+                    ts_ms: s.ts_ms,
+                    value: score,
+                });
+            }
+        }
+        SCORED_SERIES.set(self.series.len() as i64);
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use vigie_model::Labels;
+
+    #[test]
+    fn output_keeps_labels_and_names_the_metric() {
+        let mut bank = ScoreBank::new(10, 3);
+        let labels = Labels::new().with("instance", "a");
+        let mut out = Vec::new();
+        for i in 0..6 {
+            out.extend(bank.score(&[Sample::new("temp", labels.clone(), i * 1000, 20.0)]));
+        }
+        assert_eq!(out.len(), 3);
+        assert_eq!(out[0].series.metric, ANOMALY_SCORE);
+        assert_eq!(out[0].series.labels.get("for"), Some("temp"));
+        assert_eq!(out[0].series.labels.get("instance"), Some("a"));
+    }
+
+    #[test]
+    fn counters_are_scored_on_rate_and_resets_skipped() {
+        let mut bank = ScoreBank::new(10, 3);
+        let mut scores = Vec::new();
+        // Steady rate of 1/s: raw value grows, rate is constant.
+        for i in 0..8 {
+            scores.extend(bank.score(&[Sample::new("x_total", Labels::new(), i * 1000, i as f64)]));
+        }
+        assert!(scores.iter().all(|s| s.value == 0.0), "{scores:?}");
+        // Reset: no score for that point.
+        let reset = bank.score(&[Sample::new("x_total", Labels::new(), 9000, 0.0)]);
+        assert!(reset.is_empty());
+    }
+
+    #[test]
+    fn does_not_score_its_own_output() {
+        let mut bank = ScoreBank::new(10, 3);
+        let s = Sample::new(ANOMALY_SCORE, Labels::new().with("for", "x"), 0, 1.0);
+        assert!(bank.score(&[s]).is_empty());
+        assert!(bank.is_empty());
+    }
+}

@@ -1,0 +1,212 @@
+//! Sample storage: an in-memory head of Arrow batches plus Parquet files.
+//!
+//! Appends go to the head. [`Storage::flush`] sorts the head by series id
+//! then time and writes it as one zstd-compressed Parquet file under
+//! `<data_dir>/samples/` (written to a `.tmp` name, then renamed, so a
+//! reader never sees half a file). Queries see the files and the head
+//! through one consistent snapshot, so a row is never missing or doubled
+//! while a flush runs.
+
+mod query;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use datafusion::arrow::array::{RecordBatch, TimestampMillisecondArray};
+use datafusion::arrow::compute::{SortColumn, concat_batches, lexsort_to_indices, take_record_batch};
+use parquet::arrow::ArrowWriter;
+use parquet::basic::{Compression, ZstdLevel};
+use parquet::file::properties::WriterProperties;
+use tracing::{info, warn};
+use vigie_model::schema::{col, metrics_schema};
+
+use crate::AnalyzerError;
+use crate::metrics::{FLUSHES, HEAD_ROWS, STORED};
+
+#[derive(Default)]
+struct State {
+    /// Batches not yet handed to a flush.
+    head: Vec<RecordBatch>,
+    head_rows: usize,
+    /// Batches being written by a flush; still served by queries.
+    flushing: Vec<RecordBatch>,
+    /// Parquet files, oldest first.
+    files: Vec<PathBuf>,
+}
+
+/// Where samples live.
+pub struct Storage {
+    dir: PathBuf,
+    zstd_level: i32,
+    state: Mutex<State>,
+    /// Serialises flushes.
+    flush_lock: Mutex<()>,
+}
+
+fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> AnalyzerError + '_ {
+    move |source| AnalyzerError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+impl Storage {
+    /// Opens (or creates) the storage under `data_dir`, removing leftovers
+    /// of interrupted flushes.
+    pub fn open(data_dir: &Path, zstd_level: i32) -> Result<Self, AnalyzerError> {
+        let dir = data_dir.join("samples");
+        fs::create_dir_all(&dir).map_err(io_err(&dir))?;
+        let mut files = Vec::new();
+        for entry in fs::read_dir(&dir).map_err(io_err(&dir))? {
+            let path = entry.map_err(io_err(&dir))?.path();
+            match path.extension().and_then(|e| e.to_str()) {
+                Some("parquet") => files.push(path),
+                Some("tmp") => {
+                    warn!(file = %path.display(), "removing interrupted flush");
+                    let _ = fs::remove_file(&path);
+                }
+                _ => {}
+            }
+        }
+        files.sort();
+        info!(dir = %dir.display(), files = files.len(), "storage opened");
+        Ok(Self {
+            dir,
+            zstd_level,
+            state: Mutex::new(State {
+                files,
+                ..State::default()
+            }),
+            flush_lock: Mutex::new(()),
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Appends a metrics batch to the head.
+    pub fn append(&self, batch: RecordBatch) {
+        let rows = batch.num_rows();
+        if rows == 0 {
+            return;
+        }
+        let mut state = self.lock();
+        state.head.push(batch);
+        state.head_rows += rows;
+        STORED.inc_by(rows as u64);
+        HEAD_ROWS.set(state.head_rows as i64);
+    }
+
+    /// Samples in the head (not yet in Parquet).
+    pub fn head_rows(&self) -> usize {
+        self.lock().head_rows
+    }
+
+    /// Parquet files written so far.
+    pub fn files(&self) -> Vec<PathBuf> {
+        self.lock().files.clone()
+    }
+
+    /// Writes the head to a new Parquet file. Blocking: call it from
+    /// `spawn_blocking` in async code. Returns the file, if any rows were
+    /// written.
+    pub fn flush(&self) -> Result<Option<PathBuf>, AnalyzerError> {
+        let _one_at_a_time = self.flush_lock.lock().unwrap_or_else(|e| e.into_inner());
+        let batches = {
+            let mut state = self.lock();
+            if state.head.is_empty() {
+                return Ok(None);
+            }
+            let batches = std::mem::take(&mut state.head);
+            state.head_rows = 0;
+            state.flushing = batches.clone();
+            batches
+        };
+        match self.write_file(&batches) {
+            Ok(path) => {
+                let mut state = self.lock();
+                state.flushing.clear();
+                state.files.push(path.clone());
+                HEAD_ROWS.set(state.head_rows as i64);
+                FLUSHES.inc();
+                Ok(Some(path))
+            }
+            Err(e) => {
+                // Put the rows back so the next flush retries them.
+                let mut state = self.lock();
+                let mut restored = std::mem::take(&mut state.flushing);
+                restored.append(&mut state.head);
+                state.head_rows = restored.iter().map(RecordBatch::num_rows).sum();
+                state.head = restored;
+                Err(e)
+            }
+        }
+    }
+
+    fn write_file(&self, batches: &[RecordBatch]) -> Result<PathBuf, AnalyzerError> {
+        let schema = metrics_schema();
+        let all = concat_batches(&schema, batches)?;
+        let sort = [
+            SortColumn {
+                values: all.column_by_name(col::SERIES_ID).cloned().ok_or_else(|| {
+                    vigie_model::ModelError::Schema("missing series_id".into())
+                })?,
+                options: None,
+            },
+            SortColumn {
+                values: all
+                    .column_by_name(col::TS)
+                    .cloned()
+                    .ok_or_else(|| vigie_model::ModelError::Schema("missing ts".into()))?,
+                options: None,
+            },
+        ];
+        let indices = lexsort_to_indices(&sort, None)?;
+        let sorted = take_record_batch(&all, &indices)?;
+        let ts = sorted
+            .column_by_name(col::TS)
+            .and_then(|c| c.as_any().downcast_ref::<TimestampMillisecondArray>())
+            .ok_or_else(|| vigie_model::ModelError::Schema("ts column".into()))?;
+        let min = datafusion::arrow::compute::min(ts).unwrap_or(0);
+        let max = datafusion::arrow::compute::max(ts).unwrap_or(0);
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        let name = format!("{min:015}-{max:015}-{nanos}.parquet");
+        let path = self.dir.join(&name);
+        let tmp = self.dir.join(format!("{name}.tmp"));
+        let props = WriterProperties::builder()
+            .set_compression(Compression::ZSTD(
+                ZstdLevel::try_new(self.zstd_level).unwrap_or_default(),
+            ))
+            .set_max_row_group_row_count(Some(128 * 1024))
+            .build();
+        let file = fs::File::create(&tmp).map_err(io_err(&tmp))?;
+        let mut writer = ArrowWriter::try_new(file, schema, Some(props))?;
+        writer.write(&sorted)?;
+        writer.close()?;
+        fs::rename(&tmp, &path).map_err(io_err(&path))?;
+        info!(file = %path.display(), rows = sorted.num_rows(), "flushed head to parquet");
+        Ok(path)
+    }
+
+    /// A consistent view: Parquet files plus in-memory batches.
+    fn snapshot(&self) -> (Vec<PathBuf>, Vec<RecordBatch>) {
+        let state = self.lock();
+        let mut batches = state.flushing.clone();
+        batches.extend(state.head.iter().cloned());
+        (state.files.clone(), batches)
+    }
+
+    /// Runs a read-only SQL query over table `samples`.
+    pub async fn sql(self: &Arc<Self>, query: &str) -> Result<Vec<RecordBatch>, AnalyzerError> {
+        let (files, head) = self.snapshot();
+        query::run(query, files, head).await
+    }
+}
+
+#[cfg(test)]
+mod tests;

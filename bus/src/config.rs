@@ -1,0 +1,84 @@
+//! Bus configuration (`[bus]` in Vigie's config file).
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// Which bus carries messages.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BusKind {
+    /// In-process channels (single process, the default).
+    #[default]
+    Memory,
+    /// A Kafka cluster.
+    Kafka,
+}
+
+/// `[bus]`: where stages exchange messages.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BusConfig {
+    /// `memory` (default) or `kafka`.
+    pub kind: BusKind,
+    /// Kafka bootstrap servers, e.g. `127.0.0.1:9092`.
+    pub brokers: String,
+    /// Consumer group of the analyzers; one group shares the partitions.
+    pub group_id: String,
+    /// Partitions of `vigie.metrics` when Vigie creates it; also the number
+    /// of shards a scraped batch is split into (one shard per key).
+    pub partitions: u32,
+    /// Replication factor of topics Vigie creates.
+    pub replication: i32,
+    /// Create missing topics at start-up.
+    pub create_topics: bool,
+    /// Any other librdkafka property, passed through unchanged
+    /// (e.g. `"security.protocol" = "SASL_SSL"`).
+    pub properties: BTreeMap<String, String>,
+    /// Capacity of each in-process channel (memory bus only).
+    pub channel_capacity: usize,
+}
+
+impl Default for BusConfig {
+    fn default() -> Self {
+        Self {
+            kind: BusKind::Memory,
+            brokers: String::new(),
+            group_id: "vigie-analyzer".into(),
+            partitions: 6,
+            replication: 1,
+            create_topics: true,
+            properties: BTreeMap::new(),
+            channel_capacity: 1024,
+        }
+    }
+}
+
+impl BusConfig {
+    /// Problems with this section, as `(key, message)` pairs.
+    pub fn problems(&self) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        if self.kind == BusKind::Kafka && self.brokers.trim().is_empty() {
+            out.push((
+                "bus.brokers".into(),
+                "kind = \"kafka\" needs brokers, e.g. brokers = \"127.0.0.1:9092\"".into(),
+            ));
+        }
+        if self.partitions == 0 {
+            out.push(("bus.partitions".into(), "must be at least 1".into()));
+        }
+        if self.replication < 1 {
+            out.push(("bus.replication".into(), "must be at least 1".into()));
+        }
+        if self.channel_capacity == 0 {
+            out.push(("bus.channel_capacity".into(), "must be at least 1".into()));
+        }
+        if self.group_id.trim().is_empty() {
+            out.push((
+                "bus.group_id".into(),
+                "must not be empty, e.g. group_id = \"vigie-analyzer\"".into(),
+            ));
+        }
+        out
+    }
+}

@@ -1,0 +1,206 @@
+//! Kafka through librdkafka (`rdkafka`).
+//!
+//! Producers wait for the brokers' acknowledgement (`acks=all`, idempotent)
+//! before [`Publisher::publish`] returns. Consumers join the configured
+//! group with auto-commit off; the caller commits positions with
+//! [`Subscriber::commit`] once the data is stored, so a crash replays
+//! rather than loses.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use rdkafka::ClientConfig;
+use rdkafka::Message as _;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::error::RDKafkaErrorCode;
+use rdkafka::message::{Header, Headers, OwnedHeaders};
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use rdkafka::{Offset, TopicPartitionList};
+use tracing::{debug, info};
+
+use crate::metrics::{PUBLISH_ERRORS, PUBLISHED, RECEIVED};
+use crate::{BusConfig, BusError, Delivery, Message, Position, Publisher, Subscriber};
+
+fn client_config(config: &BusConfig) -> ClientConfig {
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", &config.brokers);
+    for (k, v) in &config.properties {
+        c.set(k, v);
+    }
+    c
+}
+
+/// Creates `topics` that do not exist yet (`partitions`, `replication`
+/// from the config); existing topics are left alone.
+pub async fn ensure_topics(config: &BusConfig, topics: &[&str]) -> Result<(), BusError> {
+    let admin: AdminClient<DefaultClientContext> = client_config(config)
+        .create()
+        .map_err(|e| BusError::kafka("creating admin client", e))?;
+    let new: Vec<NewTopic<'_>> = topics
+        .iter()
+        .map(|t| {
+            NewTopic::new(
+                t,
+                config.partitions as i32,
+                TopicReplication::Fixed(config.replication),
+            )
+        })
+        .collect();
+    let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
+    let results = admin
+        .create_topics(&new, &opts)
+        .await
+        .map_err(|e| BusError::kafka("creating topics", e))?;
+    for r in results {
+        match r {
+            Ok(t) => info!(topic = %t, "created topic"),
+            Err((t, RDKafkaErrorCode::TopicAlreadyExists)) => debug!(topic = %t, "topic exists"),
+            Err((t, code)) => {
+                return Err(BusError::kafka(
+                    format!("creating topic {t}"),
+                    rdkafka::error::KafkaError::AdminOp(code),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Publishes to Kafka.
+pub struct KafkaPublisher {
+    producer: FutureProducer,
+}
+
+impl KafkaPublisher {
+    /// Connects a producer (idempotent, `acks=all`, lz4 unless overridden).
+    pub fn new(config: &BusConfig) -> Result<Self, BusError> {
+        let mut c = ClientConfig::new();
+        c.set("bootstrap.servers", &config.brokers)
+            .set("enable.idempotence", "true")
+            .set("acks", "all")
+            .set("linger.ms", "5")
+            .set("message.timeout.ms", "60000");
+        for (k, v) in &config.properties {
+            c.set(k, v);
+        }
+        let producer = c
+            .create()
+            .map_err(|e| BusError::kafka("creating producer", e))?;
+        Ok(Self { producer })
+    }
+}
+
+#[async_trait]
+impl Publisher for KafkaPublisher {
+    async fn publish(&self, message: Message) -> Result<(), BusError> {
+        let mut headers = OwnedHeaders::new_with_capacity(message.headers.len());
+        for (k, v) in &message.headers {
+            headers = headers.insert(Header {
+                key: k,
+                value: Some(v.as_bytes()),
+            });
+        }
+        let record = FutureRecord::to(&message.topic)
+            .key(&message.key)
+            .payload(&message.payload)
+            .headers(headers);
+        match self.producer.send(record, Duration::from_secs(30)).await {
+            Ok(_) => {
+                PUBLISHED.with_label_values(&[&message.topic]).inc();
+                Ok(())
+            }
+            Err((e, _)) => {
+                PUBLISH_ERRORS.with_label_values(&[&message.topic]).inc();
+                Err(BusError::kafka(format!("producing to {}", message.topic), e))
+            }
+        }
+    }
+
+    async fn flush(&self, timeout: Duration) -> Result<(), BusError> {
+        let producer = self.producer.clone();
+        tokio::task::spawn_blocking(move || producer.flush(timeout))
+            .await
+            .map_err(|e| BusError::Config(format!("flush task failed: {e}")))?
+            .map_err(|e| BusError::kafka("flushing producer", e))
+    }
+}
+
+/// Consumes from Kafka as a member of the configured consumer group.
+pub struct KafkaSubscriber {
+    consumer: StreamConsumer,
+}
+
+impl KafkaSubscriber {
+    /// Joins `group_id` (or the config's group) and subscribes to `topics`.
+    pub fn new(
+        config: &BusConfig,
+        group_id: Option<&str>,
+        topics: &[&str],
+    ) -> Result<Self, BusError> {
+        let mut c = ClientConfig::new();
+        c.set("bootstrap.servers", &config.brokers)
+            .set("group.id", group_id.unwrap_or(&config.group_id))
+            .set("enable.auto.commit", "false")
+            .set("auto.offset.reset", "earliest")
+            .set("session.timeout.ms", "10000");
+        for (k, v) in &config.properties {
+            c.set(k, v);
+        }
+        let consumer: StreamConsumer = c
+            .create()
+            .map_err(|e| BusError::kafka("creating consumer", e))?;
+        consumer
+            .subscribe(topics)
+            .map_err(|e| BusError::kafka(format!("subscribing to {topics:?}"), e))?;
+        Ok(Self { consumer })
+    }
+}
+
+#[async_trait]
+impl Subscriber for KafkaSubscriber {
+    async fn recv(&mut self) -> Result<Option<Delivery>, BusError> {
+        let m = self
+            .consumer
+            .recv()
+            .await
+            .map_err(|e| BusError::kafka("receiving", e))?;
+        let headers = m
+            .headers()
+            .map(|h| {
+                h.iter()
+                    .map(|h| {
+                        (
+                            h.key.to_string(),
+                            String::from_utf8_lossy(h.value.unwrap_or_default()).into_owned(),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let message = Message {
+            topic: m.topic().to_string(),
+            key: m.key().map(<[u8]>::to_vec).unwrap_or_default(),
+            payload: m.payload().map(<[u8]>::to_vec).unwrap_or_default(),
+            headers,
+        };
+        RECEIVED.with_label_values(&[&message.topic]).inc();
+        Ok(Some(Delivery {
+            message,
+            position: Position {
+                partition: m.partition(),
+                offset: m.offset(),
+            },
+        }))
+    }
+
+    async fn commit(&mut self, topic: &str, position: Position) -> Result<(), BusError> {
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition_offset(topic, position.partition, Offset::Offset(position.offset + 1))
+            .map_err(|e| BusError::kafka("building commit list", e))?;
+        self.consumer
+            .commit(&tpl, CommitMode::Async)
+            .map_err(|e| BusError::kafka(format!("committing {topic}"), e))
+    }
+}

@@ -1,0 +1,54 @@
+//! The ingest crate's own metrics, in the `prometheus` default registry.
+
+use std::sync::LazyLock;
+
+use prometheus::{IntCounter, IntCounterVec, register_int_counter, register_int_counter_vec};
+
+/// Samples handed to the bus.
+pub(crate) static SAMPLES_INGESTED: LazyLock<IntCounter> = LazyLock::new(|| {
+    register_int_counter!(
+        "vigie_samples_ingested_total",
+        "Samples handed to the bus by the collectors."
+    )
+    .expect("metric registers once")
+});
+
+/// Messages the bus refused.
+pub(crate) static PUBLISH_ERRORS: LazyLock<IntCounter> = LazyLock::new(|| {
+    register_int_counter!(
+        "vigie_ingest_publish_errors_total",
+        "Metric batches the bus refused; their samples are lost."
+    )
+    .expect("metric registers once")
+});
+
+/// Scrapes attempted, by job.
+pub(crate) static SCRAPES: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    register_int_counter_vec!(
+        "vigie_scrapes_total",
+        "Scrapes attempted, by job.",
+        &["job"]
+    )
+    .expect("metric registers once")
+});
+
+/// Failed scrapes, by job and reason (`connect`, `timeout`, `http_status`,
+/// `parse`, `body`).
+pub(crate) static SCRAPE_ERRORS: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    register_int_counter_vec!(
+        "vigie_scrape_errors_total",
+        "Failed scrapes, by job and reason (connect, timeout, http_status, parse, body).",
+        &["job", "reason"]
+    )
+    .expect("metric registers once")
+});
+
+/// Host collector files that could not be read or parsed, by collector.
+pub(crate) static HOST_ERRORS: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    register_int_counter_vec!(
+        "vigie_host_collector_errors_total",
+        "Host collector sources that could not be read or parsed, by collector.",
+        &["collector"]
+    )
+    .expect("metric registers once")
+});

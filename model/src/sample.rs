@@ -1,0 +1,187 @@
+//! Metric samples and series identity.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// The label that holds a metric's name in Prometheus' data model.
+pub const METRIC_NAME_LABEL: &str = "__name__";
+
+/// A sorted set of label pairs, without `__name__`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Labels(BTreeMap<String, String>);
+
+impl Labels {
+    /// An empty label set.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets a label; an empty value removes it, as in Prometheus.
+    pub fn insert(&mut self, name: impl Into<String>, value: impl Into<String>) {
+        let (name, value) = (name.into(), value.into());
+        if value.is_empty() {
+            self.0.remove(&name);
+        } else {
+            self.0.insert(name, value);
+        }
+    }
+
+    /// Builder form of [`Labels::insert`].
+    pub fn with(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.insert(name, value);
+        self
+    }
+
+    /// The value of a label, if set.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0.get(name).map(String::as_str)
+    }
+
+    /// Removes a label and returns its value.
+    pub fn remove(&mut self, name: &str) -> Option<String> {
+        self.0.remove(name)
+    }
+
+    /// Iterates label pairs in name order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.0.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+    }
+
+    /// Number of labels.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// True when no label is set.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl<K: Into<String>, V: Into<String>> FromIterator<(K, V)> for Labels {
+    fn from_iter<I: IntoIterator<Item = (K, V)>>(iter: I) -> Self {
+        let mut labels = Labels::new();
+        for (k, v) in iter {
+            labels.insert(k, v);
+        }
+        labels
+    }
+}
+
+impl fmt::Display for Labels {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("{")?;
+        for (i, (k, v)) in self.iter().enumerate() {
+            if i > 0 {
+                f.write_str(",")?;
+            }
+            write!(f, "{k}=\"{}\"", v.replace('\\', "\\\\").replace('"', "\\\""))?;
+        }
+        f.write_str("}")
+    }
+}
+
+/// The identity of a series: metric name plus labels.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct SeriesKey {
+    /// Metric name (`__name__`).
+    pub metric: String,
+    /// Labels other than `__name__`.
+    pub labels: Labels,
+}
+
+impl SeriesKey {
+    /// Creates a series key.
+    pub fn new(metric: impl Into<String>, labels: Labels) -> Self {
+        Self {
+            metric: metric.into(),
+            labels,
+        }
+    }
+
+    /// A stable 64-bit id (FNV-1a over name and sorted labels).
+    ///
+    /// Stable across processes and versions: it is the Kafka message key
+    /// and the storage sort key, so it must never change for a series.
+    pub fn id(&self) -> u64 {
+        const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+        const PRIME: u64 = 0x0000_0100_0000_01b3;
+        let mut hash = OFFSET;
+        let mut feed = |bytes: &[u8]| {
+            for b in bytes {
+                hash ^= u64::from(*b);
+                hash = hash.wrapping_mul(PRIME);
+            }
+        };
+        feed(self.metric.as_bytes());
+        for (k, v) in self.labels.iter() {
+            feed(&[0xff]);
+            feed(k.as_bytes());
+            feed(&[0xfe]);
+            feed(v.as_bytes());
+        }
+        hash
+    }
+}
+
+impl fmt::Display for SeriesKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}{}", self.metric, self.labels)
+    }
+}
+
+/// One point of one series.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Sample {
+    /// The series this point belongs to.
+    pub series: SeriesKey,
+    /// Milliseconds since the Unix epoch.
+    pub ts_ms: i64,
+    /// The value; NaN and infinities are allowed, as in Prometheus.
+    pub value: f64,
+}
+
+impl Sample {
+    /// Creates a sample.
+    pub fn new(metric: impl Into<String>, labels: Labels, ts_ms: i64, value: f64) -> Self {
+        Self {
+            series: SeriesKey::new(metric, labels),
+            ts_ms,
+            value,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn id_is_independent_of_label_insertion_order() {
+        let a = SeriesKey::new("up", Labels::new().with("job", "a").with("instance", "b"));
+        let b = SeriesKey::new("up", Labels::new().with("instance", "b").with("job", "a"));
+        assert_eq!(a.id(), b.id());
+    }
+
+    #[test]
+    fn id_separates_label_boundaries() {
+        let a = SeriesKey::new("m", Labels::new().with("ab", "c"));
+        let b = SeriesKey::new("m", Labels::new().with("a", "bc"));
+        assert_ne!(a.id(), b.id());
+    }
+
+    #[test]
+    fn empty_label_value_removes_label() {
+        let l = Labels::new().with("a", "1").with("a", "");
+        assert!(l.is_empty());
+    }
+
+    #[test]
+    fn display_escapes_quotes() {
+        let k = SeriesKey::new("m", Labels::new().with("a", "x\"y"));
+        assert_eq!(k.to_string(), "m{a=\"x\\\"y\"}");
+    }
+}

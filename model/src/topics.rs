@@ -1,0 +1,22 @@
+//! Bus topic names and message header names.
+//!
+//! | topic | key | payload |
+//! |---|---|---|
+//! | `vigie.metrics` | shard number `series_id % shards` (u32, big endian) | Arrow IPC stream, metrics schema |
+//! | `vigie.alerts` | alert fingerprint (16 hex chars) | JSON [`crate::Alert`] |
+//! | `vigie.logs` | source | Arrow IPC stream, logs schema |
+//! | `vigie.deadletter` | original key | original payload, headers below |
+
+/// Metric samples, Arrow IPC record batches keyed by series id.
+pub const METRICS: &str = "vigie.metrics";
+/// Alert state changes produced by rule evaluation, JSON.
+pub const ALERTS: &str = "vigie.alerts";
+/// Log records, Arrow IPC record batches.
+pub const LOGS: &str = "vigie.logs";
+/// Messages that could not be decoded or processed.
+pub const DEADLETTER: &str = "vigie.deadletter";
+
+/// Header on a dead-letter message: why it was rejected.
+pub const HEADER_ERROR: &str = "vigie-error";
+/// Header on a dead-letter message: the topic it came from.
+pub const HEADER_SOURCE_TOPIC: &str = "vigie-source-topic";
