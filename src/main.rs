@@ -1,1 +1,109 @@
-fn main() {}
+//! The `vigie` command: CLI parsing and wiring only; every stage lives in
+//! its own crate (see docs/ARCHITECTURE.md).
+
+mod config;
+mod run;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use tracing_subscriber::EnvFilter;
+
+use crate::config::{Config, Role};
+
+/// Vigie: predictive monitoring — collect metrics, store them as Arrow and
+/// Parquet, score every series for anomalies, evaluate Prometheus rules,
+/// and page people before users notice.
+#[derive(Parser)]
+#[command(name = "vigie", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run Vigie. Without --config: one process, in-process bus, data under
+    /// ./vigie-data, HTTP on 127.0.0.1:9464, host metrics every 10s, rules
+    /// from ./rules.
+    Run {
+        /// TOML configuration file (see README.md for an example).
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// Run only these roles (overrides `roles` in the file); splitting
+        /// roles across processes needs the Kafka bus.
+        #[arg(long, value_enum, value_delimiter = ',')]
+        roles: Option<Vec<Role>>,
+    },
+    /// Check a configuration file and its rule files; print every problem
+    /// with the file, the key and the fix. Exit status 1 on any problem.
+    CheckConfig {
+        /// The TOML configuration file.
+        file: PathBuf,
+    },
+}
+
+fn init_tracing() {
+    let filter = EnvFilter::try_from_env("VIGIE_LOG")
+        .unwrap_or_else(|_| EnvFilter::new("info,datafusion=warn,rdkafka=warn"));
+    tracing_subscriber::fmt().with_env_filter(filter).init();
+}
+
+fn default_config() -> Config {
+    let mut c = Config::default();
+    if std::path::Path::new("rules").is_dir() {
+        c.rules.files = vec![PathBuf::from("rules")];
+    }
+    c
+}
+
+fn check_config(file: &PathBuf) -> anyhow::Result<()> {
+    let config = config::load_checked(file)?;
+    let groups = vigie_analyzer::rules::load_paths(&config.rules.files, config.rules.interval)?;
+    let rules: usize = groups.iter().map(|g| g.rules().len()).sum();
+    println!(
+        "{}: OK ({} scrape job(s), {} rule group(s), {} rule(s), {} receiver(s))",
+        file.display(),
+        config.scrape.len(),
+        groups.len(),
+        rules,
+        config.alerting.receivers.len()
+    );
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::CheckConfig { file } => check_config(&file),
+        Command::Run { config, roles } => {
+            init_tracing();
+            let loaded = match &config {
+                Some(path) => config::Config::load(path).map(|c| (c, path.display().to_string())),
+                None => Ok((default_config(), "built-in defaults".to_string())),
+            };
+            loaded
+                .and_then(|(mut c, origin)| {
+                    if let Some(r) = roles {
+                        c.roles = r;
+                    }
+                    config::check(&c, &origin)?;
+                    Ok(c)
+                })
+                .and_then(|c| {
+                    tokio::runtime::Builder::new_multi_thread()
+                        .enable_all()
+                        .build()?
+                        .block_on(run::run(c))
+                })
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

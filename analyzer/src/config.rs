@@ -71,7 +71,8 @@ impl AnalyzerConfig {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RulesConfig {
-    /// Rule files or directories (every `*.yml`/`*.yaml` inside).
+    /// Rule files or directories (every `*.yml`/`*.yaml` inside). Empty by
+    /// default; `vigie run` without `--config` uses `./rules` if present.
     pub files: Vec<PathBuf>,
     /// Default evaluation interval of groups without their own.
     #[serde(with = "humantime_serde")]
@@ -87,7 +88,7 @@ pub struct RulesConfig {
 impl Default for RulesConfig {
     fn default() -> Self {
         Self {
-            files: vec![PathBuf::from("rules")],
+            files: Vec::new(),
             interval: Duration::from_secs(15),
             resend_delay: Duration::from_secs(60),
             lookback: Duration::from_secs(300),

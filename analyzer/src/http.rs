@@ -3,7 +3,9 @@
 use std::sync::Arc;
 
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::body::Bytes;
+use axum::http::header::CONTENT_TYPE;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -37,16 +39,33 @@ fn error(status: StatusCode, error_type: &str, message: String) -> Response {
         .into_response()
 }
 
-async fn sql(State(s): State<ApiState>, body: Result<Json<SqlRequest>, axum::extract::rejection::JsonRejection>) -> Response {
-    let Json(req) = match body {
-        Ok(b) => b,
-        Err(e) => {
+/// Reads the query from a JSON body `{"query": "..."}`, whatever the
+/// content type says (so a plain `curl -d` works), or from a form/query
+/// parameter `query=...` as Prometheus' API takes it.
+fn read_query(content_type: Option<&str>, body: &[u8]) -> Result<String, String> {
+    let is_form = content_type.is_some_and(|c| c.starts_with("application/x-www-form-urlencoded"));
+    if let Ok(req) = serde_json::from_slice::<SqlRequest>(body) {
+        return Ok(req.query);
+    }
+    if is_form || body.starts_with(b"query=") {
+        if let Some((_, q)) = url_form(body).into_iter().find(|(k, _)| k == "query") {
+            return Ok(q);
+        }
+    }
+    Err("expected a JSON body {\"query\": \"SELECT ...\"} (or a form field query=...)".into())
+}
+
+fn url_form(body: &[u8]) -> Vec<(String, String)> {
+    serde_urlencoded::from_bytes::<Vec<(String, String)>>(body).unwrap_or_default()
+}
+
+async fn sql(State(s): State<ApiState>, headers: HeaderMap, body: Bytes) -> Response {
+    let content_type = headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok());
+    let req = match read_query(content_type, &body) {
+        Ok(query) => SqlRequest { query },
+        Err(message) => {
             ERRORS.with_label_values(&["http", "bad_request"]).inc();
-            return error(
-                StatusCode::BAD_REQUEST,
-                "bad_data",
-                format!("expected a JSON body {{\"query\": \"SELECT ...\"}}: {e}"),
-            );
+            return error(StatusCode::BAD_REQUEST, "bad_data", message);
         }
     };
     match s.storage.sql(&req.query).await.and_then(|b| to_json(&b)) {
@@ -97,6 +116,16 @@ pub fn router(storage: Arc<Storage>, rules: Arc<RuleManager>) -> Router {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reads_query_from_json_or_form() {
+        assert_eq!(read_query(None, br#"{"query":"SELECT 1"}"#).expect("json"), "SELECT 1");
+        assert_eq!(
+            read_query(Some("application/x-www-form-urlencoded"), b"query=SELECT+1").expect("form"),
+            "SELECT 1"
+        );
+        assert!(read_query(None, b"nonsense").is_err());
+    }
 
     #[test]
     fn formats_rfc3339() {

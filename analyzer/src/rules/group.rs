@@ -76,6 +76,18 @@ impl AlertingRule {
         &self.name
     }
 
+    /// The rule's static labels (e.g. `severity`), as written in the rule
+    /// file; templates in them are expanded per alert.
+    pub fn labels(&self) -> &BTreeMap<String, String> {
+        &self.labels
+    }
+
+    /// The rule's annotations (e.g. `summary`, `description`,
+    /// `runbook_url`), as written in the rule file, templates unexpanded.
+    pub fn annotations(&self) -> &BTreeMap<String, String> {
+        &self.annotations
+    }
+
     /// Alerts currently pending or firing.
     pub fn alerts(&self) -> impl Iterator<Item = &Alert> {
         self.active.values().map(|(a, _)| a)

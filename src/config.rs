@@ -1,0 +1,218 @@
+//! Vigie's configuration file (TOML): one plain struct per section, with
+//! defaults, checked once at start-up.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use serde::{Deserialize, Serialize};
+use vigie_alerting::AlertingConfig;
+use vigie_analyzer::{AnalyzerConfig, RulesConfig};
+use vigie_bus::{BusConfig, BusKind};
+use vigie_ingest::{HostConfig, ScrapeConfig};
+
+/// Which stages run in this process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Collectors: scrape and host metrics, publishing to the bus.
+    Collect,
+    /// Analyzer: consume, store, score, evaluate rules, serve queries.
+    Analyze,
+    /// Alerting: group alerts and notify.
+    Alert,
+}
+
+/// `[http]`: Vigie's HTTP server (API, `/metrics`, `/healthz`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpConfig {
+    /// Address to listen on.
+    pub listen: SocketAddr,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 9464)),
+        }
+    }
+}
+
+/// The whole configuration file.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Where Parquet files and state live.
+    pub data_dir: PathBuf,
+    /// Stages this process runs (all three by default).
+    pub roles: Vec<Role>,
+    /// Scrape Vigie's own `/metrics` as job `vigie`.
+    pub self_scrape: bool,
+    /// HTTP server.
+    pub http: HttpConfig,
+    /// Message bus.
+    pub bus: BusConfig,
+    /// Built-in host collector.
+    pub host: HostConfig,
+    /// Scrape jobs.
+    pub scrape: Vec<ScrapeConfig>,
+    /// Storage and detection.
+    pub analyzer: AnalyzerConfig,
+    /// Rule files.
+    pub rules: RulesConfig,
+    /// Notification.
+    pub alerting: AlertingConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            data_dir: PathBuf::from("vigie-data"),
+            roles: vec![Role::Collect, Role::Analyze, Role::Alert],
+            self_scrape: true,
+            http: HttpConfig::default(),
+            bus: BusConfig::default(),
+            host: HostConfig::default(),
+            scrape: Vec::new(),
+            analyzer: AnalyzerConfig::default(),
+            rules: RulesConfig::default(),
+            alerting: AlertingConfig::default(),
+        }
+    }
+}
+
+impl Config {
+    /// Reads and parses a TOML file (syntax and unknown keys only; see
+    /// [`Config::problems`] for the rest).
+    pub fn load(path: &Path) -> anyhow::Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read config file {}", path.display()))?;
+        Self::parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
+    }
+
+    /// Parses TOML text.
+    pub fn parse(text: &str) -> Result<Self, toml::de::Error> {
+        toml::from_str(text)
+    }
+
+    /// Runs a role in this process?
+    pub fn runs(&self, role: Role) -> bool {
+        self.roles.contains(&role)
+    }
+
+    /// Every problem in the configuration, as `(key, what to fix)`.
+    pub fn problems(&self) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        if self.roles.is_empty() {
+            out.push((
+                "roles".into(),
+                "name at least one of \"collect\", \"analyze\", \"alert\"".into(),
+            ));
+        }
+        if self.bus.kind == BusKind::Memory && self.roles.len() < 3 {
+            out.push((
+                "roles".into(),
+                "with the memory bus every role must run in this process; set [bus] kind = \"kafka\" to split roles".into(),
+            ));
+        }
+        if self.data_dir.as_os_str().is_empty() {
+            out.push(("data_dir".into(), "must not be empty, e.g. \"vigie-data\"".into()));
+        }
+        out.extend(self.bus.problems());
+        out.extend(self.host.problems());
+        let mut jobs = std::collections::HashSet::new();
+        for (i, s) in self.scrape.iter().enumerate() {
+            out.extend(s.problems(i));
+            if !jobs.insert(s.job.as_str()) {
+                out.push((format!("scrape[{i}].job"), format!("job `{}` is defined twice", s.job)));
+            }
+            if self.self_scrape && s.job == "vigie" {
+                out.push((
+                    format!("scrape[{i}].job"),
+                    "job `vigie` is reserved for self_scrape; rename it or set self_scrape = false".into(),
+                ));
+            }
+        }
+        out.extend(self.analyzer.problems());
+        out.extend(self.rules.problems());
+        out.extend(self.alerting.problems());
+        out
+    }
+
+    /// The scrape jobs, plus Vigie's own `/metrics` when `self_scrape` is on.
+    pub fn scrape_jobs(&self) -> Vec<ScrapeConfig> {
+        let mut jobs = self.scrape.clone();
+        if self.self_scrape && self.runs(Role::Collect) {
+            let interval = self.host.interval;
+            jobs.push(ScrapeConfig {
+                job: "vigie".into(),
+                targets: vec![self.http.listen.to_string()],
+                interval,
+                timeout: interval.min(std::time::Duration::from_secs(5)),
+                metrics_path: "/metrics".into(),
+                scheme: "http".into(),
+                labels: Default::default(),
+            });
+        }
+        jobs
+    }
+}
+
+/// Loads and checks a file; the error lists every problem with the file,
+/// the key and the fix.
+pub fn load_checked(path: &Path) -> anyhow::Result<Config> {
+    let config = Config::load(path)?;
+    check(&config, &path.display().to_string())?;
+    Ok(config)
+}
+
+/// Fails with every problem of `config`, each prefixed by `origin`.
+pub fn check(config: &Config, origin: &str) -> anyhow::Result<()> {
+    let problems = config.problems();
+    if problems.is_empty() {
+        return Ok(());
+    }
+    let lines: Vec<String> = problems
+        .iter()
+        .map(|(key, fix)| format!("  {origin}: `{key}`: {fix}"))
+        .collect();
+    anyhow::bail!(
+        "{} problem(s) in the configuration:\n{}",
+        problems.len(),
+        lines.join("\n")
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid_without_rules_dir_check() {
+        let mut c = Config::default();
+        c.rules.files.clear();
+        assert!(c.problems().is_empty(), "{:?}", c.problems());
+        assert_eq!(c.http.listen.port(), 9464);
+        assert!(c.scrape_jobs().iter().any(|j| j.job == "vigie"));
+    }
+
+    #[test]
+    fn unknown_key_is_named() {
+        let err = Config::parse("[bus]\nkindd = \"kafka\"\n").expect_err("unknown key");
+        assert!(err.to_string().contains("kindd"), "{err}");
+    }
+
+    #[test]
+    fn kafka_without_brokers_is_a_problem() {
+        let c = Config::parse("[bus]\nkind = \"kafka\"\n[rules]\nfiles = []\n").expect("parse");
+        let p = c.problems();
+        assert!(p.iter().any(|(k, _)| k == "bus.brokers"), "{p:?}");
+    }
+
+    #[test]
+    fn split_roles_need_kafka() {
+        let c = Config::parse("roles = [\"analyze\"]\n[rules]\nfiles = []\n").expect("parse");
+        assert!(c.problems().iter().any(|(k, _)| k == "roles"));
+    }
+}

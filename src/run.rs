@@ -1,0 +1,270 @@
+//! `vigie run`: wires the stages of the configured roles together and
+//! shuts them down in order (collectors, then analyzer flush, then
+//! alerting, then HTTP).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use axum::Router;
+use axum::http::header::CONTENT_TYPE;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+use vigie_analyzer::latest::LatestIndex;
+use vigie_analyzer::pipeline::Analyzer;
+use vigie_analyzer::rules::{RuleManager, load_paths};
+use vigie_analyzer::storage::Storage;
+use vigie_bus::kafka::{KafkaPublisher, KafkaSubscriber, ensure_topics};
+use vigie_bus::memory::MemoryBus;
+use vigie_bus::{BusKind, Publisher, Subscriber};
+use vigie_ingest::Emitter;
+use vigie_model::topics;
+
+use crate::config::{Config, Role};
+
+struct Bus {
+    publisher: Arc<dyn Publisher>,
+    metrics: Option<Box<dyn Subscriber>>,
+    alerts: Option<Box<dyn Subscriber>>,
+}
+
+async fn connect_bus(config: &Config) -> anyhow::Result<Bus> {
+    let c = &config.bus;
+    match c.kind {
+        BusKind::Memory => {
+            let bus = MemoryBus::new(c.channel_capacity);
+            let metrics: Box<dyn Subscriber> = Box::new(bus.subscribe(&[topics::METRICS]));
+            let alerts: Box<dyn Subscriber> = Box::new(bus.subscribe(&[topics::ALERTS]));
+            Ok(Bus {
+                publisher: Arc::new(bus),
+                metrics: Some(metrics),
+                alerts: Some(alerts),
+            })
+        }
+        BusKind::Kafka => {
+            if c.create_topics {
+                ensure_topics(
+                    c,
+                    &[topics::METRICS, topics::ALERTS, topics::DEADLETTER, topics::LOGS],
+                )
+                .await
+                .context("creating Vigie's topics")?;
+            }
+            let publisher: Arc<dyn Publisher> = Arc::new(KafkaPublisher::new(c)?);
+            let metrics: Option<Box<dyn Subscriber>> = if config.runs(Role::Analyze) {
+                Some(Box::new(KafkaSubscriber::new(c, None, &[topics::METRICS])?))
+            } else {
+                None
+            };
+            let alerts: Option<Box<dyn Subscriber>> = if config.runs(Role::Alert) {
+                let group = format!("{}-alerting", c.group_id);
+                Some(Box::new(KafkaSubscriber::new(c, Some(&group), &[topics::ALERTS])?))
+            } else {
+                None
+            };
+            Ok(Bus {
+                publisher,
+                metrics,
+                alerts,
+            })
+        }
+    }
+}
+
+async fn metrics_handler() -> impl IntoResponse {
+    let families = prometheus::gather();
+    let mut body = String::new();
+    if let Err(e) = prometheus::TextEncoder::new().encode_utf8(&families, &mut body) {
+        warn!(error = %e, "cannot encode own metrics");
+    }
+    ([(CONTENT_TYPE, prometheus::TEXT_FORMAT)], body)
+}
+
+fn register_build_info() {
+    if let Ok(g) = prometheus::register_int_gauge_vec!(
+        "vigie_build_info",
+        "Vigie's version; always 1.",
+        &["version"]
+    ) {
+        g.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(e) => {
+                    warn!(error = %e, "cannot listen for SIGTERM");
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
+
+/// Runs Vigie until SIGINT/SIGTERM.
+pub async fn run(config: Config) -> anyhow::Result<()> {
+    register_build_info();
+    let listener = tokio::net::TcpListener::bind(config.http.listen)
+        .await
+        .with_context(|| format!("cannot listen on {} (http.listen)", config.http.listen))?;
+    let bus = connect_bus(&config).await?;
+
+    let collect_stop = CancellationToken::new();
+    let analyze_stop = CancellationToken::new();
+    let alert_stop = CancellationToken::new();
+    let http_stop = CancellationToken::new();
+
+    let mut app = Router::new()
+        .route("/metrics", get(metrics_handler))
+        .route("/healthz", get(|| async { "ok\n" }));
+
+    // Analyzer: storage, scoring, rules, query API.
+    let mut analyzer_task = None;
+    let mut rules_task = None;
+    let mut summary = None;
+    if config.runs(Role::Analyze) {
+        let storage = Arc::new(
+            Storage::open(&config.data_dir, config.analyzer.zstd_level)
+                .context("opening storage (data_dir)")?,
+        );
+        let latest = Arc::new(LatestIndex::new());
+        let groups = load_paths(&config.rules.files, config.rules.interval)
+            .context("loading rule files (rules.files)")?;
+        let rule_count: usize = groups.iter().map(|g| g.rules().len()).sum();
+        info!(groups = groups.len(), rules = rule_count, "rules loaded");
+        let manager = Arc::new(RuleManager::new(
+            groups,
+            latest.clone(),
+            bus.publisher.clone(),
+            config.rules.lookback,
+            config.rules.resend_delay,
+            config.alerting.external_url.clone(),
+        ));
+        let analyzer = Arc::new(Analyzer::new(
+            config.analyzer.clone(),
+            storage.clone(),
+            latest.clone(),
+            bus.publisher.clone(),
+        ));
+        let subscriber = bus
+            .metrics
+            .context("the analyzer role needs a metrics subscription")?;
+        analyzer_task = Some(tokio::spawn(analyzer.clone().run(subscriber, analyze_stop.clone())));
+        rules_task = Some(tokio::spawn(manager.clone().run(analyze_stop.clone())));
+        app = app.merge(vigie_analyzer::http::router(storage.clone(), manager.clone()));
+        summary = Some(tokio::spawn(log_summary(storage, latest, manager, analyze_stop.clone())));
+    }
+
+    // Alerting.
+    let mut alerting_task = None;
+    if config.runs(Role::Alert) {
+        let subscriber = bus
+            .alerts
+            .context("the alert role needs an alerts subscription")?;
+        let alerting = config.alerting.clone();
+        let stop = alert_stop.clone();
+        alerting_task = Some(tokio::spawn(async move {
+            if let Err(e) = vigie_alerting::run(alerting, subscriber, stop).await {
+                tracing::error!(error = %e, "alerting stopped");
+            }
+        }));
+    }
+
+    // HTTP.
+    let http_token = http_stop.clone();
+    let server = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move { http_token.cancelled().await })
+            .await
+    });
+    info!(
+        listen = %config.http.listen,
+        data_dir = %config.data_dir.display(),
+        bus = ?config.bus.kind,
+        roles = ?config.roles,
+        "vigie is running: try  curl -s http://{}/api/v1/sql -d '{{\"query\":\"SELECT metric, count(*) FROM samples GROUP BY metric ORDER BY 2 DESC LIMIT 10\"}}'",
+        config.http.listen
+    );
+
+    // Collectors.
+    let mut collectors = Vec::new();
+    if config.runs(Role::Collect) {
+        let emitter = Arc::new(Emitter::new(bus.publisher.clone(), config.bus.partitions));
+        collectors = vigie_ingest::spawn_collectors(
+            &config.scrape_jobs(),
+            &config.host,
+            emitter,
+            collect_stop.clone(),
+        );
+    }
+
+    shutdown_signal().await;
+    info!("shutting down: collectors, then analyzer flush, then alerting");
+    collect_stop.cancel();
+    for c in collectors {
+        let _ = c.await;
+    }
+    let _ = bus.publisher.flush(Duration::from_secs(10)).await;
+    analyze_stop.cancel();
+    if let Some(t) = analyzer_task {
+        let _ = t.await;
+    }
+    if let Some(t) = rules_task {
+        let _ = t.await;
+    }
+    if let Some(t) = summary {
+        let _ = t.await;
+    }
+    let _ = bus.publisher.flush(Duration::from_secs(10)).await;
+    alert_stop.cancel();
+    if let Some(t) = alerting_task {
+        let _ = t.await;
+    }
+    http_stop.cancel();
+    server.await??;
+    info!("stopped");
+    Ok(())
+}
+
+/// Logs what Vigie holds once a minute, so a terminal shows progress.
+async fn log_summary(
+    storage: Arc<Storage>,
+    latest: Arc<LatestIndex>,
+    rules: Arc<RuleManager>,
+    stop: CancellationToken,
+) {
+    let mut tick = tokio::time::interval(Duration::from_secs(60));
+    tick.tick().await;
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => break,
+            _ = tick.tick() => {}
+        }
+        let alerts = rules.alerts();
+        let firing = alerts
+            .iter()
+            .filter(|a| a.state == vigie_model::AlertState::Firing)
+            .count();
+        info!(
+            series = latest.len(),
+            head_rows = storage.head_rows(),
+            parquet_files = storage.files().len(),
+            alerts_firing = firing,
+            alerts_pending = alerts.len() - firing,
+            "status"
+        );
+    }
+}
