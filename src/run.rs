@@ -44,6 +44,7 @@ async fn connect_bus(config: &Config) -> anyhow::Result<Bus> {
             })
         }
         BusKind::Kafka => {
+            info!(brokers = %c.brokers, "connecting to kafka");
             if c.create_topics {
                 ensure_topics(
                     c,

@@ -1,0 +1,137 @@
+//! The same flow over Kafka: the `vigie` binary talks to librdkafka's
+//! built-in mock cluster (real Kafka protocol on 127.0.0.1), so
+//! `cargo test` needs no broker. The end-to-end suite in `.ci/run` repeats
+//! it against a real broker process.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{GAUGE_RULES, Target, Vigie, Webhook, wait_for};
+use rdkafka::ClientConfig;
+use rdkafka::Message;
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::message::Headers;
+use rdkafka::mocking::MockCluster;
+use rdkafka::producer::{FutureProducer, FutureRecord};
+
+fn kafka_config(brokers: &str, target: &Target, hook: &Webhook) -> String {
+    format!(
+        "[bus]\nkind = \"kafka\"\nbrokers = \"{brokers}\"\npartitions = 3\ncreate_topics = false\n\
+         [analyzer]\nflush_interval = \"2s\"\n\
+         [[scrape]]\njob = \"app\"\ntargets = [\"{}\"]\ninterval = \"1s\"\ntimeout = \"1s\"\n\
+         [alerting]\ngroup_wait = \"1s\"\ngroup_interval = \"2s\"\n\
+         [[alerting.receivers]]\nname = \"ops\"\n[[alerting.receivers.webhook_configs]]\nurl = \"{}\"\n",
+        target.addr,
+        hook.url()
+    )
+}
+
+async fn dead_letter(brokers: &str) -> rdkafka::message::OwnedMessage {
+    let consumer: StreamConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", "test-deadletter-reader")
+        .set("auto.offset.reset", "earliest")
+        .create()
+        .expect("consumer");
+    consumer
+        .subscribe(&[vigie_model::topics::DEADLETTER])
+        .expect("subscribe");
+    let m = tokio::time::timeout(Duration::from_secs(60), consumer.recv())
+        .await
+        .expect("a dead letter within 60s")
+        .expect("receive");
+    m.detach()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kafka_flow_alerts_stores_everything_and_dead_letters_garbage() {
+    let cluster = MockCluster::new(3).expect("mock cluster");
+    let brokers = cluster.bootstrap_servers();
+    for topic in [
+        vigie_model::topics::METRICS,
+        vigie_model::topics::ALERTS,
+        vigie_model::topics::DEADLETTER,
+    ] {
+        cluster.create_topic(topic, 3, 1).expect("create topic");
+    }
+    let target = Target::start(0).await;
+    let hook = Webhook::start().await;
+    let vigie = Vigie::start(&kafka_config(&brokers, &target, &hook), GAUGE_RULES).await;
+
+    // Samples travel collector -> Kafka -> analyzer.
+    wait_for("samples through kafka", Duration::from_secs(60), || async {
+        let n = vigie
+            .count("SELECT count(*) FROM samples WHERE metric = 'app_gauge'")
+            .await;
+        (n >= 3).then_some(())
+    })
+    .await;
+
+    // A message that is not Arrow IPC goes to the dead-letter topic.
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", &brokers)
+        .create()
+        .expect("producer");
+    producer
+        .send(
+            FutureRecord::to(vigie_model::topics::METRICS)
+                .key(&[0u8, 0, 0, 1][..])
+                .payload(&b"definitely not arrow"[..]),
+            Duration::from_secs(10),
+        )
+        .await
+        .expect("produce garbage");
+    let dl = dead_letter(&brokers).await;
+    assert_eq!(dl.payload(), Some(&b"definitely not arrow"[..]));
+    let headers = dl.headers().expect("headers");
+    let header = |name: &str| {
+        headers
+            .iter()
+            .find(|h| h.key == name)
+            .and_then(|h| h.value)
+            .map(|v| String::from_utf8_lossy(v).into_owned())
+    };
+    assert!(
+        header(vigie_model::topics::HEADER_ERROR).is_some_and(|e| e.contains("decoding")),
+        "reason header"
+    );
+    assert_eq!(
+        header(vigie_model::topics::HEADER_SOURCE_TOPIC).as_deref(),
+        Some(vigie_model::topics::METRICS)
+    );
+    let metrics = vigie.metrics().await;
+    assert!(
+        metrics.contains("vigie_deadletter_total{reason=\"decode\",topic=\"vigie.metrics\"} 1"),
+        "{metrics}"
+    );
+
+    // Consumption went on after the garbage: the alert path still works.
+    target.set(500.0);
+    let firing = wait_for("firing webhook over kafka", Duration::from_secs(60), || async {
+        hook.with_status("firing", "GaugeHigh").into_iter().next()
+    })
+    .await;
+    assert_eq!(firing["alerts"][0]["labels"]["job"], "app");
+    target.set(1.0);
+    wait_for("resolved webhook over kafka", Duration::from_secs(60), || async {
+        hook.with_status("resolved", "GaugeHigh").into_iter().next()
+    })
+    .await;
+
+    // No loss: stop the target, then every served scrape is stored.
+    let served = target.scrapes();
+    *target.max_scrapes.lock().expect("lock") = Some(served);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let served = target.scrapes();
+    let stored = wait_for("all samples stored", Duration::from_secs(30), || async {
+        let n = vigie
+            .count("SELECT count(*) FROM samples WHERE metric = 'app_gauge'")
+            .await;
+        (n == served as i64).then_some(n)
+    })
+    .await;
+    assert_eq!(stored, served as i64);
+    drop(vigie);
+    drop(cluster);
+}
