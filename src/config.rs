@@ -117,7 +117,10 @@ impl Config {
             ));
         }
         if self.data_dir.as_os_str().is_empty() {
-            out.push(("data_dir".into(), "must not be empty, e.g. \"vigie-data\"".into()));
+            out.push((
+                "data_dir".into(),
+                "must not be empty, e.g. \"vigie-data\"".into(),
+            ));
         }
         out.extend(self.bus.problems());
         out.extend(self.host.problems());
@@ -125,12 +128,16 @@ impl Config {
         for (i, s) in self.scrape.iter().enumerate() {
             out.extend(s.problems(i));
             if !jobs.insert(s.job.as_str()) {
-                out.push((format!("scrape[{i}].job"), format!("job `{}` is defined twice", s.job)));
+                out.push((
+                    format!("scrape[{i}].job"),
+                    format!("job `{}` is defined twice", s.job),
+                ));
             }
             if self.self_scrape && s.job == "vigie" {
                 out.push((
                     format!("scrape[{i}].job"),
-                    "job `vigie` is reserved for self_scrape; rename it or set self_scrape = false".into(),
+                    "job `vigie` is reserved for self_scrape; rename it or set self_scrape = false"
+                        .into(),
                 ));
             }
         }

@@ -58,7 +58,7 @@ fn default_config() -> Config {
     c
 }
 
-fn check_config(file: &PathBuf) -> anyhow::Result<()> {
+fn check_config(file: &std::path::Path) -> anyhow::Result<()> {
     let config = config::load_checked(file)?;
     let groups = vigie_analyzer::rules::load_paths(&config.rules.files, config.rules.interval)?;
     let rules: usize = groups.iter().map(|g| g.rules().len()).sum();

@@ -48,7 +48,12 @@ async fn connect_bus(config: &Config) -> anyhow::Result<Bus> {
             if c.create_topics {
                 ensure_topics(
                     c,
-                    &[topics::METRICS, topics::ALERTS, topics::DEADLETTER, topics::LOGS],
+                    &[
+                        topics::METRICS,
+                        topics::ALERTS,
+                        topics::DEADLETTER,
+                        topics::LOGS,
+                    ],
                 )
                 .await
                 .context("creating Vigie's topics")?;
@@ -61,7 +66,11 @@ async fn connect_bus(config: &Config) -> anyhow::Result<Bus> {
             };
             let alerts: Option<Box<dyn Subscriber>> = if config.runs(Role::Alert) {
                 let group = format!("{}-alerting", c.group_id);
-                Some(Box::new(KafkaSubscriber::new(c, Some(&group), &[topics::ALERTS])?))
+                Some(Box::new(KafkaSubscriber::new(
+                    c,
+                    Some(&group),
+                    &[topics::ALERTS],
+                )?))
             } else {
                 None
             };
@@ -163,10 +172,20 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         let subscriber = bus
             .metrics
             .context("the analyzer role needs a metrics subscription")?;
-        analyzer_task = Some(tokio::spawn(analyzer.clone().run(subscriber, analyze_stop.clone())));
+        analyzer_task = Some(tokio::spawn(
+            analyzer.clone().run(subscriber, analyze_stop.clone()),
+        ));
         rules_task = Some(tokio::spawn(manager.clone().run(analyze_stop.clone())));
-        app = app.merge(vigie_analyzer::http::router(storage.clone(), manager.clone()));
-        summary = Some(tokio::spawn(log_summary(storage, latest, manager, analyze_stop.clone())));
+        app = app.merge(vigie_analyzer::http::router(
+            storage.clone(),
+            manager.clone(),
+        ));
+        summary = Some(tokio::spawn(log_summary(
+            storage,
+            latest,
+            manager,
+            analyze_stop.clone(),
+        )));
     }
 
     // Alerting.

@@ -34,7 +34,10 @@ fn help_documents_every_subcommand() {
 fn check_config_accepts_the_readme_example() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (ok, text) = vigie(
-        &["check-config", common::root("examples/vigie.toml").to_str().expect("path")],
+        &[
+            "check-config",
+            common::root("examples/vigie.toml").to_str().expect("path"),
+        ],
         &common::root(""),
     );
     assert!(ok, "{text}");
@@ -62,11 +65,17 @@ fn check_config_names_file_key_and_fix() {
 #[test]
 fn check_config_reports_unknown_keys_with_position() {
     let dir = tempfile::tempdir().expect("tempdir");
-    std::fs::write(dir.path().join("typo.toml"), "[analyzer]\nflush_intervall = \"5s\"\n")
-        .expect("write");
+    std::fs::write(
+        dir.path().join("typo.toml"),
+        "[analyzer]\nflush_intervall = \"5s\"\n",
+    )
+    .expect("write");
     let (ok, text) = vigie(&["check-config", "typo.toml"], dir.path());
     assert!(!ok);
-    assert!(text.contains("typo.toml") && text.contains("flush_intervall"), "{text}");
+    assert!(
+        text.contains("typo.toml") && text.contains("flush_intervall"),
+        "{text}"
+    );
     assert!(text.contains("line 2"), "{text}");
 }
 
@@ -81,5 +90,8 @@ fn check_config_reports_bad_rules() {
     std::fs::write(dir.path().join("c.toml"), "[rules]\nfiles = [\"r.yml\"]\n").expect("write");
     let (ok, text) = vigie(&["check-config", "c.toml"], dir.path());
     assert!(!ok);
-    assert!(text.contains("r.yml") && text.contains("`g`") && text.contains("`A`"), "{text}");
+    assert!(
+        text.contains("r.yml") && text.contains("`g`") && text.contains("`A`"),
+        "{text}"
+    );
 }

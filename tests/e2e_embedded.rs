@@ -57,7 +57,11 @@ async fn gauge_jump_fires_pages_and_resolves() {
     );
     assert_eq!(alert["endsAt"], "0001-01-01T00:00:00Z");
     assert!(alert["fingerprint"].as_str().is_some_and(|f| f.len() == 16));
-    assert!(firing["groupKey"].as_str().is_some_and(|k| k.contains("GaugeHigh")));
+    assert!(
+        firing["groupKey"]
+            .as_str()
+            .is_some_and(|k| k.contains("GaugeHigh"))
+    );
 
     // The Prometheus-shaped alert list shows it firing.
     let alerts: serde_json::Value = reqwest::get(format!("http://{}/api/v1/alerts", vigie.addr))
@@ -71,7 +75,9 @@ async fn gauge_jump_fires_pages_and_resolves() {
 
     // The email page arrives too.
     let mail = wait_for("email", Duration::from_secs(30), || async {
-        smtp.messages().into_iter().find(|m| m.contains("GaugeHigh"))
+        smtp.messages()
+            .into_iter()
+            .find(|m| m.contains("GaugeHigh"))
     })
     .await;
     assert!(mail.contains("Subject: [FIRING:1] GaugeHigh"), "{mail}");
@@ -121,7 +127,9 @@ async fn every_scraped_sample_is_queryable() {
     // Let the last batch travel and at least one flush happen.
     tokio::time::sleep(Duration::from_secs(4)).await;
     let stored = vigie
-        .count("SELECT count(*) FROM samples WHERE labels['job'] = 'noloss' AND metric LIKE 'app_%'")
+        .count(
+            "SELECT count(*) FROM samples WHERE labels['job'] = 'noloss' AND metric LIKE 'app_%'",
+        )
         .await;
     assert_eq!(stored, (SCRAPES * PER_SCRAPE) as i64);
     let ups = vigie
@@ -141,12 +149,16 @@ async fn malformed_target_gives_up_zero_and_spares_others() {
     bad.set_mode(Mode::Garbage);
     let config = format!("{}{}", scrape_job("good", &good), scrape_job("bad", &bad));
     let vigie = Vigie::start(&config, "groups: []\n").await;
-    wait_for("scrapes of both targets", Duration::from_secs(30), || async {
-        let n = vigie
-            .count("SELECT count(*) FROM samples WHERE metric = 'up' AND labels['job'] = 'bad'")
-            .await;
-        (n >= 3 && good.scrapes() >= 3).then_some(())
-    })
+    wait_for(
+        "scrapes of both targets",
+        Duration::from_secs(30),
+        || async {
+            let n = vigie
+                .count("SELECT count(*) FROM samples WHERE metric = 'up' AND labels['job'] = 'bad'")
+                .await;
+            (n >= 3 && good.scrapes() >= 3).then_some(())
+        },
+    )
     .await;
     let bad_up = vigie
         .count("SELECT count(*) FROM samples WHERE metric = 'up' AND labels['job'] = 'bad' AND value <> 0")

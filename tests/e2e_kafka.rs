@@ -108,15 +108,19 @@ async fn kafka_flow_alerts_stores_everything_and_dead_letters_garbage() {
 
     // Consumption went on after the garbage: the alert path still works.
     target.set(500.0);
-    let firing = wait_for("firing webhook over kafka", Duration::from_secs(60), || async {
-        hook.with_status("firing", "GaugeHigh").into_iter().next()
-    })
+    let firing = wait_for(
+        "firing webhook over kafka",
+        Duration::from_secs(60),
+        || async { hook.with_status("firing", "GaugeHigh").into_iter().next() },
+    )
     .await;
     assert_eq!(firing["alerts"][0]["labels"]["job"], "app");
     target.set(1.0);
-    wait_for("resolved webhook over kafka", Duration::from_secs(60), || async {
-        hook.with_status("resolved", "GaugeHigh").into_iter().next()
-    })
+    wait_for(
+        "resolved webhook over kafka",
+        Duration::from_secs(60),
+        || async { hook.with_status("resolved", "GaugeHigh").into_iter().next() },
+    )
     .await;
 
     // No loss: stop the target, then every served scrape is stored.

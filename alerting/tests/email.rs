@@ -12,7 +12,11 @@ use common::{notification, notified};
 use vigie_alerting::notify::email::EmailNotifier;
 use vigie_alerting::{EmailConfig, GroupStatus, Notifier};
 
-const PYTHON: &str = "/usr/bin/python3";
+/// Debian's Python has python3-aiosmtpd; `VIGIE_TEST_PYTHON` (set by
+/// scripts/test) names another interpreter that has aiosmtpd.
+fn python() -> String {
+    std::env::var("VIGIE_TEST_PYTHON").unwrap_or_else(|_| "/usr/bin/python3".to_string())
+}
 
 /// Kills the SMTP server when the test ends, even on panic.
 struct Smtp {
@@ -30,15 +34,16 @@ impl Drop for Smtp {
 }
 
 fn start_smtp() -> Smtp {
-    let probe = Command::new(PYTHON)
+    let probe = Command::new(python())
         .args(["-c", "import aiosmtpd"])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .status();
     assert!(
         matches!(probe, Ok(s) if s.success()),
-        "{PYTHON} cannot import aiosmtpd: install it with `apt-get install python3-aiosmtpd` \
-         (the email test needs a real SMTP server)"
+        "{} cannot import aiosmtpd: install it with `apt-get install python3-aiosmtpd` \
+         (the email test needs a real SMTP server)",
+        python()
     );
     let dir = tempfile::tempdir().expect("tempdir");
     let maildir = dir.path().join("Maildir");
@@ -46,7 +51,7 @@ fn start_smtp() -> Smtp {
         let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
         l.local_addr().expect("addr").port()
     };
-    let child = Command::new(PYTHON)
+    let child = Command::new(python())
         .args(["-m", "aiosmtpd", "-n", "-l"])
         .arg(format!("127.0.0.1:{port}"))
         .args(["-c", "aiosmtpd.handlers.Mailbox"])

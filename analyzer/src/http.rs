@@ -2,8 +2,8 @@
 
 use std::sync::Arc;
 
-use axum::extract::State;
 use axum::body::Bytes;
+use axum::extract::State;
 use axum::http::header::CONTENT_TYPE;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -47,10 +47,10 @@ fn read_query(content_type: Option<&str>, body: &[u8]) -> Result<String, String>
     if let Ok(req) = serde_json::from_slice::<SqlRequest>(body) {
         return Ok(req.query);
     }
-    if is_form || body.starts_with(b"query=") {
-        if let Some((_, q)) = url_form(body).into_iter().find(|(k, _)| k == "query") {
-            return Ok(q);
-        }
+    if (is_form || body.starts_with(b"query="))
+        && let Some((_, q)) = url_form(body).into_iter().find(|(k, _)| k == "query")
+    {
+        return Ok(q);
     }
     Err("expected a JSON body {\"query\": \"SELECT ...\"} (or a form field query=...)".into())
 }
@@ -76,7 +76,11 @@ async fn sql(State(s): State<ApiState>, headers: HeaderMap, body: Bytes) -> Resp
         }
         Err(e) => {
             ERRORS.with_label_values(&["http", "query"]).inc();
-            error(StatusCode::INTERNAL_SERVER_ERROR, "execution", e.to_string())
+            error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "execution",
+                e.to_string(),
+            )
         }
     }
 }
@@ -119,7 +123,10 @@ mod tests {
 
     #[test]
     fn reads_query_from_json_or_form() {
-        assert_eq!(read_query(None, br#"{"query":"SELECT 1"}"#).expect("json"), "SELECT 1");
+        assert_eq!(
+            read_query(None, br#"{"query":"SELECT 1"}"#).expect("json"),
+            "SELECT 1"
+        );
         assert_eq!(
             read_query(Some("application/x-www-form-urlencoded"), b"query=SELECT+1").expect("form"),
             "SELECT 1"

@@ -61,7 +61,11 @@ impl Vigie {
             if let Ok(Some(status)) = v.child.try_wait() {
                 panic!("vigie exited early ({status}):\n{}", v.log());
             }
-            assert!(Instant::now() < deadline, "vigie did not start:\n{}", v.log());
+            assert!(
+                Instant::now() < deadline,
+                "vigie did not start:\n{}",
+                v.log()
+            );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         v
@@ -274,6 +278,11 @@ impl Webhook {
 /// Debian's Python, which has python3-aiosmtpd (the `python3` on PATH may not).
 pub const PYTHON: &str = "/usr/bin/python3";
 
+/// The Python that runs aiosmtpd: `VIGIE_TEST_PYTHON` (set by scripts/test) or Debian's.
+pub fn python() -> String {
+    std::env::var("VIGIE_TEST_PYTHON").unwrap_or_else(|_| PYTHON.to_string())
+}
+
 /// A real SMTP server (aiosmtpd) writing mail into a Maildir.
 pub struct Smtp {
     child: Child,
@@ -284,18 +293,19 @@ pub struct Smtp {
 
 impl Smtp {
     pub fn start() -> Smtp {
-        let ok = Command::new(PYTHON)
+        let ok = Command::new(python())
             .args(["-c", "import aiosmtpd"])
             .status()
             .is_ok_and(|s| s.success());
         assert!(
             ok,
-            "{PYTHON} cannot import aiosmtpd: run `apt-get install python3-aiosmtpd` (.ci/run does)"
+            "{} cannot import aiosmtpd: run `apt-get install python3-aiosmtpd` (.ci/run does)",
+            python()
         );
         let dir = tempfile::tempdir().expect("tempdir");
         let maildir = dir.path().join("Maildir");
         let port = free_port();
-        let child = Command::new(PYTHON)
+        let child = Command::new(python())
             .args(["-m", "aiosmtpd", "-n", "-l"])
             .arg(format!("127.0.0.1:{port}"))
             .args(["-c", "aiosmtpd.handlers.Mailbox"])
