@@ -101,10 +101,16 @@ impl RulesConfig {
     pub fn problems(&self) -> Vec<(String, String)> {
         let mut out = Vec::new();
         if self.interval.is_zero() {
-            out.push(("rules.interval".into(), "must be positive, e.g. \"15s\"".into()));
+            out.push((
+                "rules.interval".into(),
+                "must be positive, e.g. \"15s\"".into(),
+            ));
         }
         if self.lookback.is_zero() {
-            out.push(("rules.lookback".into(), "must be positive, e.g. \"5m\"".into()));
+            out.push((
+                "rules.lookback".into(),
+                "must be positive, e.g. \"5m\"".into(),
+            ));
         }
         for (i, f) in self.files.iter().enumerate() {
             if !f.exists() {

@@ -56,11 +56,8 @@ pub(crate) static HEAD_ROWS: LazyLock<IntGauge> = LazyLock::new(|| {
 
 /// Series with a detector.
 pub(crate) static SCORED_SERIES: LazyLock<IntGauge> = LazyLock::new(|| {
-    register_int_gauge!(
-        "vigie_detector_series",
-        "Series with an anomaly detector."
-    )
-    .expect("metric registers once")
+    register_int_gauge!("vigie_detector_series", "Series with an anomaly detector.")
+        .expect("metric registers once")
 });
 
 /// Alerts by state.
@@ -75,9 +72,6 @@ pub(crate) static ALERTS: LazyLock<IntGaugeVec> = LazyLock::new(|| {
 
 /// Rule evaluations.
 pub(crate) static RULE_EVALS: LazyLock<IntCounter> = LazyLock::new(|| {
-    register_int_counter!(
-        "vigie_rule_evaluations_total",
-        "Rule evaluations."
-    )
-    .expect("metric registers once")
+    register_int_counter!("vigie_rule_evaluations_total", "Rule evaluations.")
+        .expect("metric registers once")
 });

@@ -90,8 +90,14 @@ impl Analyzer {
                 warn!(error = %e, topic = %m.topic, partition = delivery.position.partition,
                       offset = delivery.position.offset, "sending message to dead-letter topic");
                 DEAD_LETTERS.with_label_values(&[&m.topic, reason]).inc();
-                if let Err(e) = self.dead_letters.publish(m.dead_letter(&e.to_string())).await {
-                    ERRORS.with_label_values(&["pipeline", "deadletter_publish"]).inc();
+                if let Err(e) = self
+                    .dead_letters
+                    .publish(m.dead_letter(&e.to_string()))
+                    .await
+                {
+                    ERRORS
+                        .with_label_values(&["pipeline", "deadletter_publish"])
+                        .inc();
                     error!(error = %e, "cannot publish dead letter");
                 }
             }

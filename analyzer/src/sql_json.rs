@@ -33,11 +33,17 @@ fn cell(array: &ArrayRef, row: usize) -> Result<Value, AnalyzerError> {
         DataType::Float32 => float(f64::from(array.as_primitive::<Float32Type>().value(row))),
         DataType::Int8 | DataType::Int16 | DataType::Int32 | DataType::Int64 => {
             let c = datafusion::arrow::compute::cast(&array.slice(row, 1), &DataType::Int64)?;
-            Value::from(c.as_primitive::<datafusion::arrow::datatypes::Int64Type>().value(0))
+            Value::from(
+                c.as_primitive::<datafusion::arrow::datatypes::Int64Type>()
+                    .value(0),
+            )
         }
         DataType::UInt8 | DataType::UInt16 | DataType::UInt32 | DataType::UInt64 => {
             let c = datafusion::arrow::compute::cast(&array.slice(row, 1), &DataType::UInt64)?;
-            Value::from(c.as_primitive::<datafusion::arrow::datatypes::UInt64Type>().value(0))
+            Value::from(
+                c.as_primitive::<datafusion::arrow::datatypes::UInt64Type>()
+                    .value(0),
+            )
         }
         DataType::Utf8 => Value::String(array.as_string::<i32>().value(row).to_string()),
         DataType::LargeUtf8 => Value::String(array.as_string::<i64>().value(row).to_string()),

@@ -113,7 +113,10 @@ impl Publisher for KafkaPublisher {
             }
             Err((e, _)) => {
                 PUBLISH_ERRORS.with_label_values(&[&message.topic]).inc();
-                Err(BusError::kafka(format!("producing to {}", message.topic), e))
+                Err(BusError::kafka(
+                    format!("producing to {}", message.topic),
+                    e,
+                ))
             }
         }
     }
@@ -197,8 +200,12 @@ impl Subscriber for KafkaSubscriber {
 
     async fn commit(&mut self, topic: &str, position: Position) -> Result<(), BusError> {
         let mut tpl = TopicPartitionList::new();
-        tpl.add_partition_offset(topic, position.partition, Offset::Offset(position.offset + 1))
-            .map_err(|e| BusError::kafka("building commit list", e))?;
+        tpl.add_partition_offset(
+            topic,
+            position.partition,
+            Offset::Offset(position.offset + 1),
+        )
+        .map_err(|e| BusError::kafka("building commit list", e))?;
         self.consumer
             .commit(&tpl, CommitMode::Async)
             .map_err(|e| BusError::kafka(format!("committing {topic}"), e))

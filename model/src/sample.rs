@@ -78,7 +78,11 @@ impl fmt::Display for Labels {
             if i > 0 {
                 f.write_str(",")?;
             }
-            write!(f, "{k}=\"{}\"", v.replace('\\', "\\\\").replace('"', "\\\""))?;
+            write!(
+                f,
+                "{k}=\"{}\"",
+                v.replace('\\', "\\\\").replace('"', "\\\"")
+            )?;
         }
         f.write_str("}")
     }

@@ -152,7 +152,11 @@ mod tests {
         let values: Vec<f64> = (0..50).map(|i| (i as f64 * 0.7).sin()).collect();
         let mut a = RobustZ::new(20, 5);
         let mut b = RobustZ::new(20, 5);
-        let sa: Vec<_> = values.iter().enumerate().map(|(i, v)| a.update(i as i64, *v)).collect();
+        let sa: Vec<_> = values
+            .iter()
+            .enumerate()
+            .map(|(i, v)| a.update(i as i64, *v))
+            .collect();
         let sb: Vec<_> = values[..30]
             .iter()
             .enumerate()

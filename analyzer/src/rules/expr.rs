@@ -116,7 +116,10 @@ impl ThresholdExpr {
             ));
         };
         let op = Comparison::from_token(&b.op.to_string()).ok_or_else(|| {
-            format!("operator `{}` is not a comparison (use ==, !=, <, <=, >, >=)", b.op)
+            format!(
+                "operator `{}` is not a comparison (use ==, !=, <, <=, >, >=)",
+                b.op
+            )
         })?;
         if b.return_bool() {
             return Err("the `bool` modifier is not supported in rules yet".into());

@@ -129,12 +129,7 @@ pub fn load_paths(
             })?;
             let mut inside: Vec<PathBuf> = entries
                 .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|f| {
-                    matches!(
-                        f.extension().and_then(|e| e.to_str()),
-                        Some("yml" | "yaml")
-                    )
-                })
+                .filter(|f| matches!(f.extension().and_then(|e| e.to_str()), Some("yml" | "yaml")))
                 .collect();
             inside.sort();
             files.extend(inside);
@@ -171,8 +166,8 @@ groups:
 
     #[test]
     fn parses_a_group() {
-        let groups = parse_rule_file(Path::new("r.yml"), GOOD, Duration::from_secs(15))
-            .expect("parse");
+        let groups =
+            parse_rule_file(Path::new("r.yml"), GOOD, Duration::from_secs(15)).expect("parse");
         assert_eq!(groups.len(), 1);
         assert_eq!(groups[0].interval(), Duration::from_secs(30));
         assert_eq!(groups[0].rules()[0].name(), "DiskFull");
@@ -184,7 +179,10 @@ groups:
         let err = parse_rule_file(Path::new("r.yml"), &bad, Duration::from_secs(15))
             .expect_err("unsupported expr");
         let msg = err.to_string();
-        assert!(msg.contains("r.yml") && msg.contains("host") && msg.contains("DiskFull"), "{msg}");
+        assert!(
+            msg.contains("r.yml") && msg.contains("host") && msg.contains("DiskFull"),
+            "{msg}"
+        );
     }
 
     #[test]

@@ -242,7 +242,10 @@ impl RuleManager {
         external_url: String,
     ) -> Self {
         Self {
-            groups: groups.into_iter().map(|g| Arc::new(Mutex::new(g))).collect(),
+            groups: groups
+                .into_iter()
+                .map(|g| Arc::new(Mutex::new(g)))
+                .collect(),
             latest,
             publisher,
             lookback,
@@ -275,7 +278,13 @@ impl RuleManager {
             let now = now_ms();
             let mut out = Vec::new();
             for r in &mut g.rules {
-                out.extend(r.eval(now, &self.latest, self.lookback, self.resend, &self.external_url));
+                out.extend(r.eval(
+                    now,
+                    &self.latest,
+                    self.lookback,
+                    self.resend,
+                    &self.external_url,
+                ));
             }
             RULE_EVALS.inc();
             out
@@ -301,7 +310,10 @@ impl RuleManager {
 
     fn update_gauges(&self) {
         let alerts = self.alerts();
-        let firing = alerts.iter().filter(|a| a.state == AlertState::Firing).count();
+        let firing = alerts
+            .iter()
+            .filter(|a| a.state == AlertState::Firing)
+            .count();
         ALERTS.with_label_values(&["firing"]).set(firing as i64);
         ALERTS
             .with_label_values(&["pending"])
@@ -359,7 +371,13 @@ mod tests {
     }
 
     fn eval(r: &mut AlertingRule, idx: &LatestIndex, now: i64) -> Vec<Alert> {
-        r.eval(now, idx, Duration::from_secs(300), Duration::from_secs(60), "http://v")
+        r.eval(
+            now,
+            idx,
+            Duration::from_secs(300),
+            Duration::from_secs(60),
+            "http://v",
+        )
     }
 
     #[test]
@@ -376,8 +394,15 @@ mod tests {
         assert_eq!(fired[0].labels.get("alertname"), Some("High"));
         assert_eq!(fired[0].labels.get("severity"), Some("page"));
         assert_eq!(fired[0].annotations.get("summary"), Some("a is at 50"));
-        assert!(eval(&mut r, &idx, 41_000).is_empty(), "no resend before resend_delay");
-        assert_eq!(eval(&mut r, &idx, 91_000).len(), 1, "resend after resend_delay");
+        assert!(
+            eval(&mut r, &idx, 41_000).is_empty(),
+            "no resend before resend_delay"
+        );
+        assert_eq!(
+            eval(&mut r, &idx, 91_000).len(),
+            1,
+            "resend after resend_delay"
+        );
         idx.update(&[Sample::new("g", labels, 95_000, 1.0)]);
         let resolved = eval(&mut r, &idx, 96_000);
         assert_eq!(resolved.len(), 1);
@@ -407,7 +432,13 @@ mod tests {
     #[test]
     fn template_expansion() {
         let l = Labels::new().with("x", "1");
-        assert_eq!(expand("a {{$labels.x}} {{ $value }} {{ .Other }}", &l, 2.5), "a 1 2.5 {{ .Other }}");
-        assert_eq!(expand("open {{ never closed", &l, 0.0), "open {{ never closed");
+        assert_eq!(
+            expand("a {{$labels.x}} {{ $value }} {{ .Other }}", &l, 2.5),
+            "a 1 2.5 {{ .Other }}"
+        );
+        assert_eq!(
+            expand("open {{ never closed", &l, 0.0),
+            "open {{ never closed"
+        );
     }
 }

@@ -14,7 +14,9 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use datafusion::arrow::array::{RecordBatch, TimestampMillisecondArray};
-use datafusion::arrow::compute::{SortColumn, concat_batches, lexsort_to_indices, take_record_batch};
+use datafusion::arrow::compute::{
+    SortColumn, concat_batches, lexsort_to_indices, take_record_batch,
+};
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
@@ -150,9 +152,10 @@ impl Storage {
         let all = concat_batches(&schema, batches)?;
         let sort = [
             SortColumn {
-                values: all.column_by_name(col::SERIES_ID).cloned().ok_or_else(|| {
-                    vigie_model::ModelError::Schema("missing series_id".into())
-                })?,
+                values: all
+                    .column_by_name(col::SERIES_ID)
+                    .cloned()
+                    .ok_or_else(|| vigie_model::ModelError::Schema("missing series_id".into()))?,
                 options: None,
             },
             SortColumn {

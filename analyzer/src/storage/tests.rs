@@ -29,7 +29,11 @@ async fn head_and_files_are_both_queryable() {
     storage.append(batch("b", 100, 5));
     assert_eq!(count(&storage, "SELECT count(*) FROM samples").await, 15);
     assert_eq!(
-        count(&storage, "SELECT count(*) FROM samples WHERE labels['job'] = 'b'").await,
+        count(
+            &storage,
+            "SELECT count(*) FROM samples WHERE labels['job'] = 'b'"
+        )
+        .await,
         5
     );
 }
