@@ -42,6 +42,68 @@ enum Command {
         /// The TOML configuration file.
         file: PathBuf,
     },
+    /// Measure quality on public labelled data (NAB, Loghub).
+    #[command(subcommand)]
+    Eval(EvalCommand),
+}
+
+#[derive(Subcommand)]
+enum EvalCommand {
+    /// Score Vigie's anomaly detector on the Numenta Anomaly Benchmark.
+    Nab {
+        /// NAB data: `<category>/<file>.csv`, `combined_windows.json`, `profiles.json`.
+        #[arg(long)]
+        data: PathBuf,
+        /// Write NAB's results format here.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Score Vigie's log template miner on Loghub-2k.
+    Loghub {
+        /// Loghub data: `<System>/<System>_2k.log` and `_2k.log_structured.csv`.
+        #[arg(long)]
+        data: PathBuf,
+        /// TOML file `System = "<header format>"` for other systems.
+        #[arg(long)]
+        formats: Option<PathBuf>,
+        /// Write predicted `<System>_2k.log_structured.csv` files here.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn eval(command: EvalCommand) -> anyhow::Result<()> {
+    use vigie_analyzer::eval::{loghub, nab};
+    match command {
+        EvalCommand::Nab { data, out, json } => {
+            let report = nab::run(&nab::NabOptions { data, out })?;
+            if json {
+                println!("{}", report.to_json());
+            } else {
+                println!("{report}");
+            }
+        }
+        EvalCommand::Loghub {
+            data,
+            formats,
+            out,
+            json,
+        } => {
+            let report = loghub::run(&loghub::LoghubOptions { data, formats, out })?;
+            if json {
+                println!("{}", report.to_json());
+            } else {
+                println!("{report}");
+            }
+        }
+    }
+    Ok(())
 }
 
 fn init_tracing() {
@@ -77,6 +139,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::CheckConfig { file } => check_config(&file),
+        Command::Eval(command) => eval(command),
         Command::Run { config, roles } => {
             init_tracing();
             let loaded = match &config {

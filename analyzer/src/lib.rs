@@ -23,10 +23,13 @@
 pub mod config;
 pub mod detect;
 pub mod error;
+pub mod eval;
 pub mod http;
 pub mod latest;
+pub mod logs;
 mod metrics;
 pub mod pipeline;
+pub mod promql;
 pub mod rules;
 pub mod score;
 pub mod sql_json;

@@ -1,0 +1,1 @@
+//! PromQL evaluation over stored samples (placeholder; see the storage-and-query issue).
