@@ -140,6 +140,10 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let mut app = Router::new()
         .route("/metrics", get(metrics_handler))
         .route("/healthz", get(|| async { "ok\n" }));
+    let emitter = Arc::new(Emitter::new(bus.publisher.clone(), config.bus.partitions));
+    if config.runs(Role::Collect) {
+        app = app.merge(vigie_ingest::remote_write::router(emitter.clone()));
+    }
 
     // Analyzer: storage, scoring, rules, query API.
     let mut analyzer_task = None;
@@ -222,7 +226,6 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     // Collectors.
     let mut collectors = Vec::new();
     if config.runs(Role::Collect) {
-        let emitter = Arc::new(Emitter::new(bus.publisher.clone(), config.bus.partitions));
         collectors = vigie_ingest::spawn_collectors(
             &config.scrape_jobs(),
             &config.host,

@@ -29,7 +29,7 @@ impl Default for AnalyzerConfig {
             flush_interval: Duration::from_secs(60),
             max_head_rows: 1_000_000,
             detector_window: 120,
-            detector_min_points: 10,
+            detector_min_points: 5,
             zstd_level: 3,
         }
     }

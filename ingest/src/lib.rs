@@ -12,6 +12,8 @@
 //!   load, network, filesystems) reading procfs, with node_exporter's names.
 //! - [`emit::Emitter`]: samples → Arrow batches → `vigie.metrics`, sharded by
 //!   series id so a series always keeps the same key.
+//! - [`remote_write`]: the Prometheus remote-write 1.0 receiver
+//!   (`POST /api/v1/write`, snappy + protobuf).
 //! - [`spawn_collectors`]: one task per source, ticking at its interval
 //!   until shutdown.
 //!
@@ -26,6 +28,7 @@ pub mod error;
 pub mod exposition;
 pub mod host;
 mod metrics;
+pub mod remote_write;
 pub mod scrape;
 pub mod source;
 mod sys;

@@ -52,3 +52,22 @@ pub(crate) static HOST_ERRORS: LazyLock<IntCounterVec> = LazyLock::new(|| {
     )
     .expect("metric registers once")
 });
+
+/// Remote-write samples accepted.
+pub(crate) static REMOTE_WRITE_SAMPLES: LazyLock<IntCounter> = LazyLock::new(|| {
+    register_int_counter!(
+        "vigie_remote_write_samples_total",
+        "Samples accepted on POST /api/v1/write."
+    )
+    .expect("metric registers once")
+});
+
+/// Remote-write requests rejected, by reason.
+pub(crate) static REMOTE_WRITE_ERRORS: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    register_int_counter_vec!(
+        "vigie_remote_write_errors_total",
+        "Remote-write requests or series rejected, by reason.",
+        &["reason"]
+    )
+    .expect("metric registers once")
+});
