@@ -52,6 +52,24 @@ pub enum AnalyzerError {
         /// What is wrong.
         message: String,
     },
+    /// An evaluation or log-mining input is unusable.
+    #[error("{what}: {message}")]
+    Eval {
+        /// The file, directory or setting at fault.
+        what: String,
+        /// What is wrong and how to fix it.
+        message: String,
+    },
+    /// A PromQL query is invalid, unsupported, or failed to evaluate.
+    #[error("{message}")]
+    PromQl {
+        /// What is wrong.
+        message: String,
+        /// True when the query is valid but its evaluation failed
+        /// (Prometheus answers 422 `execution`); false for a bad or
+        /// unsupported query (400 `bad_data`).
+        execution: bool,
+    },
     /// The model rejected data.
     #[error(transparent)]
     Model(#[from] vigie_model::ModelError),
@@ -65,6 +83,7 @@ impl AnalyzerError {
     pub fn is_user_error(&self) -> bool {
         use datafusion::error::DataFusionError as E;
         match self {
+            AnalyzerError::PromQl { .. } => true,
             AnalyzerError::Query(e) => matches!(
                 e.find_root(),
                 E::SQL(..) | E::Plan(..) | E::SchemaError(..) | E::NotImplemented(..)

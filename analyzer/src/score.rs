@@ -4,12 +4,15 @@
 //! Counters (names ending in `_total`, `_count`, `_sum`, `_bucket`) are
 //! scored on their per-second rate, not their raw value; a counter reset
 //! produces no score for that point.
+//!
+//! The detector is the [`Ensemble`] with [`EnsembleConfig::live`]: EWMA,
+//! robust z-score, Holt-Winters and CUSUM, anomaly likelihood once learned.
 
 use std::collections::HashMap;
 
 use vigie_model::{Sample, SeriesKey};
 
-use crate::detect::{Detector, RobustZ};
+use crate::detect::{Detector, Ensemble, EnsembleConfig};
 use crate::metrics::SCORED_SERIES;
 
 /// Name of the output series.
@@ -18,7 +21,7 @@ pub const ANOMALY_SCORE: &str = "vigie_anomaly_score";
 pub const FOR_LABEL: &str = "for";
 
 struct SeriesState {
-    detector: RobustZ,
+    detector: Ensemble,
     output: SeriesKey,
     last_raw: Option<(i64, f64)>,
     counter: bool,
@@ -38,7 +41,8 @@ fn is_counter(metric: &str) -> bool {
 }
 
 impl ScoreBank {
-    /// A bank whose detectors use `window` points and score after `min_points`.
+    /// A bank whose detectors use `window` points (robust z-score window)
+    /// and score after `min_points`.
     pub fn new(window: usize, min_points: usize) -> Self {
         Self {
             series: HashMap::new(),
@@ -70,7 +74,7 @@ impl ScoreBank {
                 let mut labels = s.series.labels.clone();
                 labels.insert(FOR_LABEL, s.series.metric.clone());
                 SeriesState {
-                    detector: RobustZ::new(self.window, self.min_points),
+                    detector: Ensemble::new(EnsembleConfig::live(self.window, self.min_points)),
                     output: SeriesKey::new(ANOMALY_SCORE, labels),
                     last_raw: None,
                     counter: is_counter(&s.series.metric),

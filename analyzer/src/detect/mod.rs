@@ -2,10 +2,22 @@
 //!
 //! A [`Detector`] sees the points of one series in time order and returns,
 //! for each, a score in `[0, 1]` computed only from earlier points
-//! (causal). One module per model.
+//! (causal). One module per model; [`Ensemble`] combines them and
+//! [`AnomalyLikelihood`] post-processes raw scores.
 
+mod common;
+mod cusum;
+mod ensemble;
+mod ewma;
+mod holt_winters;
+mod likelihood;
 mod robust_z;
 
+pub use cusum::Cusum;
+pub use ensemble::{CusumConfig, Ensemble, EnsembleConfig, LikelihoodConfig, surprise};
+pub use ewma::Ewma;
+pub use holt_winters::{HoltWinters, HwConfig, MIN_ACF, detect_period};
+pub use likelihood::{AnomalyLikelihood, log_scale};
 pub use robust_z::RobustZ;
 
 /// A per-series streaming anomaly detector.

@@ -11,21 +11,22 @@
 
 use std::collections::VecDeque;
 
-use statrs::distribution::{ContinuousCDF, Normal};
+use serde::{Deserialize, Serialize};
 
 use super::Detector;
+use super::common::deviation_score;
 
 /// MAD → σ for normally distributed data.
 const MAD_TO_SIGMA: f64 = 1.4826;
 
 /// Robust z-score over a rolling window of points.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RobustZ {
     window: VecDeque<f64>,
     capacity: usize,
     min_points: usize,
     last_ts: Option<i64>,
-    normal: Normal,
+    #[serde(skip)]
     scratch: Vec<f64>,
 }
 
@@ -39,7 +40,6 @@ impl RobustZ {
             capacity,
             min_points: min_points.clamp(3, capacity),
             last_ts: None,
-            normal: Normal::standard(),
             scratch: Vec::with_capacity(capacity),
         }
     }
@@ -64,18 +64,9 @@ impl RobustZ {
         }
         self.scratch.sort_by(f64::total_cmp);
         let sigma = Self::median(&self.scratch) * MAD_TO_SIGMA;
-        let deviation = (value - median).abs();
         // Values this close to the median are the same number written
         // differently (float noise), not an anomaly.
-        let tolerance = 1e-9 * median.abs().max(1.0);
-        if deviation <= tolerance {
-            return 0.0;
-        }
-        if sigma <= tolerance {
-            return 1.0;
-        }
-        let z = deviation / sigma;
-        (2.0 * self.normal.cdf(z) - 1.0).clamp(0.0, 1.0)
+        deviation_score(value - median, sigma, median)
     }
 }
 

@@ -1,0 +1,127 @@
+//! Anomaly scoring hot path: (a) one `RobustZ` detector (window 120, the
+//! default) fed a noisy sine, in points/s; (b) `ScoreBank::score` on a
+//! 10k-sample batch spread over 1k series (10 points each, windows full),
+//! in samples/s.
+
+// `criterion_main!` generates an undocumented `main`.
+#![allow(missing_docs)]
+use std::hint::black_box;
+
+use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
+use vigie_analyzer::detect::{Detector, RobustZ};
+use vigie_analyzer::score::ScoreBank;
+use vigie_model::{Labels, Sample};
+
+const WINDOW: usize = 120;
+const MIN_POINTS: usize = 10;
+const STEP_MS: i64 = 15_000;
+
+/// Deterministic uniform noise in [-0.5, 0.5) (xorshift64*), no `rand` needed.
+struct Noise(u64);
+
+impl Noise {
+    fn next(&mut self) -> f64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        let x = self.0.wrapping_mul(0x2545_F491_4F6C_DD1D);
+        (x >> 11) as f64 / (1u64 << 53) as f64 - 0.5
+    }
+}
+
+/// A sine of period 240 points, amplitude 10 around 50, plus noise of ±1.
+fn noisy_sine(n: usize, seed: u64) -> Vec<f64> {
+    let mut noise = Noise(seed | 1);
+    (0..n)
+        .map(|i| {
+            50.0 + 10.0 * (i as f64 * std::f64::consts::TAU / 240.0).sin() + 2.0 * noise.next()
+        })
+        .collect()
+}
+
+fn robust_z(c: &mut Criterion) {
+    const POINTS: usize = 10_000;
+    let values = noisy_sine(POINTS, 42);
+    let mut detector = RobustZ::new(WINDOW, MIN_POINTS);
+    let mut ts = 0i64;
+    // Fill the window so every measured point is scored.
+    for v in &values[..WINDOW] {
+        ts += STEP_MS;
+        detector.update(ts, *v);
+    }
+    let mut group = c.benchmark_group("robust_z");
+    group.throughput(Throughput::Elements(POINTS as u64));
+    group.bench_function("update_window120_noisy_sine", |b| {
+        b.iter(|| {
+            for v in &values {
+                ts += STEP_MS;
+                black_box(detector.update(ts, black_box(*v)));
+            }
+        })
+    });
+    group.finish();
+}
+
+/// `series × per_series` samples, series-interleaved, starting at `start_ms`.
+fn batch(series: usize, per_series: usize, start_ms: i64, values: &[f64]) -> Vec<Sample> {
+    let mut out = Vec::with_capacity(series * per_series);
+    for p in 0..per_series {
+        let ts = start_ms + p as i64 * STEP_MS;
+        for s in 0..series {
+            let labels = Labels::new()
+                .with("instance", format!("host-{:03}:9100", s % 100))
+                .with("job", "node")
+                .with("cpu", (s / 100).to_string());
+            let value = values[(s * 7 + p) % values.len()];
+            out.push(Sample::new("node_bench_gauge", labels, ts, value));
+        }
+    }
+    out
+}
+
+fn score_bank(c: &mut Criterion) {
+    const SERIES: usize = 1_000;
+    const PER_SERIES: usize = 10;
+    let values = noisy_sine(4_096, 7);
+    let template = batch(SERIES, PER_SERIES, 0, &values);
+    let batch_span_ms = PER_SERIES as i64 * STEP_MS;
+    let mut bank = ScoreBank::new(WINDOW, MIN_POINTS);
+    // Warm up: enough batches that every window is full.
+    let mut offset = 0i64;
+    for _ in 0..(WINDOW / PER_SERIES + 1) {
+        let shifted: Vec<Sample> = template
+            .iter()
+            .map(|s| Sample {
+                ts_ms: s.ts_ms + offset,
+                ..s.clone()
+            })
+            .collect();
+        bank.score(&shifted);
+        offset += batch_span_ms;
+    }
+    assert_eq!(bank.len(), SERIES);
+    let mut group = c.benchmark_group("score_bank");
+    group.throughput(Throughput::Elements(template.len() as u64));
+    group.bench_function("score_10k_samples_1k_series", |b| {
+        b.iter_batched(
+            || {
+                // Untimed: the next batch, later in time than the last one.
+                let shifted: Vec<Sample> = template
+                    .iter()
+                    .map(|s| Sample {
+                        ts_ms: s.ts_ms + offset,
+                        ..s.clone()
+                    })
+                    .collect();
+                offset += batch_span_ms;
+                shifted
+            },
+            |samples| bank.score(black_box(&samples)),
+            BatchSize::LargeInput,
+        )
+    });
+    group.finish();
+}
+
+criterion_group!(benches, robust_z, score_bank);
+criterion_main!(benches);

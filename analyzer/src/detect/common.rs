@@ -1,0 +1,48 @@
+//! Helpers shared by the detectors: input guard and score conversions.
+
+use serde::{Deserialize, Serialize};
+use statrs::function::erf::erf;
+
+/// Rejects unusable points: NaN/±Inf values and timestamps at or before the
+/// last accepted one (duplicates and out-of-order points).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub(crate) struct Guard {
+    last_ts: Option<i64>,
+}
+
+impl Guard {
+    /// True when the point is usable; then it becomes the last one seen.
+    pub(crate) fn accept(&mut self, ts_ms: i64, value: f64) -> bool {
+        if !value.is_finite() || self.last_ts.is_some_and(|last| ts_ms <= last) {
+            return false;
+        }
+        self.last_ts = Some(ts_ms);
+        true
+    }
+}
+
+/// Two-sided normal score `2Φ(|z|) − 1 = erf(|z|/√2)` in `[0, 1]`.
+pub(crate) fn two_sided(z: f64) -> f64 {
+    if z.is_nan() {
+        return 0.0;
+    }
+    if z.is_infinite() {
+        return 1.0;
+    }
+    erf(z.abs() / std::f64::consts::SQRT_2).clamp(0.0, 1.0)
+}
+
+/// Score of a deviation `dev` against a scale `sigma`: `0` for a deviation
+/// that is float noise, `1` for any real deviation when `sigma` is zero
+/// (constant history), else [`two_sided`] of `dev / sigma`.
+pub(crate) fn deviation_score(dev: f64, sigma: f64, reference: f64) -> f64 {
+    let tolerance = 1e-9 * reference.abs().max(1.0);
+    let dev = dev.abs();
+    if dev <= tolerance {
+        0.0
+    } else if sigma <= tolerance {
+        1.0
+    } else {
+        two_sided(dev / sigma)
+    }
+}
