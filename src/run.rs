@@ -173,6 +173,11 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             latest.clone(),
             bus.publisher.clone(),
         ));
+        let series = analyzer
+            .restore()
+            .await
+            .context("reading stored series (data_dir)")?;
+        info!(series, "restored per-series watermarks from storage");
         let subscriber = bus
             .metrics
             .context("the analyzer role needs a metrics subscription")?;

@@ -139,3 +139,79 @@ async fn kafka_flow_alerts_stores_everything_and_dead_letters_garbage() {
     drop(vigie);
     drop(cluster);
 }
+
+/// Scaled mode: a collector process and an analyzer process share the
+/// Kafka bus; the analyzer is killed with SIGKILL mid-stream and
+/// restarted on the same data. Every scraped sample is stored exactly
+/// once: the consumer group resumes from its committed offsets and the
+/// replayed part is recognised by the per-series watermarks.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn analyzer_crash_loses_and_duplicates_nothing() {
+    let cluster = MockCluster::new(3).expect("mock cluster");
+    let brokers = cluster.bootstrap_servers();
+    for topic in [
+        vigie_model::topics::METRICS,
+        vigie_model::topics::ALERTS,
+        vigie_model::topics::DEADLETTER,
+    ] {
+        cluster.create_topic(topic, 3, 1).expect("create topic");
+    }
+    let target = Target::start(3).await;
+    let hook = Webhook::start().await;
+    let config = kafka_config(&brokers, &target, &hook);
+    let collector = Vigie::start_in(
+        std::sync::Arc::new(tempfile::tempdir().expect("tempdir")),
+        &config,
+        "groups: []\n",
+        &["--roles", "collect"],
+    )
+    .await;
+    let analyzer_dir = std::sync::Arc::new(tempfile::tempdir().expect("tempdir"));
+    let mut analyzer = Vigie::start_in(
+        analyzer_dir.clone(),
+        &config,
+        "groups: []\n",
+        &["--roles", "analyze,alert"],
+    )
+    .await;
+    wait_for("a first flush", Duration::from_secs(60), || async {
+        let files = std::fs::read_dir(analyzer_dir.path().join("vigie-data/samples"))
+            .map(|d| d.count())
+            .unwrap_or(0);
+        (files >= 1 && target.scrapes() >= 6).then_some(())
+    })
+    .await;
+    analyzer.crash();
+    // The collector keeps producing while the analyzer is down.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let analyzer = Vigie::start_in(
+        analyzer_dir.clone(),
+        &config,
+        "groups: []\n",
+        &["--roles", "analyze,alert"],
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let served = target.scrapes();
+    *target.max_scrapes.lock().expect("lock") = Some(served);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let served = target.scrapes() as i64;
+    let per_scrape = 4; // app_gauge + 3 extra
+    let stored = wait_for("every sample stored", Duration::from_secs(60), || async {
+        let n = analyzer
+            .count("SELECT count(*) FROM samples WHERE labels['job'] = 'app' AND metric LIKE 'app_%'")
+            .await;
+        (n >= served * per_scrape).then_some(n)
+    })
+    .await;
+    assert_eq!(stored, served * per_scrape, "duplicates were stored");
+    let distinct = analyzer
+        .count("SELECT count(*) FROM (SELECT DISTINCT series_id, ts FROM samples WHERE labels['job'] = 'app')")
+        .await;
+    let all = analyzer
+        .count("SELECT count(*) FROM samples WHERE labels['job'] = 'app'")
+        .await;
+    assert_eq!(distinct, all, "a series has two rows with one timestamp");
+    drop(collector);
+    drop(cluster);
+}

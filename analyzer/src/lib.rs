@@ -21,6 +21,7 @@
 //! compaction and retention, the Prometheus query API.
 
 pub mod config;
+pub mod dedup;
 pub mod detect;
 pub mod error;
 pub mod eval;

@@ -75,3 +75,13 @@ pub(crate) static RULE_EVALS: LazyLock<IntCounter> = LazyLock::new(|| {
     register_int_counter!("vigie_rule_evaluations_total", "Rule evaluations.")
         .expect("metric registers once")
 });
+
+/// Samples not stored because their series already had them.
+pub(crate) static REJECTED: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    register_int_counter_vec!(
+        "vigie_samples_rejected_total",
+        "Samples not stored: duplicate (same series and timestamp, e.g. a Kafka replay) or out_of_order.",
+        &["reason"]
+    )
+    .expect("metric registers once")
+});

@@ -11,6 +11,7 @@ use vigie_bus::{Delivery, Position, Publisher, Subscriber};
 use vigie_model::schema::{batch_to_samples, samples_to_batch};
 use vigie_model::{codec, topics};
 
+use crate::dedup::Watermarks;
 use crate::latest::LatestIndex;
 use crate::metrics::{DEAD_LETTERS, ERRORS};
 use crate::score::ScoreBank;
@@ -24,6 +25,7 @@ pub struct Analyzer {
     /// Newest point per series.
     pub latest: Arc<LatestIndex>,
     scores: Mutex<ScoreBank>,
+    watermarks: Watermarks,
     dead_letters: Arc<dyn Publisher>,
     config: AnalyzerConfig,
 }
@@ -42,11 +44,18 @@ impl Analyzer {
                 config.detector_window,
                 config.detector_min_points,
             )),
+            watermarks: Watermarks::new(),
             storage,
             latest,
             dead_letters,
             config,
         }
+    }
+
+    /// Rebuilds the per-series watermarks from storage, so samples that
+    /// the bus delivers again after a restart are not stored twice.
+    pub async fn restore(&self) -> Result<usize, AnalyzerError> {
+        self.watermarks.restore(&self.storage).await
     }
 
     /// Handles one metrics payload: decode, store, score, index.
@@ -57,6 +66,10 @@ impl Analyzer {
             source,
         };
         let batch = codec::decode_batch(payload).map_err(decode)?;
+        vigie_model::schema::check_metrics_batch(&batch).map_err(decode)?;
+        let Some(batch) = self.watermarks.admit(&batch)? else {
+            return Ok(0);
+        };
         let samples = batch_to_samples(&batch).map_err(decode)?;
         let scores = self
             .scores

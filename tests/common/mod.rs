@@ -26,23 +26,39 @@ pub fn free_port() -> u16 {
 pub struct Vigie {
     child: Child,
     pub addr: SocketAddr,
-    pub dir: tempfile::TempDir,
+    pub dir: Arc<tempfile::TempDir>,
 }
 
 impl Vigie {
     /// Writes `config` (TOML; `{{listen}}` is replaced by the HTTP address)
     /// and `rules` into a temp dir and starts Vigie there.
     pub async fn start(config: &str, rules: &str) -> Vigie {
-        let dir = tempfile::tempdir().expect("tempdir");
+        let dir = Arc::new(tempfile::tempdir().expect("tempdir"));
+        Self::start_in(dir, config, rules, &[]).await
+    }
+
+    /// Like [`Vigie::start`], in an existing directory (to restart on the
+    /// same data) and with extra `vigie run` arguments such as `--roles`.
+    pub async fn start_in(
+        dir: Arc<tempfile::TempDir>,
+        config: &str,
+        rules: &str,
+        args: &[&str],
+    ) -> Vigie {
         let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
         std::fs::write(dir.path().join("rules.yml"), rules).expect("rules");
         let config = format!(
             "self_scrape = false\n[http]\nlisten = \"{addr}\"\n[host]\nenabled = false\n[rules]\nfiles = [\"rules.yml\"]\ninterval = \"1s\"\n{config}"
         );
         std::fs::write(dir.path().join("vigie.toml"), config).expect("config");
-        let log = std::fs::File::create(dir.path().join("vigie.log")).expect("log");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.path().join("vigie.log"))
+            .expect("log");
         let child = Command::new(env!("CARGO_BIN_EXE_vigie"))
             .args(["run", "--config", "vigie.toml"])
+            .args(args)
             .current_dir(dir.path())
             .env("VIGIE_LOG", "info,vigie_analyzer=debug")
             .stdout(Stdio::null())
@@ -103,6 +119,12 @@ impl Vigie {
             .text()
             .await
             .expect("metrics text")
+    }
+
+    /// Kills the process with SIGKILL, as a crash would.
+    pub fn crash(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 
     /// Sends SIGTERM and waits for a clean exit (flushes storage).
