@@ -199,7 +199,9 @@ async fn analyzer_crash_loses_and_duplicates_nothing() {
     let per_scrape = 4; // app_gauge + 3 extra
     let stored = wait_for("every sample stored", Duration::from_secs(60), || async {
         let n = analyzer
-            .count("SELECT count(*) FROM samples WHERE labels['job'] = 'app' AND metric LIKE 'app_%'")
+            .count(
+                "SELECT count(*) FROM samples WHERE labels['job'] = 'app' AND metric LIKE 'app_%'",
+            )
             .await;
         (n >= served * per_scrape).then_some(n)
     })

@@ -98,10 +98,14 @@ async fn prometheus_remote_write_loses_nothing() {
     };
     let sent_name = "prometheus_remote_storage_samples_total";
     let log = dir.path().join("prometheus.log");
-    wait_for("Prometheus to send 500 samples", Duration::from_secs(90), || async {
-        let text = prom_metrics().await?;
-        (counter(&text, sent_name)? >= 500.0).then_some(())
-    })
+    wait_for(
+        "Prometheus to send 500 samples",
+        Duration::from_secs(90),
+        || async {
+            let text = prom_metrics().await?;
+            (counter(&text, sent_name)? >= 500.0).then_some(())
+        },
+    )
     .await;
     // Take the target away; Prometheus writes staleness markers, then
     // sends nothing more.
@@ -132,7 +136,10 @@ async fn prometheus_remote_write_loses_nothing() {
     let stored = vigie
         .count("SELECT count(*) FROM samples WHERE labels['job'] = 'node'")
         .await;
-    assert_eq!(stored as f64, sent, "Prometheus sent {sent}, Vigie stored {stored}");
+    assert_eq!(
+        stored as f64, sent,
+        "Prometheus sent {sent}, Vigie stored {stored}"
+    );
     let metrics = vigie.metrics().await;
     assert_eq!(
         counter(&metrics, "vigie_remote_write_samples_total"),

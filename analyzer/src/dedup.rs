@@ -10,7 +10,9 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use datafusion::arrow::array::{Array, BooleanArray, RecordBatch, TimestampMillisecondArray, UInt64Array};
+use datafusion::arrow::array::{
+    Array, BooleanArray, RecordBatch, TimestampMillisecondArray, UInt64Array,
+};
 use datafusion::arrow::compute::filter_record_batch;
 use vigie_model::schema::col;
 
@@ -81,7 +83,9 @@ impl Watermarks {
             }
         }
         if duplicates > 0 {
-            REJECTED.with_label_values(&["duplicate"]).inc_by(duplicates);
+            REJECTED
+                .with_label_values(&["duplicate"])
+                .inc_by(duplicates);
         }
         if older > 0 {
             REJECTED.with_label_values(&["out_of_order"]).inc_by(older);
@@ -115,7 +119,10 @@ mod tests {
         let w = Watermarks::new();
         let first = batch(&[("a", 10), ("a", 20), ("b", 10)]);
         assert_eq!(w.admit(&first).expect("admit").expect("rows").num_rows(), 3);
-        assert!(w.admit(&first).expect("admit").is_none(), "a full replay adds nothing");
+        assert!(
+            w.admit(&first).expect("admit").is_none(),
+            "a full replay adds nothing"
+        );
         let mixed = batch(&[("a", 20), ("a", 30), ("b", 5), ("c", 1)]);
         let kept = w.admit(&mixed).expect("admit").expect("rows");
         assert_eq!(kept.num_rows(), 2);
@@ -129,7 +136,11 @@ mod tests {
         storage.flush().expect("flush");
         let w = Watermarks::new();
         assert_eq!(w.restore(&storage).await.expect("restore"), 2);
-        assert!(w.admit(&batch(&[("a", 20), ("b", 7)])).expect("admit").is_none());
+        assert!(
+            w.admit(&batch(&[("a", 20), ("b", 7)]))
+                .expect("admit")
+                .is_none()
+        );
         assert!(w.admit(&batch(&[("a", 21)])).expect("admit").is_some());
     }
 }

@@ -1,4 +1,7 @@
-//! The analyzer's HTTP endpoints: `POST /api/v1/sql`, `GET /api/v1/alerts`.
+//! The analyzer's HTTP endpoints: `POST /api/v1/sql`, `GET /api/v1/alerts`,
+//! and Prometheus' query API (see [`prom`]).
+
+pub mod prom;
 
 use std::sync::Arc;
 
@@ -114,6 +117,7 @@ pub fn router(storage: Arc<Storage>, rules: Arc<RuleManager>) -> Router {
     Router::new()
         .route("/api/v1/sql", post(sql))
         .route("/api/v1/alerts", get(alerts))
+        .merge(prom::routes())
         .with_state(ApiState { storage, rules })
 }
 

@@ -138,7 +138,12 @@ pub fn decode(body: &[u8]) -> Result<Vec<Sample>, Rejection> {
             continue;
         };
         for s in series.samples {
-            out.push(Sample::new(name.clone(), labels.clone(), s.timestamp, s.value));
+            out.push(Sample::new(
+                name.clone(),
+                labels.clone(),
+                s.timestamp,
+                s.value,
+            ));
         }
     }
     Ok(out)
@@ -242,7 +247,10 @@ mod tests {
 
     #[test]
     fn rejects_uncompressed_and_garbage() {
-        assert_eq!(decode(b"\xff\xff\xff\xff\xff\xff").expect_err("x").reason, "snappy");
+        assert_eq!(
+            decode(b"\xff\xff\xff\xff\xff\xff").expect_err("x").reason,
+            "snappy"
+        );
         let not_proto = snap::raw::Encoder::new()
             .compress_vec(b"\x0a\xff\xff\xff\xff\x0f")
             .expect("compress");

@@ -8,6 +8,7 @@
 //! while a flush runs.
 
 mod query;
+mod select;
 
 use std::fs;
 use std::path::{Path, PathBuf};
