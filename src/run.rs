@@ -161,7 +161,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         info!(groups = groups.len(), rules = rule_count, "rules loaded");
         let manager = Arc::new(RuleManager::new(
             groups,
-            latest.clone(),
+            storage.clone(),
             bus.publisher.clone(),
             config.rules.lookback,
             config.rules.resend_delay,
@@ -281,7 +281,7 @@ async fn log_summary(
             _ = stop.cancelled() => break,
             _ = tick.tick() => {}
         }
-        let alerts = rules.alerts();
+        let alerts = rules.alerts().await;
         let firing = alerts
             .iter()
             .filter(|a| a.state == vigie_model::AlertState::Firing)

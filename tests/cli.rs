@@ -84,7 +84,7 @@ fn check_config_reports_bad_rules() {
     let dir = tempfile::tempdir().expect("tempdir");
     std::fs::write(
         dir.path().join("r.yml"),
-        "groups:\n  - name: g\n    rules:\n      - alert: A\n        expr: rate(x[5m]) > 1\n",
+        "groups:\n  - name: g\n    rules:\n      - alert: A\n        expr: rate(x[5m] > 1\n",
     )
     .expect("write");
     std::fs::write(dir.path().join("c.toml"), "[rules]\nfiles = [\"r.yml\"]\n").expect("write");

@@ -98,6 +98,7 @@ async fn alerts(State(s): State<ApiState>) -> Response {
     let alerts: Vec<_> = s
         .rules
         .alerts()
+        .await
         .into_iter()
         .map(|a| {
             json!({

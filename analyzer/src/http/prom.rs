@@ -390,7 +390,7 @@ mod tests {
         storage.append(samples_to_batch(&samples).expect("batch"));
         let rules = Arc::new(crate::rules::RuleManager::new(
             Vec::new(),
-            Arc::new(crate::latest::LatestIndex::new()),
+            storage.clone(),
             Arc::new(vigie_bus::memory::MemoryBus::new(16)),
             Duration::from_secs(300),
             Duration::from_secs(60),

@@ -7,8 +7,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::expr::ThresholdExpr;
-use super::group::{AlertingRule, RuleGroup};
+use super::group::{AlertingRule, RecordingRule, RuleGroup};
 use crate::AnalyzerError;
 
 #[derive(Deserialize)]
@@ -45,6 +44,26 @@ fn duration(s: &str) -> Result<Duration, String> {
         .map_err(|e| format!("`{s}` is not a duration ({e}); use e.g. 30s, 5m, 1h"))
 }
 
+/// Checks that `expr` is PromQL returning an instant vector or a scalar.
+fn check_expr(expr: &str) -> Result<(), String> {
+    use promql_parser::parser::value::ValueType;
+    let parsed = promql_parser::parser::parse(expr).map_err(|e| format!("invalid PromQL: {e}"))?;
+    match parsed.value_type() {
+        ValueType::Vector | ValueType::Scalar => Ok(()),
+        other => Err(format!(
+            "`{expr}` returns a {other}; a rule needs an instant vector (e.g. wrap a range in rate())"
+        )),
+    }
+}
+
+fn valid_metric_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_' || c == ':')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
+}
+
 /// Parses one rule file's text; `default_interval` applies to groups without one.
 pub fn parse_rule_file(
     path: &Path,
@@ -75,15 +94,10 @@ pub fn parse_rule_file(
             None => default_interval,
         };
         let mut rules = Vec::new();
+        let mut recording = Vec::new();
         for r in &g.rules {
             let name = match (&r.alert, &r.record) {
-                (Some(a), None) => a.clone(),
-                (None, Some(rec)) => {
-                    return Err(rule_err(
-                        rec,
-                        "recording rules need full PromQL, which is not supported yet".into(),
-                    ));
-                }
+                (Some(a), None) | (None, Some(a)) => a.clone(),
                 _ => {
                     return Err(rule_err(
                         r.alert.as_deref().or(r.record.as_deref()).unwrap_or("?"),
@@ -91,7 +105,23 @@ pub fn parse_rule_file(
                     ));
                 }
             };
-            let expr = ThresholdExpr::parse(&r.expr).map_err(|m| rule_err(&name, m))?;
+            check_expr(&r.expr).map_err(|m| rule_err(&name, m))?;
+            if r.record.is_some() {
+                if r.for_.is_some() || !r.annotations.is_empty() {
+                    return Err(rule_err(
+                        &name,
+                        "a recording rule takes no `for` or `annotations`".into(),
+                    ));
+                }
+                if !valid_metric_name(&name) {
+                    return Err(rule_err(
+                        &name,
+                        "`record` must be a valid metric name ([a-zA-Z_:][a-zA-Z0-9_:]*)".into(),
+                    ));
+                }
+                recording.push(RecordingRule::new(name, r.expr.clone(), r.labels.clone()));
+                continue;
+            }
             let for_ = match &r.for_ {
                 Some(f) => duration(f).map_err(|m| rule_err(&name, m))?,
                 None => Duration::ZERO,
@@ -99,7 +129,6 @@ pub fn parse_rule_file(
             rules.push(AlertingRule::new(
                 name,
                 r.expr.clone(),
-                expr,
                 for_,
                 r.labels.clone(),
                 r.annotations.clone(),
@@ -110,6 +139,7 @@ pub fn parse_rule_file(
             path.to_path_buf(),
             interval,
             rules,
+            recording,
         ));
     }
     Ok(groups)
@@ -175,7 +205,7 @@ groups:
 
     #[test]
     fn errors_name_file_group_and_rule() {
-        let bad = GOOD.replace("< 1e9", "< rate(x[5m])");
+        let bad = GOOD.replace("< 1e9", "< rate(x[5m]");
         let err = parse_rule_file(Path::new("r.yml"), &bad, Duration::from_secs(15))
             .expect_err("unsupported expr");
         let msg = err.to_string();
@@ -183,6 +213,28 @@ groups:
             msg.contains("r.yml") && msg.contains("host") && msg.contains("DiskFull"),
             "{msg}"
         );
+    }
+
+    #[test]
+    fn full_promql_and_recording_rules_load() {
+        let text = r#"
+groups:
+  - name: g
+    rules:
+      - record: job:up:sum
+        expr: sum by (job) (up)
+      - alert: Down
+        expr: job:up:sum == 0 and on(job) rate(x_total[5m]) > 0
+"#;
+        let groups =
+            parse_rule_file(Path::new("r.yml"), text, Duration::from_secs(15)).expect("parse");
+        assert_eq!(groups[0].rules().len(), 1);
+        assert_eq!(groups[0].recording_rules().len(), 1);
+        let range = text.replace("sum by (job) (up)", "up[5m]");
+        let msg = parse_rule_file(Path::new("r.yml"), &range, Duration::from_secs(15))
+            .expect_err("range vector")
+            .to_string();
+        assert!(msg.contains("instant vector"), "{msg}");
     }
 
     #[test]
