@@ -3,22 +3,26 @@
 //! Data flow, per message of `vigie.metrics`:
 //!
 //! 1. [`pipeline`] decodes the Arrow IPC payload (undecodable messages go to
-//!    `vigie.deadletter` with the reason in a header, and are counted);
+//!    `vigie.deadletter` with the reason in a header, and are counted) and
+//!    drops samples its series already has ([`dedup`]: Kafka replays never
+//!    create duplicate rows);
 //! 2. [`storage::Storage`] appends the batch to its in-memory head; the head
 //!    is flushed to time-ordered Parquet files under `<data_dir>/samples/`
 //!    on an interval, and only then are the bus offsets committed, so a
 //!    crash replays rather than loses;
 //! 3. [`score::ScoreBank`] runs one causal [`detect::Detector`] per series
 //!    and stores its output as the series `vigie_anomaly_score{for="<metric>", ...}`;
-//! 4. [`latest::LatestIndex`] keeps the newest point of every series for
-//!    [`rules`], which evaluates Prometheus rule files on an interval and
-//!    publishes alert state changes to `vigie.alerts`.
+//! 4. [`rules`] evaluates Prometheus rule files on an interval with the
+//!    [`promql`] engine over storage, stores recorded series and publishes
+//!    alert state changes to `vigie.alerts`.
 //!
 //! [`http`] answers `POST /api/v1/sql` (DataFusion SQL over stored and head
-//! samples) and `GET /api/v1/alerts`.
+//! samples), the Prometheus query API (`/api/v1/query`, `query_range`,
+//! `series`, `labels`, ...) and `GET /api/v1/alerts`. [`eval`] scores the
+//! detector on NAB and the log miner on Loghub.
 //!
-//! Not here yet: full PromQL (rules accept `selector <op> number` only),
-//! compaction and retention, the Prometheus query API.
+//! Not here yet: compaction and retention, object stores, a separate series
+//! table, detector checkpoints.
 
 pub mod config;
 pub mod dedup;

@@ -45,10 +45,27 @@ impl Vigie {
         rules: &str,
         args: &[&str],
     ) -> Vigie {
+        Self::launch(dir, config, rules, args, false).await
+    }
+
+    /// Like [`Vigie::start`], with the host collector and self-scrape on
+    /// (every 1 s), as `vigie run` has them by default.
+    pub async fn start_with_host(config: &str, rules: &str) -> Vigie {
+        let dir = Arc::new(tempfile::tempdir().expect("tempdir"));
+        Self::launch(dir, config, rules, &[], true).await
+    }
+
+    async fn launch(
+        dir: Arc<tempfile::TempDir>,
+        config: &str,
+        rules: &str,
+        args: &[&str],
+        host: bool,
+    ) -> Vigie {
         let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
         std::fs::write(dir.path().join("rules.yml"), rules).expect("rules");
         let config = format!(
-            "self_scrape = false\n[http]\nlisten = \"{addr}\"\n[host]\nenabled = false\n[rules]\nfiles = [\"rules.yml\"]\ninterval = \"1s\"\n{config}"
+            "self_scrape = {host}\n[http]\nlisten = \"{addr}\"\n[host]\nenabled = {host}\ninterval = \"1s\"\n[rules]\nfiles = [\"rules.yml\"]\ninterval = \"1s\"\n{config}"
         );
         std::fs::write(dir.path().join("vigie.toml"), config).expect("config");
         let log = std::fs::OpenOptions::new()
