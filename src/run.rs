@@ -167,12 +167,15 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             config.rules.resend_delay,
             config.alerting.external_url.clone(),
         ));
-        let analyzer = Arc::new(Analyzer::new(
-            config.analyzer.clone(),
-            storage.clone(),
-            latest.clone(),
-            bus.publisher.clone(),
-        ));
+        let analyzer = Arc::new(
+            Analyzer::new(
+                config.analyzer.clone(),
+                storage.clone(),
+                latest.clone(),
+                bus.publisher.clone(),
+            )
+            .with_checkpoint(config.data_dir.join("state").join("detectors.cbor")),
+        );
         let series = analyzer
             .restore()
             .await

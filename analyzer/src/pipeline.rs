@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
-use tracing::{Instrument, debug, error, info_span, warn};
+use tracing::{Instrument, debug, error, info, info_span, warn};
 use vigie_bus::{Delivery, Position, Publisher, Subscriber};
 use vigie_model::schema::{batch_to_samples, samples_to_batch};
 use vigie_model::{codec, topics};
@@ -26,6 +26,7 @@ pub struct Analyzer {
     pub latest: Arc<LatestIndex>,
     scores: Mutex<ScoreBank>,
     watermarks: Watermarks,
+    checkpoint: Option<std::path::PathBuf>,
     dead_letters: Arc<dyn Publisher>,
     config: AnalyzerConfig,
 }
@@ -45,6 +46,7 @@ impl Analyzer {
                 config.detector_min_points,
             )),
             watermarks: Watermarks::new(),
+            checkpoint: None,
             storage,
             latest,
             dead_letters,
@@ -53,9 +55,25 @@ impl Analyzer {
     }
 
     /// Rebuilds the per-series watermarks from storage, so samples that
-    /// the bus delivers again after a restart are not stored twice.
+    /// the bus delivers again after a restart are not stored twice, and
+    /// reloads the detectors' checkpoint (written at every flush), so a
+    /// restart resumes with the learned baselines. Returns the number of
+    /// stored series.
     pub async fn restore(&self) -> Result<usize, AnalyzerError> {
-        self.watermarks.restore(&self.storage).await
+        let series = self.watermarks.restore(&self.storage).await?;
+        if let Some(path) = &self.checkpoint
+            && let Some(bank) = ScoreBank::load(path)?
+        {
+            info!(series = bank.len(), file = %path.display(), "detectors restored");
+            *self.scores.lock().unwrap_or_else(|e| e.into_inner()) = bank;
+        }
+        Ok(series)
+    }
+
+    /// Where the detectors are checkpointed.
+    pub fn with_checkpoint(mut self, path: std::path::PathBuf) -> Self {
+        self.checkpoint = Some(path);
+        self
     }
 
     /// Handles one metrics payload: decode, store, score, index.
@@ -118,14 +136,25 @@ impl Analyzer {
     }
 
     /// Flushes the head to Parquet (off the async threads).
+    /// Also checkpoints the detectors, so that what is stored and what
+    /// the detectors have learned describe the same point of the stream.
     pub async fn flush(self: &Arc<Self>) -> Result<(), AnalyzerError> {
-        let storage = self.storage.clone();
-        tokio::task::spawn_blocking(move || storage.flush())
-            .await
-            .map_err(|e| AnalyzerError::Io {
-                path: "flush task".into(),
-                source: std::io::Error::other(e.to_string()),
-            })??;
+        let this = self.clone();
+        tokio::task::spawn_blocking(move || {
+            this.storage.flush()?;
+            if let Some(path) = &this.checkpoint {
+                this.scores
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .save(path)?;
+            }
+            Ok::<(), AnalyzerError>(())
+        })
+        .await
+        .map_err(|e| AnalyzerError::Io {
+            path: "flush task".into(),
+            source: std::io::Error::other(e.to_string()),
+        })??;
         Ok(())
     }
 

@@ -9,8 +9,12 @@
 //! robust z-score, Holt-Winters and CUSUM, anomaly likelihood once learned.
 
 use std::collections::HashMap;
+use std::path::Path;
 
+use serde::{Deserialize, Serialize};
 use vigie_model::{Sample, SeriesKey};
+
+use crate::AnalyzerError;
 
 use crate::detect::{Detector, Ensemble, EnsembleConfig};
 use crate::metrics::SCORED_SERIES;
@@ -20,6 +24,7 @@ pub const ANOMALY_SCORE: &str = "vigie_anomaly_score";
 /// Label of the output series that names the scored metric.
 pub const FOR_LABEL: &str = "for";
 
+#[derive(Serialize, Deserialize)]
 struct SeriesState {
     detector: Ensemble,
     output: SeriesKey,
@@ -28,6 +33,7 @@ struct SeriesState {
 }
 
 /// Detectors for every series seen.
+#[derive(Serialize, Deserialize)]
 pub struct ScoreBank {
     series: HashMap<u64, SeriesState>,
     window: usize,
@@ -49,6 +55,52 @@ impl ScoreBank {
             window,
             min_points,
         }
+    }
+
+    /// Writes every detector's state to `path` (CBOR, which keeps NaN and
+    /// infinities; written to a temporary file, then renamed).
+    pub fn save(&self, path: &Path) -> Result<(), AnalyzerError> {
+        let io = |source| AnalyzerError::Io {
+            path: path.to_path_buf(),
+            source,
+        };
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(io)?;
+        }
+        let tmp = path.with_extension("tmp");
+        let file = std::fs::File::create(&tmp).map_err(io)?;
+        let mut writer = std::io::BufWriter::new(file);
+        ciborium::into_writer(self, &mut writer)
+            .map_err(|e| io(std::io::Error::other(e.to_string())))?;
+        let file = writer
+            .into_inner()
+            .map_err(|e| io(std::io::Error::other(e.to_string())))?;
+        file.sync_all().map_err(io)?;
+        std::fs::rename(&tmp, path).map_err(io)
+    }
+
+    /// Reads detectors saved by [`ScoreBank::save`]; `Ok(None)` when there
+    /// is no checkpoint yet.
+    pub fn load(path: &Path) -> Result<Option<Self>, AnalyzerError> {
+        let file = match std::fs::File::open(path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(source) => {
+                return Err(AnalyzerError::Io {
+                    path: path.to_path_buf(),
+                    source,
+                });
+            }
+        };
+        let bank: ScoreBank =
+            ciborium::from_reader(std::io::BufReader::new(file)).map_err(|e| {
+                AnalyzerError::Io {
+                    path: path.to_path_buf(),
+                    source: std::io::Error::other(format!("unreadable detector checkpoint: {e}")),
+                }
+            })?;
+        SCORED_SERIES.set(bank.series.len() as i64);
+        Ok(Some(bank))
     }
 
     /// Number of series with a detector.
@@ -141,6 +193,51 @@ mod tests {
         // Reset: no score for that point.
         let reset = bank.score(&[Sample::new("x_total", Labels::new(), 9000, 0.0)]);
         assert!(reset.is_empty());
+    }
+
+    #[test]
+    fn scores_after_a_checkpoint_equal_scores_without_one() {
+        let points: Vec<Sample> = (0..400)
+            .flat_map(|i| {
+                let v = (i as f64 * 0.3).sin() * 10.0 + if i == 350 { 80.0 } else { 0.0 };
+                [
+                    Sample::new("temp", Labels::new().with("host", "a"), i * 1000, v),
+                    Sample::new("x_total", Labels::new(), i * 1000, (i * 3) as f64),
+                ]
+            })
+            .collect();
+        let (before, after) = points.split_at(300);
+        let mut continuous = ScoreBank::new(60, 5);
+        continuous.score(before);
+        let expected = continuous.score(after);
+
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("state/detectors.cbor");
+        let mut first = ScoreBank::new(60, 5);
+        first.score(before);
+        first.save(&path).expect("save");
+        drop(first);
+        let mut restored = ScoreBank::load(&path).expect("load").expect("a checkpoint");
+        let got = restored.score(after);
+        assert_eq!(got.len(), expected.len());
+        for (g, e) in got.iter().zip(&expected) {
+            assert_eq!(g.series, e.series);
+            assert_eq!(g.ts_ms, e.ts_ms);
+            assert_eq!(g.value.to_bits(), e.value.to_bits(), "at {}", g.ts_ms);
+        }
+        assert!(
+            expected.iter().any(|s| s.value > 0.99),
+            "the spike is scored"
+        );
+    }
+
+    #[test]
+    fn missing_checkpoint_is_none_and_garbage_is_an_error() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("detectors.cbor");
+        assert!(ScoreBank::load(&path).expect("no file").is_none());
+        std::fs::write(&path, b"not cbor at all").expect("write");
+        assert!(ScoreBank::load(&path).is_err());
     }
 
     #[test]
