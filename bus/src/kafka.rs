@@ -132,7 +132,7 @@ impl Publisher for KafkaPublisher {
 
 /// Consumes from Kafka as a member of the configured consumer group.
 pub struct KafkaSubscriber {
-    consumer: StreamConsumer,
+    consumer: std::sync::Arc<StreamConsumer>,
 }
 
 impl KafkaSubscriber {
@@ -157,7 +157,9 @@ impl KafkaSubscriber {
         consumer
             .subscribe(topics)
             .map_err(|e| BusError::kafka(format!("subscribing to {topics:?}"), e))?;
-        Ok(Self { consumer })
+        Ok(Self {
+            consumer: std::sync::Arc::new(consumer),
+        })
     }
 }
 
@@ -206,8 +208,17 @@ impl Subscriber for KafkaSubscriber {
             Offset::Offset(position.offset + 1),
         )
         .map_err(|e| BusError::kafka("building commit list", e))?;
-        self.consumer
-            .commit(&tpl, CommitMode::Async)
-            .map_err(|e| BusError::kafka(format!("committing {topic}"), e))
+        // A synchronous commit, off the async threads: when this returns
+        // the broker has the offset, so a crash right after loses nothing
+        // and replays nothing that was committed.
+        let consumer = self.consumer.clone();
+        let topic = topic.to_string();
+        tokio::task::spawn_blocking(move || {
+            consumer
+                .commit(&tpl, CommitMode::Sync)
+                .map_err(|e| BusError::kafka(format!("committing {topic}"), e))
+        })
+        .await
+        .map_err(|e| BusError::Config(format!("commit task failed: {e}")))?
     }
 }
