@@ -45,6 +45,27 @@ enum Command {
     /// Measure quality on public labelled data (NAB, Loghub).
     #[command(subcommand)]
     Eval(EvalCommand),
+    /// Check Prometheus rule files and run their unit tests (promtool's formats).
+    #[command(subcommand)]
+    Rules(RulesCommand),
+}
+
+#[derive(Subcommand)]
+enum RulesCommand {
+    /// Run rule unit tests written for `promtool test rules`. Exit status 1
+    /// when any test fails.
+    Test {
+        /// Unit-test files.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Check rule files: every syntax and semantic error with file, line,
+    /// group and rule. Exit status 1 on any error.
+    Check {
+        /// Rule files.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -106,6 +127,18 @@ fn eval(command: EvalCommand) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `vigie rules ...`: Ok(true) when everything passed.
+fn rules(command: RulesCommand) -> anyhow::Result<bool> {
+    use vigie_analyzer::rules::{check_files, unittest};
+    match command {
+        RulesCommand::Test { files } => Ok(tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?
+            .block_on(unittest::run_and_print(&files))),
+        RulesCommand::Check { files } => Ok(check_files(&files)),
+    }
+}
+
 fn init_tracing() {
     let filter = EnvFilter::try_from_env("VIGIE_LOG")
         .unwrap_or_else(|_| EnvFilter::new("info,datafusion=warn,rdkafka=warn"));
@@ -143,6 +176,11 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::CheckConfig { file } => check_config(&file),
         Command::Eval(command) => eval(command),
+        Command::Rules(command) => match rules(command) {
+            Ok(true) => return ExitCode::SUCCESS,
+            Ok(false) => return ExitCode::FAILURE,
+            Err(e) => Err(e),
+        },
         Command::Run { config, roles } => {
             init_tracing();
             let loaded = match &config {

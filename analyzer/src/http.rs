@@ -1,5 +1,5 @@
 //! The analyzer's HTTP endpoints: `POST /api/v1/sql`, `GET /api/v1/alerts`,
-//! and Prometheus' query API (see [`prom`]).
+//! `GET /api/v1/rules`, and Prometheus' query API (see [`prom`]).
 
 pub mod prom;
 
@@ -113,11 +113,105 @@ async fn alerts(State(s): State<ApiState>) -> Response {
     Json(json!({"status": "success", "data": {"alerts": alerts}})).into_response()
 }
 
+fn alert_json(a: &vigie_model::Alert) -> serde_json::Value {
+    json!({
+        "labels": a.labels,
+        "annotations": a.annotations,
+        "state": match a.state { AlertState::Pending => "pending", AlertState::Firing => "firing", AlertState::Resolved => "inactive" },
+        "activeAt": rfc3339(a.active_at_ms),
+        "value": crate::rules::template::go_float(a.value, 'e', None),
+    })
+}
+
+fn health_json(h: &crate::rules::RuleHealth) -> serde_json::Value {
+    json!({
+        "health": match (h.last_eval_ms, &h.last_error) {
+            (0, _) => "unknown",
+            (_, Some(_)) => "err",
+            _ => "ok",
+        },
+        "lastError": h.last_error.clone().unwrap_or_default(),
+        "evaluationTime": h.eval_duration.as_secs_f64(),
+        "lastEvaluation": rfc3339(h.last_eval_ms),
+    })
+}
+
+fn merge(mut a: serde_json::Value, b: serde_json::Value) -> serde_json::Value {
+    if let (Some(a), serde_json::Value::Object(b)) = (a.as_object_mut(), b) {
+        a.extend(b);
+    }
+    a
+}
+
+/// `GET /api/v1/rules`: groups and rules in Prometheus' shape.
+async fn rules_api(State(s): State<ApiState>) -> Response {
+    use crate::rules::RuleRef;
+    let mut groups = Vec::new();
+    s.rules
+        .for_each_group(|g| {
+            let rules: Vec<serde_json::Value> = g
+                .order()
+                .iter()
+                .map(|r| match *r {
+                    RuleRef::Alert(i) => {
+                        let r = &g.rules()[i];
+                        let alerts: Vec<_> = r.alerts().collect();
+                        let state = if alerts.iter().any(|a| a.state == AlertState::Firing) {
+                            "firing"
+                        } else if alerts.is_empty() {
+                            "inactive"
+                        } else {
+                            "pending"
+                        };
+                        merge(
+                            json!({
+                                "type": "alerting",
+                                "name": r.name(),
+                                "query": r.expr(),
+                                "duration": r.for_duration().as_secs_f64(),
+                                "keepFiringFor": r.keep_firing_for().as_secs_f64(),
+                                "labels": r.labels(),
+                                "annotations": r.annotations(),
+                                "alerts": alerts.iter().map(|a| alert_json(a)).collect::<Vec<_>>(),
+                                "state": state,
+                            }),
+                            health_json(r.health()),
+                        )
+                    }
+                    RuleRef::Record(i) => {
+                        let r = &g.recording_rules()[i];
+                        merge(
+                            json!({
+                                "type": "recording",
+                                "name": r.record(),
+                                "query": r.expr(),
+                                "labels": r.labels(),
+                            }),
+                            health_json(r.health()),
+                        )
+                    }
+                })
+                .collect();
+            groups.push(json!({
+                "name": g.name(),
+                "file": g.file().display().to_string(),
+                "interval": g.interval().as_secs_f64(),
+                "limit": g.limit(),
+                "rules": rules,
+                "evaluationTime": g.eval_duration().as_secs_f64(),
+                "lastEvaluation": rfc3339(g.last_eval_ms()),
+            }));
+        })
+        .await;
+    Json(json!({"status": "success", "data": {"groups": groups}})).into_response()
+}
+
 /// Routes of the analyzer API.
 pub fn router(storage: Arc<Storage>, rules: Arc<RuleManager>) -> Router {
     Router::new()
         .route("/api/v1/sql", post(sql))
         .route("/api/v1/alerts", get(alerts))
+        .route("/api/v1/rules", get(rules_api))
         .merge(prom::routes())
         .with_state(ApiState { storage, rules })
 }
@@ -137,6 +231,68 @@ mod tests {
             "SELECT 1"
         );
         assert!(read_query(None, b"nonsense").is_err());
+    }
+
+    #[tokio::test]
+    async fn serves_rules_and_alerts() {
+        use std::collections::BTreeMap;
+        use std::time::Duration;
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+        let dir = tempfile::tempdir().expect("tempdir");
+        let storage = Arc::new(Storage::open(dir.path(), 1).expect("open"));
+        let groups = crate::rules::parse_rule_file(
+            std::path::Path::new("r.yml"),
+            "groups:\n  - name: g\n    rules:\n      - record: one\n        expr: vector(1)\n      - alert: Always\n        expr: vector(1)\n        for: 1h\n        labels: {severity: page}\n",
+            Duration::from_secs(15),
+        )
+        .expect("rules");
+        let rules = Arc::new(RuleManager::new(
+            groups,
+            storage.clone(),
+            Arc::new(vigie_bus::memory::MemoryBus::new(16)),
+            Duration::from_secs(300),
+            Duration::from_secs(60),
+            String::new(),
+        ));
+        let app = router(storage, rules);
+        let get = |path: &'static str| {
+            let app = app.clone();
+            async move {
+                let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+                    .await
+                    .expect("bind");
+                let addr = listener.local_addr().expect("addr");
+                let server = tokio::spawn(async move { axum::serve(listener, app).await });
+                let mut conn = tokio::net::TcpStream::connect(addr).await.expect("connect");
+                conn.write_all(format!("GET {path} HTTP/1.0\r\nHost: x\r\n\r\n").as_bytes())
+                    .await
+                    .expect("write");
+                let mut resp = Vec::new();
+                conn.read_to_end(&mut resp).await.expect("read");
+                server.abort();
+                let text = String::from_utf8_lossy(&resp).into_owned();
+                let body = text.split("\r\n\r\n").nth(1).unwrap_or("").to_string();
+                serde_json::from_str::<serde_json::Value>(&body).expect("json")
+            }
+        };
+        let v = get("/api/v1/rules").await;
+        assert_eq!(v["status"], "success");
+        let g = &v["data"]["groups"][0];
+        assert_eq!(g["name"], "g");
+        assert_eq!(g["file"], "r.yml");
+        assert_eq!(g["rules"][0]["type"], "recording");
+        assert_eq!(g["rules"][0]["name"], "one");
+        assert_eq!(g["rules"][1]["type"], "alerting");
+        assert_eq!(g["rules"][1]["duration"], 3600.0);
+        assert_eq!(g["rules"][1]["state"], "inactive");
+        assert_eq!(g["rules"][1]["health"], "unknown");
+        assert_eq!(
+            g["rules"][1]["labels"],
+            serde_json::to_value(BTreeMap::from([("severity", "page")])).expect("json")
+        );
+        let v = get("/api/v1/alerts").await;
+        assert_eq!(v["data"]["alerts"], serde_json::json!([]));
     }
 
     #[test]

@@ -1,20 +1,154 @@
 //! Rule groups, alert state and the evaluation loop.
+//!
+//! [`evaluate_group`] is the one evaluation step, run against any
+//! [`RuleStore`] at any time: the live [`RuleManager`] calls it on each
+//! group's interval over [`Storage`], and the rule unit tester
+//! ([`super::unittest`]) steps it from time 0 over an in-memory store.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use async_trait::async_trait;
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, info, info_span, warn};
 use vigie_bus::{Message, Publisher};
 use vigie_model::schema::samples_to_batch;
 use vigie_model::{Alert, AlertState, Labels, METRIC_NAME_LABEL, Sample, codec, topics};
 
+use super::template::{TemplateData, expand_or_error};
 use crate::AnalyzerError;
 use crate::metrics::{ALERTS, ERRORS, RULE_EVALS};
-use crate::promql::{Engine, LabelSet, Value};
+use crate::promql::value::stale_nan;
+use crate::promql::{Engine, LabelSet, MemoryStore, Queryable, Value};
 use crate::storage::Storage;
+
+/// Where a group reads series from and writes what its rules produce
+/// (recorded series, `ALERTS`, `ALERTS_FOR_STATE`, staleness markers).
+#[async_trait]
+pub trait RuleStore: Queryable {
+    /// Stores `samples` (labels with `__name__`, value) at `t_ms`; later
+    /// queries (even by the next rule of the same evaluation) see them.
+    async fn write(&self, samples: &[(LabelSet, f64)], t_ms: i64) -> Result<(), AnalyzerError>;
+}
+
+#[async_trait]
+impl RuleStore for Storage {
+    async fn write(&self, samples: &[(LabelSet, f64)], t_ms: i64) -> Result<(), AnalyzerError> {
+        if samples.is_empty() {
+            return Ok(());
+        }
+        let rows: Vec<Sample> = samples
+            .iter()
+            .map(|(labels, v)| {
+                let mut labels = labels.clone();
+                let name = labels.remove(METRIC_NAME_LABEL).unwrap_or_default();
+                Sample::new(name, labels.into_iter().collect(), t_ms, *v)
+            })
+            .collect();
+        let batch = samples_to_batch(&rows)
+            .map_err(|e| crate::promql::value::exec(format!("cannot store rule output: {e}")))?;
+        self.append(batch);
+        Ok(())
+    }
+}
+
+/// A [`MemoryStore`] that rules can write to (the unit tester's store).
+#[derive(Debug, Default)]
+pub struct SharedMemoryStore {
+    inner: tokio::sync::RwLock<MemoryStore>,
+}
+
+impl SharedMemoryStore {
+    /// Wraps `store`.
+    pub fn new(store: MemoryStore) -> Self {
+        Self {
+            inner: tokio::sync::RwLock::new(store),
+        }
+    }
+
+    /// Adds a point (labels include `__name__`).
+    pub async fn add(&self, labels: LabelSet, t_ms: i64, v: f64) {
+        self.inner.write().await.add(labels, t_ms, v);
+    }
+}
+
+#[async_trait]
+impl Queryable for SharedMemoryStore {
+    async fn select(
+        &self,
+        matchers: &promql_parser::label::Matchers,
+        start_ms: i64,
+        end_ms: i64,
+    ) -> Result<crate::promql::Selected, AnalyzerError> {
+        self.inner
+            .read()
+            .await
+            .select(matchers, start_ms, end_ms)
+            .await
+    }
+}
+
+#[async_trait]
+impl RuleStore for SharedMemoryStore {
+    async fn write(&self, samples: &[(LabelSet, f64)], t_ms: i64) -> Result<(), AnalyzerError> {
+        let mut s = self.inner.write().await;
+        for (labels, v) in samples {
+            s.add(labels.clone(), t_ms, *v);
+        }
+        Ok(())
+    }
+}
+
+/// Series a rule writes: labels (with `__name__`) and value.
+pub type RuleSeries = Vec<(LabelSet, f64)>;
+
+/// What an evaluation needs besides the data.
+#[derive(Debug, Clone)]
+pub struct EvalContext {
+    /// The PromQL engine settings (lookback, subquery step).
+    pub engine: Engine,
+    /// Labels available to templates as `$externalLabels`.
+    pub external_labels: BTreeMap<String, String>,
+    /// `$externalURL` in templates, and the base of `generatorURL`.
+    pub external_url: String,
+    /// How often a still-firing alert is sent again.
+    pub resend: Duration,
+}
+
+impl Default for EvalContext {
+    fn default() -> Self {
+        Self {
+            engine: Engine::default(),
+            external_labels: BTreeMap::new(),
+            external_url: String::new(),
+            resend: Duration::from_secs(60),
+        }
+    }
+}
+
+/// Health of a rule after its last evaluation (the rules API shows it).
+#[derive(Debug, Clone, Default)]
+pub struct RuleHealth {
+    /// Time of the last evaluation (ms), 0 before the first.
+    pub last_eval_ms: i64,
+    /// How long the last evaluation took.
+    pub eval_duration: Duration,
+    /// The last evaluation's error, if it failed.
+    pub last_error: Option<String>,
+}
+
+/// One alert held by a rule, with what its state machine needs.
+#[derive(Debug, Clone)]
+struct Active {
+    alert: Alert,
+    /// Labels of the series that produced it (no `__name__`), matched
+    /// against `resolve_expr`.
+    source: Labels,
+    last_sent: Option<i64>,
+    keep_firing_since: Option<i64>,
+}
 
 /// An alerting rule and the alerts it currently holds.
 #[derive(Debug)]
@@ -22,33 +156,12 @@ pub struct AlertingRule {
     name: String,
     expr_text: String,
     for_: Duration,
+    keep_firing_for: Duration,
+    resolve_expr: Option<String>,
     labels: BTreeMap<String, String>,
     annotations: BTreeMap<String, String>,
-    active: HashMap<String, (Alert, Option<i64>)>,
-}
-
-/// Expands `{{ $labels.x }}` and `{{ $value }}`; other actions are kept verbatim.
-fn expand(template: &str, labels: &Labels, value: f64) -> String {
-    let mut out = String::with_capacity(template.len());
-    let mut rest = template;
-    while let Some(start) = rest.find("{{") {
-        out.push_str(&rest[..start]);
-        let Some(end) = rest[start..].find("}}") else {
-            out.push_str(&rest[start..]);
-            return out;
-        };
-        let inner = rest[start + 2..start + end].trim();
-        if inner == "$value" {
-            out.push_str(&value.to_string());
-        } else if let Some(name) = inner.strip_prefix("$labels.") {
-            out.push_str(labels.get(name).unwrap_or(""));
-        } else {
-            out.push_str(&rest[start..start + end + 2]);
-        }
-        rest = &rest[start + end + 2..];
-    }
-    out.push_str(rest);
-    out
+    active: HashMap<String, Active>,
+    health: RuleHealth,
 }
 
 impl AlertingRule {
@@ -64,10 +177,28 @@ impl AlertingRule {
             name,
             expr_text,
             for_,
+            keep_firing_for: Duration::ZERO,
+            resolve_expr: None,
             labels,
             annotations,
             active: HashMap::new(),
+            health: RuleHealth::default(),
         }
+    }
+
+    /// Keeps a firing alert firing for `d` after its condition cleared
+    /// (Prometheus' `keep_firing_for`).
+    pub fn with_keep_firing_for(mut self, d: Duration) -> Self {
+        self.keep_firing_for = d;
+        self
+    }
+
+    /// Hysteresis (Vigie extension): a firing alert whose series left
+    /// `expr`'s result resolves only once `resolve_expr` returns a sample
+    /// with the same labels (see docs/rules.md).
+    pub fn with_resolve_expr(mut self, expr: Option<String>) -> Self {
+        self.resolve_expr = expr;
+        self
     }
 
     /// The alert name.
@@ -78,6 +209,21 @@ impl AlertingRule {
     /// The PromQL expression.
     pub fn expr(&self) -> &str {
         &self.expr_text
+    }
+
+    /// The `for` duration.
+    pub fn for_duration(&self) -> Duration {
+        self.for_
+    }
+
+    /// The `keep_firing_for` duration (zero when unset).
+    pub fn keep_firing_for(&self) -> Duration {
+        self.keep_firing_for
+    }
+
+    /// The hysteresis expression, if any.
+    pub fn resolve_expr(&self) -> Option<&str> {
+        self.resolve_expr.as_deref()
     }
 
     /// The rule's static labels (e.g. `severity`), as written in the rule
@@ -94,34 +240,57 @@ impl AlertingRule {
 
     /// Alerts currently pending or firing.
     pub fn alerts(&self) -> impl Iterator<Item = &Alert> {
-        self.active.values().map(|(a, _)| a)
+        self.active.values().map(|a| &a.alert)
     }
 
-    /// Applies the result of the rule's expression at `now_ms` (each
-    /// element: labels without `__name__`, value); returns the alerts to
-    /// send to alerting (newly firing, resolved, and firing ones due for a
-    /// resend).
+    /// Health after the last evaluation.
+    pub fn health(&self) -> &RuleHealth {
+        &self.health
+    }
+
+    /// Applies the rule's expression result at `now_ms` (each element:
+    /// the series labels with `__name__` if the expression kept it, and
+    /// the value); `resolved_by` is `resolve_expr`'s result (labels without
+    /// `__name__`), when the rule has one. Returns the alerts to send
+    /// (newly firing, resolved, and firing ones due for a resend) and the
+    /// `ALERTS`/`ALERTS_FOR_STATE` samples, or an error (duplicate label
+    /// sets, `limit` exceeded) that leaves no alerts behind for a limit.
     pub fn eval(
         &mut self,
         now_ms: i64,
-        result: &[(Labels, f64)],
-        resend: Duration,
-        generator_url: &str,
-    ) -> Vec<Alert> {
-        let mut seen = std::collections::HashSet::new();
+        result: &[(LabelSet, f64)],
+        resolved_by: Option<&HashSet<Labels>>,
+        limit: usize,
+        ctx: &EvalContext,
+    ) -> Result<(Vec<Alert>, RuleSeries), String> {
+        let mut fresh: HashMap<String, Active> = HashMap::new();
         for (series_labels, value) in result {
             let value = *value;
-            let mut labels = series_labels.clone();
+            let data = TemplateData {
+                labels: series_labels,
+                external_labels: &ctx.external_labels,
+                external_url: &ctx.external_url,
+                value,
+            };
+            let mut source = series_labels.clone();
+            source.remove(METRIC_NAME_LABEL);
+            let source: Labels = source.into_iter().collect();
+            let mut labels = source.clone();
             for (k, v) in &self.labels {
-                labels.insert(k.clone(), expand(v, series_labels, value));
+                let x = expand_or_error(v, &data);
+                if x.is_empty() {
+                    labels.remove(k);
+                } else {
+                    labels.insert(k.clone(), x);
+                }
             }
             labels.insert("alertname", self.name.clone());
             let annotations: Labels = self
                 .annotations
                 .iter()
-                .map(|(k, v)| (k.clone(), expand(v, series_labels, value)))
+                .map(|(k, v)| (k.clone(), expand_or_error(v, &data)))
                 .collect();
-            let mut alert = Alert {
+            let alert = Alert {
                 labels,
                 annotations,
                 state: AlertState::Pending,
@@ -129,49 +298,110 @@ impl AlertingRule {
                 fired_at_ms: None,
                 resolved_at_ms: None,
                 value,
-                generator_url: generator_url.to_string(),
+                generator_url: format!(
+                    "{}/graph?g0.expr={}",
+                    ctx.external_url,
+                    self.expr_text.replace(' ', "%20")
+                ),
             };
             let fp = alert.fingerprint();
-            seen.insert(fp.clone());
+            if fresh.contains_key(&fp) {
+                return Err(
+                    "vector contains metrics with the same labelset after applying alert labels"
+                        .into(),
+                );
+            }
+            fresh.insert(
+                fp,
+                Active {
+                    alert,
+                    source,
+                    last_sent: None,
+                    keep_firing_since: None,
+                },
+            );
+        }
+        let seen: HashSet<String> = fresh.keys().cloned().collect();
+        for (fp, a) in fresh {
             match self.active.get_mut(&fp) {
-                Some((existing, _)) => {
-                    existing.value = alert.value;
-                    existing.annotations = alert.annotations;
+                Some(existing) => {
+                    existing.alert.value = a.alert.value;
+                    existing.alert.annotations = a.alert.annotations;
+                    existing.source = a.source;
                 }
                 None => {
-                    alert.generator_url = format!(
-                        "{generator_url}/graph?g0.expr={}",
-                        self.expr_text.replace(' ', "%20")
-                    );
-                    self.active.insert(fp, (alert, None));
+                    self.active.insert(fp, a);
                 }
             }
         }
         let mut out = Vec::new();
-        let resend_ms = resend.as_millis() as i64;
+        let mut series = Vec::new();
+        let resend_ms = ctx.resend.as_millis() as i64;
         let for_ms = self.for_.as_millis() as i64;
-        self.active.retain(|fp, (alert, last_sent)| {
-            if !seen.contains(fp) {
-                if alert.state == AlertState::Firing {
-                    alert.state = AlertState::Resolved;
-                    alert.resolved_at_ms = Some(now_ms);
-                    out.push(alert.clone());
+        let keep_ms = self.keep_firing_for.as_millis() as i64;
+        let hysteresis = self.resolve_expr.is_some();
+        self.active.retain(|fp, a| {
+            if seen.contains(fp) {
+                a.keep_firing_since = None;
+            } else {
+                let firing = a.alert.state == AlertState::Firing;
+                // Hysteresis: a firing alert stays until resolve_expr says otherwise.
+                let held =
+                    firing && hysteresis && !resolved_by.is_some_and(|r| r.contains(&a.source));
+                if held {
+                    a.keep_firing_since = None;
+                } else {
+                    let mut keep = false;
+                    if firing && keep_ms > 0 {
+                        let since = *a.keep_firing_since.get_or_insert(now_ms);
+                        keep = now_ms - since < keep_ms;
+                    }
+                    if !keep {
+                        if firing {
+                            a.alert.state = AlertState::Resolved;
+                            a.alert.resolved_at_ms = Some(now_ms);
+                            out.push(a.alert.clone());
+                        }
+                        return false;
+                    }
                 }
-                return false;
             }
-            if alert.state == AlertState::Pending && now_ms - alert.active_at_ms >= for_ms {
-                alert.state = AlertState::Firing;
-                alert.fired_at_ms = Some(now_ms);
+            if a.alert.state == AlertState::Pending && now_ms - a.alert.active_at_ms >= for_ms {
+                a.alert.state = AlertState::Firing;
+                a.alert.fired_at_ms = Some(now_ms);
             }
-            if alert.state == AlertState::Firing
-                && last_sent.is_none_or(|t| now_ms - t >= resend_ms)
+            if a.alert.state == AlertState::Firing
+                && a.last_sent.is_none_or(|t| now_ms - t >= resend_ms)
             {
-                *last_sent = Some(now_ms);
-                out.push(alert.clone());
+                a.last_sent = Some(now_ms);
+                out.push(a.alert.clone());
             }
             true
         });
-        out
+        if limit > 0 && self.active.len() > limit {
+            let n = self.active.len();
+            self.active.clear();
+            return Err(format!("exceeded limit of {limit} with {n} alerts"));
+        }
+        for a in self.active.values() {
+            // Like Prometheus: the rule's raw labels, overlaid by the alert's.
+            let mut l: LabelSet = self.labels.clone();
+            for (k, v) in a.alert.labels.iter() {
+                l.insert(k.to_string(), v.to_string());
+            }
+            l.insert("alertname".into(), self.name.clone());
+            let mut for_state = l.clone();
+            for_state.insert(METRIC_NAME_LABEL.into(), "ALERTS_FOR_STATE".into());
+            l.insert(METRIC_NAME_LABEL.into(), "ALERTS".into());
+            let state = match a.alert.state {
+                AlertState::Firing => "firing",
+                _ => "pending",
+            };
+            l.insert("alertstate".into(), state.into());
+            series.push((l, 1.0));
+            series.push((for_state, a.alert.active_at_ms.div_euclid(1000) as f64));
+        }
+        Ok((out, series))
     }
 }
 
@@ -181,6 +411,7 @@ pub struct RecordingRule {
     record: String,
     expr_text: String,
     labels: BTreeMap<String, String>,
+    health: RuleHealth,
 }
 
 impl RecordingRule {
@@ -190,6 +421,7 @@ impl RecordingRule {
             record,
             expr_text,
             labels,
+            health: RuleHealth::default(),
         }
     }
 
@@ -202,10 +434,63 @@ impl RecordingRule {
     pub fn expr(&self) -> &str {
         &self.expr_text
     }
+
+    /// The labels added to (or replaced in) every recorded series.
+    pub fn labels(&self) -> &BTreeMap<String, String> {
+        &self.labels
+    }
+
+    /// Health after the last evaluation.
+    pub fn health(&self) -> &RuleHealth {
+        &self.health
+    }
+
+    /// The series to record from the expression's result.
+    fn output(
+        &self,
+        result: Vec<(LabelSet, f64)>,
+        limit: usize,
+    ) -> Result<Vec<(LabelSet, f64)>, String> {
+        let mut out = Vec::with_capacity(result.len());
+        let mut seen = HashSet::new();
+        for (mut labels, v) in result {
+            labels.insert(METRIC_NAME_LABEL.into(), self.record.clone());
+            for (k, val) in &self.labels {
+                if val.is_empty() {
+                    labels.remove(k);
+                } else {
+                    labels.insert(k.clone(), val.clone());
+                }
+            }
+            if !seen.insert(labels.clone()) {
+                return Err(
+                    "vector contains metrics with the same labelset after applying rule labels"
+                        .into(),
+                );
+            }
+            out.push((labels, v));
+        }
+        if limit > 0 && out.len() > limit {
+            return Err(format!(
+                "exceeded limit of {limit} with {} series",
+                out.len()
+            ));
+        }
+        Ok(out)
+    }
 }
 
-/// A group of rules evaluated together on one interval: recording rules
-/// first (so alerts can use what they record), then alerting rules.
+/// A rule of a group, by position in its kind's list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RuleRef {
+    /// An alerting rule (index into [`RuleGroup::rules`]).
+    Alert(usize),
+    /// A recording rule (index into [`RuleGroup::recording_rules`]).
+    Record(usize),
+}
+
+/// A group of rules evaluated together on one interval, in file order
+/// (a rule sees what the rules before it recorded at the same time).
 #[derive(Debug)]
 pub struct RuleGroup {
     name: String,
@@ -213,10 +498,18 @@ pub struct RuleGroup {
     interval: Duration,
     rules: Vec<AlertingRule>,
     recording: Vec<RecordingRule>,
+    order: Vec<RuleRef>,
+    limit: usize,
+    query_offset: Duration,
+    /// Series each rule (by position in `order`) wrote at the last
+    /// evaluation: those missing now get a staleness marker.
+    written: Vec<HashSet<LabelSet>>,
+    last_eval_ms: i64,
+    eval_duration: Duration,
 }
 
 impl RuleGroup {
-    /// A group.
+    /// A group evaluating its recording rules, then its alerting rules.
     pub fn new(
         name: String,
         file: PathBuf,
@@ -224,13 +517,44 @@ impl RuleGroup {
         rules: Vec<AlertingRule>,
         recording: Vec<RecordingRule>,
     ) -> Self {
+        let order = (0..recording.len())
+            .map(RuleRef::Record)
+            .chain((0..rules.len()).map(RuleRef::Alert))
+            .collect();
         Self {
             name,
             file,
             interval,
             rules,
             recording,
+            order,
+            limit: 0,
+            query_offset: Duration::ZERO,
+            written: Vec::new(),
+            last_eval_ms: 0,
+            eval_duration: Duration::ZERO,
         }
+    }
+
+    /// Sets the evaluation order (every rule exactly once).
+    pub fn with_order(mut self, order: Vec<RuleRef>) -> Self {
+        if order.len() == self.rules.len() + self.recording.len() {
+            self.order = order;
+        }
+        self
+    }
+
+    /// Sets `limit` (0 = none): an alerting rule with more alerts, or a
+    /// recording rule with more series, fails (Prometheus' group `limit`).
+    pub fn with_limit(mut self, limit: usize) -> Self {
+        self.limit = limit;
+        self
+    }
+
+    /// Sets `query_offset`: queries run that far in the past.
+    pub fn with_query_offset(mut self, offset: Duration) -> Self {
+        self.query_offset = offset;
+        self
     }
 
     /// Group name.
@@ -248,6 +572,16 @@ impl RuleGroup {
         self.interval
     }
 
+    /// The group's `limit` (0 = none).
+    pub fn limit(&self) -> usize {
+        self.limit
+    }
+
+    /// The group's `query_offset`.
+    pub fn query_offset(&self) -> Duration {
+        self.query_offset
+    }
+
     /// The alerting rules.
     pub fn rules(&self) -> &[AlertingRule] {
         &self.rules
@@ -257,26 +591,36 @@ impl RuleGroup {
     pub fn recording_rules(&self) -> &[RecordingRule] {
         &self.recording
     }
+
+    /// The evaluation order.
+    pub fn order(&self) -> &[RuleRef] {
+        &self.order
+    }
+
+    /// Time of the last evaluation (ms), 0 before the first.
+    pub fn last_eval_ms(&self) -> i64 {
+        self.last_eval_ms
+    }
+
+    /// How long the last evaluation took.
+    pub fn eval_duration(&self) -> Duration {
+        self.eval_duration
+    }
 }
 
-/// Runs rule groups and publishes their alerts.
-pub struct RuleManager {
-    groups: Vec<Arc<tokio::sync::Mutex<RuleGroup>>>,
-    storage: Arc<Storage>,
-    engine: Engine,
-    publisher: Arc<dyn Publisher>,
-    resend: Duration,
-    external_url: String,
+/// What one evaluation of a group produced.
+#[derive(Debug, Default)]
+pub struct GroupEval {
+    /// Alerts to send: newly firing, resolved, and firing ones due again.
+    pub alerts: Vec<Alert>,
+    /// Number of series written (recorded, `ALERTS`, staleness markers).
+    pub written: usize,
+    /// Rules that failed: (rule name, error).
+    pub errors: Vec<(String, String)>,
 }
 
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
-
-/// An instant vector as `(labels without __name__, value)` pairs.
+/// An instant vector as `(labels, value)` pairs; a scalar is one sample
+/// without labels.
 fn vector(value: Value) -> Result<Vec<(LabelSet, f64)>, AnalyzerError> {
     match value {
         Value::Vector(samples) => Ok(samples.into_iter().map(|s| (s.metric, s.v)).collect()),
@@ -288,9 +632,121 @@ fn vector(value: Value) -> Result<Vec<(LabelSet, f64)>, AnalyzerError> {
     }
 }
 
-fn without_name(mut labels: LabelSet) -> Labels {
-    labels.remove(METRIC_NAME_LABEL);
-    labels.into_iter().collect()
+async fn query(
+    ctx: &EvalContext,
+    store: &dyn RuleStore,
+    expr: &str,
+    t_ms: i64,
+) -> Result<Vec<(LabelSet, f64)>, String> {
+    let q: &dyn Queryable = store;
+    match ctx.engine.instant(q, expr, t_ms).await {
+        Ok(r) => vector(r.value).map_err(|e| e.to_string()),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// Evaluates every rule of `group` once at `now_ms`, in order, over
+/// `store`: recorded series, `ALERTS` and `ALERTS_FOR_STATE` are written
+/// at `now_ms` (and staleness markers for series a rule no longer
+/// produces), so later rules and later evaluations see them. A failing
+/// rule keeps its alerts as they were (like Prometheus) and is reported
+/// in [`GroupEval::errors`].
+pub async fn evaluate_group(
+    group: &mut RuleGroup,
+    store: &dyn RuleStore,
+    now_ms: i64,
+    ctx: &EvalContext,
+) -> GroupEval {
+    let started = Instant::now();
+    let mut result = GroupEval::default();
+    let query_t = now_ms - group.query_offset.as_millis() as i64;
+    if group.written.len() != group.order.len() {
+        group.written = vec![HashSet::new(); group.order.len()];
+    }
+    for pos in 0..group.order.len() {
+        let rule_started = Instant::now();
+        let (name, outcome) = match group.order[pos] {
+            RuleRef::Record(i) => {
+                let r = &group.recording[i];
+                let out = match query(ctx, store, &r.expr_text, query_t).await {
+                    Ok(rows) => r.output(rows, group.limit),
+                    Err(e) => Err(e),
+                };
+                (r.record.clone(), out)
+            }
+            RuleRef::Alert(i) => {
+                let r = &group.rules[i];
+                let rows = query(ctx, store, &r.expr_text, query_t).await;
+                let resolved = match (&rows, &r.resolve_expr) {
+                    (Ok(_), Some(e)) => match query(ctx, store, e, query_t).await {
+                        Ok(rows) => Ok(Some(
+                            rows.into_iter()
+                                .map(|(mut l, _)| {
+                                    l.remove(METRIC_NAME_LABEL);
+                                    l.into_iter().collect::<Labels>()
+                                })
+                                .collect::<HashSet<Labels>>(),
+                        )),
+                        Err(e) => Err(format!("resolve_expr: {e}")),
+                    },
+                    _ => Ok(None),
+                };
+                let limit = group.limit;
+                let r = &mut group.rules[i];
+                let out = match (rows, resolved) {
+                    (Ok(rows), Ok(resolved)) => r
+                        .eval(now_ms, &rows, resolved.as_ref(), limit, ctx)
+                        .map(|(alerts, series)| {
+                            result.alerts.extend(alerts);
+                            series
+                        }),
+                    (Err(e), _) | (_, Err(e)) => Err(e),
+                };
+                (r.name.clone(), out)
+            }
+        };
+        let health = RuleHealth {
+            last_eval_ms: now_ms,
+            eval_duration: rule_started.elapsed(),
+            last_error: outcome.as_ref().err().cloned(),
+        };
+        match group.order[pos] {
+            RuleRef::Record(i) => group.recording[i].health = health,
+            RuleRef::Alert(i) => group.rules[i].health = health,
+        }
+        match outcome {
+            Ok(mut series) => {
+                let now_set: HashSet<LabelSet> = series.iter().map(|(l, _)| l.clone()).collect();
+                for gone in group.written[pos].difference(&now_set) {
+                    series.push((gone.clone(), stale_nan()));
+                }
+                if let Err(e) = store.write(&series, now_ms).await {
+                    result.errors.push((name.clone(), e.to_string()));
+                }
+                result.written += series.len();
+                group.written[pos] = now_set;
+            }
+            Err(e) => result.errors.push((name, e)),
+        }
+    }
+    group.last_eval_ms = now_ms;
+    group.eval_duration = started.elapsed();
+    result
+}
+
+/// Runs rule groups and publishes their alerts.
+pub struct RuleManager {
+    groups: Vec<Arc<tokio::sync::Mutex<RuleGroup>>>,
+    storage: Arc<Storage>,
+    ctx: EvalContext,
+    publisher: Arc<dyn Publisher>,
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
 }
 
 impl RuleManager {
@@ -310,14 +766,23 @@ impl RuleManager {
                 .map(|g| Arc::new(tokio::sync::Mutex::new(g)))
                 .collect(),
             storage,
-            engine: Engine {
-                lookback_ms: lookback.as_millis() as i64,
-                ..Engine::default()
+            ctx: EvalContext {
+                engine: Engine {
+                    lookback_ms: lookback.as_millis() as i64,
+                    ..Engine::default()
+                },
+                external_labels: BTreeMap::new(),
+                external_url,
+                resend,
             },
             publisher,
-            resend,
-            external_url,
         }
+    }
+
+    /// Sets the labels templates see as `$externalLabels`.
+    pub fn with_external_labels(mut self, labels: BTreeMap<String, String>) -> Self {
+        self.ctx.external_labels = labels;
+        self
     }
 
     /// Alerts currently pending or firing, over all groups.
@@ -332,69 +797,36 @@ impl RuleManager {
         out
     }
 
+    /// Calls `f` with each group in turn (for the rules API).
+    pub async fn for_each_group(&self, mut f: impl FnMut(&RuleGroup)) {
+        for g in &self.groups {
+            f(&*g.lock().await);
+        }
+    }
+
     /// Number of groups.
     pub fn group_count(&self) -> usize {
         self.groups.len()
     }
 
-    async fn query(&self, expr: &str, now: i64) -> Result<Vec<(LabelSet, f64)>, AnalyzerError> {
-        let result = self
-            .engine
-            .instant(self.storage.as_ref(), expr, now)
-            .await?;
-        vector(result.value)
+    /// Evaluates one group now and publishes its alerts.
+    async fn eval_group(&self, group: &tokio::sync::Mutex<RuleGroup>) {
+        self.eval_group_at(group, now_ms()).await;
     }
 
-    /// Evaluates one group now: records, then alerts (published).
-    async fn eval_group(&self, group: &tokio::sync::Mutex<RuleGroup>) {
+    /// Evaluates one group at `now` and publishes its alerts.
+    async fn eval_group_at(&self, group: &tokio::sync::Mutex<RuleGroup>, now: i64) {
         let mut g = group.lock().await;
-        let now = now_ms();
-        let mut recorded = Vec::new();
-        for r in &g.recording {
-            match self.query(&r.expr_text, now).await {
-                Ok(rows) => {
-                    for (labels, v) in rows {
-                        let mut labels = without_name(labels);
-                        for (k, val) in &r.labels {
-                            labels.insert(k.clone(), val.clone());
-                        }
-                        recorded.push(Sample::new(r.record.clone(), labels, now, v));
-                    }
-                }
-                Err(e) => {
-                    ERRORS.with_label_values(&["rules", "eval"]).inc();
-                    warn!(error = %e, rule = %r.record, group = %g.name, "recording rule failed");
-                }
-            }
-        }
-        if !recorded.is_empty() {
-            match samples_to_batch(&recorded) {
-                Ok(batch) => self.storage.append(batch),
-                Err(e) => warn!(error = %e, group = %g.name, "cannot store recorded series"),
-            }
-        }
-        let mut to_send = Vec::new();
-        let group_name = g.name.clone();
-        for r in &mut g.rules {
-            match self.query(&r.expr_text, now).await {
-                Ok(rows) => {
-                    let rows: Vec<(Labels, f64)> = rows
-                        .into_iter()
-                        .map(|(l, v)| (without_name(l), v))
-                        .collect();
-                    to_send.extend(r.eval(now, &rows, self.resend, &self.external_url));
-                }
-                Err(e) => {
-                    // Like Prometheus: a failing rule keeps its alerts as they are.
-                    ERRORS.with_label_values(&["rules", "eval"]).inc();
-                    warn!(error = %e, rule = %r.name, group = %group_name, "alerting rule failed");
-                }
-            }
+        let res = evaluate_group(&mut g, self.storage.as_ref(), now, &self.ctx).await;
+        for (rule, e) in &res.errors {
+            // Like Prometheus: a failing rule keeps its alerts as they are.
+            ERRORS.with_label_values(&["rules", "eval"]).inc();
+            warn!(error = %e, rule = %rule, group = %g.name, "rule evaluation failed");
         }
         RULE_EVALS.inc();
         drop(g);
         self.update_gauges().await;
-        for alert in to_send {
+        for alert in res.alerts {
             info!(alert = alert.name(), state = ?alert.state, labels = %alert.labels, "alert");
             let payload = match codec::encode_alert(&alert) {
                 Ok(p) => p,
@@ -472,14 +904,22 @@ mod tests {
         )
     }
 
-    fn eval(r: &mut AlertingRule, rows: &[(Labels, f64)], now: i64) -> Vec<Alert> {
-        r.eval(now, rows, Duration::from_secs(60), "http://v")
+    fn ls(pairs: &[(&str, &str)]) -> LabelSet {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    fn eval(r: &mut AlertingRule, rows: &[(LabelSet, f64)], now: i64) -> Vec<Alert> {
+        r.eval(now, rows, None, 0, &EvalContext::default())
+            .expect("eval")
+            .0
     }
 
     #[test]
     fn pending_then_firing_then_resolved() {
-        let labels = Labels::new().with("instance", "a");
-        let high = [(labels.clone(), 50.0)];
+        let high = [(ls(&[("instance", "a")]), 50.0)];
         let mut r = rule(30);
         assert!(eval(&mut r, &high, 1_000).is_empty(), "pending is not sent");
         assert_eq!(r.alerts().next().expect("alert").state, AlertState::Pending);
@@ -507,22 +947,82 @@ mod tests {
     #[test]
     fn pending_that_clears_is_never_sent() {
         let mut r = rule(60);
-        assert!(eval(&mut r, &[(Labels::new(), 50.0)], 1_000).is_empty());
+        assert!(eval(&mut r, &[(LabelSet::new(), 50.0)], 1_000).is_empty());
         assert!(eval(&mut r, &[], 2_000).is_empty());
         assert_eq!(r.alerts().count(), 0);
     }
 
     #[test]
-    fn template_expansion() {
-        let l = Labels::new().with("x", "1");
-        assert_eq!(
-            expand("a {{$labels.x}} {{ $value }} {{ .Other }}", &l, 2.5),
-            "a 1 2.5 {{ .Other }}"
+    fn keep_firing_for_holds_a_cleared_alert() {
+        let mut r = rule(0).with_keep_firing_for(Duration::from_secs(120));
+        let high = [(ls(&[("instance", "a")]), 50.0)];
+        eval(&mut r, &high, 0);
+        assert_eq!(r.alerts().next().expect("firing").state, AlertState::Firing);
+        eval(&mut r, &[], 60_000);
+        eval(&mut r, &[], 120_000);
+        assert_eq!(r.alerts().count(), 1, "kept for 2m after 60s");
+        let out = eval(&mut r, &[], 180_000);
+        assert_eq!(out[0].state, AlertState::Resolved);
+        assert_eq!(r.alerts().count(), 0);
+    }
+
+    #[test]
+    fn resolve_expr_gives_hysteresis() {
+        let mut r = rule(0).with_resolve_expr(Some("g < 80".into()));
+        let a = ls(&[("instance", "a")]);
+        let resolved_a: HashSet<Labels> = HashSet::from([Labels::new().with("instance", "a")]);
+        let ctx = EvalContext::default();
+        r.eval(0, &[(a.clone(), 95.0)], Some(&HashSet::new()), 0, &ctx)
+            .expect("eval");
+        // 85: expr (> 90) is empty and resolve_expr (< 80) too: still firing.
+        r.eval(60_000, &[], Some(&HashSet::new()), 0, &ctx)
+            .expect("eval");
+        assert_eq!(r.alerts().next().expect("held").state, AlertState::Firing);
+        // 75: resolve_expr returns the series: resolved.
+        let (out, _) = r
+            .eval(120_000, &[], Some(&resolved_a), 0, &ctx)
+            .expect("eval");
+        assert_eq!(out[0].state, AlertState::Resolved);
+        assert_eq!(r.alerts().count(), 0);
+        // A pending alert is not held.
+        let mut r = rule(300).with_resolve_expr(Some("g < 80".into()));
+        r.eval(0, &[(a, 95.0)], Some(&HashSet::new()), 0, &ctx)
+            .expect("eval");
+        r.eval(60_000, &[], Some(&HashSet::new()), 0, &ctx)
+            .expect("eval");
+        assert_eq!(r.alerts().count(), 0);
+    }
+
+    #[test]
+    fn limit_and_alerts_series() {
+        let ctx = EvalContext::default();
+        let rows = [(ls(&[("i", "1")]), 50.0), (ls(&[("i", "2")]), 60.0)];
+        let mut r = rule(60);
+        let (_, series) = r.eval(5_000, &rows, None, 0, &ctx).expect("eval");
+        assert_eq!(series.len(), 4);
+        assert!(
+            series.iter().any(
+                |(l, v)| l.get("__name__").map(String::as_str) == Some("ALERTS")
+                    && l.get("alertstate").map(String::as_str) == Some("pending")
+                    && *v == 1.0
+            )
         );
-        assert_eq!(
-            expand("open {{ never closed", &l, 0.0),
-            "open {{ never closed"
+        assert!(
+            series
+                .iter()
+                .any(
+                    |(l, v)| l.get("__name__").map(String::as_str) == Some("ALERTS_FOR_STATE")
+                        && *v == 5.0
+                )
         );
+        let err = r.eval(6_000, &rows, None, 1, &ctx).expect_err("limit");
+        assert_eq!(err, "exceeded limit of 1 with 2 alerts");
+        assert_eq!(r.alerts().count(), 0);
+        let dup = [
+            (ls(&[("__name__", "a")]), 1.0),
+            (ls(&[("__name__", "b")]), 1.0),
+        ];
+        assert!(r.eval(7_000, &dup, None, 0, &ctx).is_err());
     }
 
     #[tokio::test]
@@ -571,7 +1071,7 @@ mod tests {
             "http://v".into(),
         );
         let g = manager.groups[0].clone();
-        manager.eval_group(&g).await;
+        manager.eval_group_at(&g, now).await;
         let sent = vigie_bus::Subscriber::recv(&mut sub)
             .await
             .expect("recv")
