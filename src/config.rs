@@ -160,6 +160,7 @@ impl Config {
                 metrics_path: "/metrics".into(),
                 scheme: "http".into(),
                 labels: Default::default(),
+                ..ScrapeConfig::default()
             });
         }
         jobs

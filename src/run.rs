@@ -141,8 +141,10 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         .route("/metrics", get(metrics_handler))
         .route("/healthz", get(|| async { "ok\n" }));
     let emitter = Arc::new(Emitter::new(bus.publisher.clone(), config.bus.partitions));
+    let scrape_targets = Arc::new(vigie_ingest::Targets::new());
     if config.runs(Role::Collect) {
         app = app.merge(vigie_ingest::remote_write::router(emitter.clone()));
+        app = app.merge(vigie_ingest::targets::router(scrape_targets.clone()));
     }
 
     // Analyzer: storage, scoring, rules, query API.
@@ -208,9 +210,15 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             .context("the alert role needs an alerts subscription")?;
         let alerting = config.alerting.clone();
         let stop = alert_stop.clone();
+        // Alertmanager API v2 (amtool, Prometheus) shares the loop's state.
+        let (api, task) = vigie_alerting::start(alerting, Some(&config.data_dir), subscriber, stop)
+            .context("starting alerting (alerting, data_dir)")?;
+        app = app.merge(api);
         alerting_task = Some(tokio::spawn(async move {
-            if let Err(e) = vigie_alerting::run(alerting, subscriber, stop).await {
-                tracing::error!(error = %e, "alerting stopped");
+            match task.await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::error!(error = %e, "alerting stopped"),
+                Err(e) => tracing::error!(error = %e, "alerting task failed"),
             }
         }));
     }
@@ -234,11 +242,12 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     // Collectors.
     let mut collectors = Vec::new();
     if config.runs(Role::Collect) {
-        collectors = vigie_ingest::spawn_collectors(
+        collectors = vigie_ingest::spawn_collectors_with_targets(
             &config.scrape_jobs(),
             &config.host,
             emitter,
             collect_stop.clone(),
+            scrape_targets,
         );
     }
 

@@ -128,10 +128,19 @@ async fn every_scraped_sample_is_queryable() {
     tokio::time::sleep(Duration::from_secs(4)).await;
     let stored = vigie
         .count(
-            "SELECT count(*) FROM samples WHERE labels['job'] = 'noloss' AND metric LIKE 'app_%'",
+            "SELECT count(*) FROM samples WHERE labels['job'] = 'noloss' AND metric LIKE 'app_%' AND NOT isnan(value)",
         )
         .await;
     assert_eq!(stored, (SCRAPES * PER_SCRAPE) as i64);
+    // When the target went away (404), Vigie wrote Prometheus' staleness
+    // markers for its series, which the count above leaves out.
+    let markers = vigie
+        .count("SELECT count(*) FROM samples WHERE labels['job'] = 'noloss' AND metric = 'app_gauge' AND isnan(value)")
+        .await;
+    assert!(
+        markers >= 1,
+        "no staleness marker after the target went away"
+    );
     let ups = vigie
         .count("SELECT count(*) FROM samples WHERE metric = 'up' AND labels['job'] = 'noloss' AND value = 1")
         .await;

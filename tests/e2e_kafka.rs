@@ -62,7 +62,7 @@ async fn kafka_flow_alerts_stores_everything_and_dead_letters_garbage() {
     // Samples travel collector -> Kafka -> analyzer.
     wait_for("samples through kafka", Duration::from_secs(60), || async {
         let n = vigie
-            .count("SELECT count(*) FROM samples WHERE metric = 'app_gauge'")
+            .count("SELECT count(*) FROM samples WHERE metric = 'app_gauge' AND NOT isnan(value)")
             .await;
         (n >= 3).then_some(())
     })
@@ -130,7 +130,7 @@ async fn kafka_flow_alerts_stores_everything_and_dead_letters_garbage() {
     let served = target.scrapes();
     let stored = wait_for("all samples stored", Duration::from_secs(30), || async {
         let n = vigie
-            .count("SELECT count(*) FROM samples WHERE metric = 'app_gauge'")
+            .count("SELECT count(*) FROM samples WHERE metric = 'app_gauge' AND NOT isnan(value)")
             .await;
         (n == served as i64).then_some(n)
     })
@@ -200,7 +200,7 @@ async fn analyzer_crash_loses_and_duplicates_nothing() {
     let stored = wait_for("every sample stored", Duration::from_secs(60), || async {
         let n = analyzer
             .count(
-                "SELECT count(*) FROM samples WHERE labels['job'] = 'app' AND metric LIKE 'app_%'",
+                "SELECT count(*) FROM samples WHERE labels['job'] = 'app' AND metric LIKE 'app_%' AND NOT isnan(value)",
             )
             .await;
         (n >= served * per_scrape).then_some(n)

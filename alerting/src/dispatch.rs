@@ -6,7 +6,7 @@
 //! bus, a one-second ticker and the notifiers, with retries.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use tokio::task::JoinSet;
@@ -20,6 +20,7 @@ use crate::metrics::{ALERT_GROUPS, DECODE_ERRORS, NOTIFICATIONS, NOTIFICATIONS_F
 use crate::notify::email::EmailNotifier;
 use crate::notify::webhook::WebhookNotifier;
 use crate::notify::{GroupStatus, Notification, NotifiedAlert, Notifier};
+use crate::silence::Silences;
 use crate::{AlertingError, NotifyError};
 
 /// How often [`run`] ticks the dispatcher.
@@ -59,6 +60,36 @@ struct Tracked {
     ends_at_ms: Option<i64>,
     generator_url: String,
     updated_ms: i64,
+    /// When a firing alert resolves unless refreshed; `None` means
+    /// `updated_ms + resolve_timeout`.
+    deadline_ms: Option<i64>,
+}
+
+/// One alert held by the dispatcher, as the API shows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HeldAlert {
+    /// Fingerprint (16 hex digits).
+    pub fingerprint: String,
+    /// Labels.
+    pub labels: Labels,
+    /// Annotations.
+    pub annotations: Labels,
+    /// When it started firing (ms since epoch).
+    pub starts_at_ms: i64,
+    /// When it resolved, or when it will resolve unless refreshed (ms).
+    pub ends_at_ms: i64,
+    /// Whether it has resolved.
+    pub resolved: bool,
+    /// When it was last received (ms).
+    pub updated_ms: i64,
+    /// Link to what produced it.
+    pub generator_url: String,
+    /// The key of its group.
+    pub group_key: String,
+    /// The labels of its group.
+    pub group_labels: Labels,
+    /// Ids of the active silences that mute it.
+    pub silenced_by: Vec<String>,
 }
 
 /// What was last notified to one target about one group.
@@ -89,6 +120,12 @@ pub struct Dispatcher {
     external_url: String,
     targets: Vec<Target>,
     groups: BTreeMap<String, Group>,
+    silences: Silences,
+}
+
+/// `ms` since the epoch as a UTC time.
+pub fn utc(ms: i64) -> chrono::DateTime<chrono::Utc> {
+    chrono::DateTime::from_timestamp_millis(ms).unwrap_or_default()
 }
 
 fn ms(d: Duration) -> i64 {
@@ -107,7 +144,54 @@ impl Dispatcher {
             external_url: config.external_url.clone(),
             targets,
             groups: BTreeMap::new(),
+            silences: Silences::in_memory(),
         }
+    }
+
+    /// This dispatcher, muting alerts with `silences`.
+    pub fn with_silences(mut self, silences: Silences) -> Self {
+        self.silences = silences;
+        self
+    }
+
+    /// The silences.
+    pub fn silences(&self) -> &Silences {
+        &self.silences
+    }
+
+    /// The silences, to create or expire some.
+    pub fn silences_mut(&mut self) -> &mut Silences {
+        &mut self.silences
+    }
+
+    /// Every alert held, firing or resolved but not yet notified, in
+    /// group then fingerprint order, with the silences muting it at `now_ms`.
+    pub fn alerts(&self, now_ms: i64) -> Vec<HeldAlert> {
+        let now = utc(now_ms);
+        let mut out = Vec::new();
+        for (key, group) in &self.groups {
+            for (fp, a) in &group.alerts {
+                out.push(HeldAlert {
+                    fingerprint: fp.clone(),
+                    labels: a.labels.clone(),
+                    annotations: a.annotations.clone(),
+                    starts_at_ms: a.starts_at_ms,
+                    ends_at_ms: a.ends_at_ms.unwrap_or_else(|| self.deadline(a)),
+                    resolved: a.ends_at_ms.is_some(),
+                    updated_ms: a.updated_ms,
+                    generator_url: a.generator_url.clone(),
+                    group_key: key.clone(),
+                    group_labels: group.labels.clone(),
+                    silenced_by: self.silences.muting(&a.labels, now),
+                });
+            }
+        }
+        out
+    }
+
+    fn deadline(&self, a: &Tracked) -> i64 {
+        a.deadline_ms
+            .unwrap_or_else(|| a.updated_ms.saturating_add(self.resolve_timeout_ms))
     }
 
     /// The targets, in job index order.
@@ -141,6 +225,30 @@ impl Dispatcher {
     /// Pending alerts are ignored; a resolved alert whose group is not held
     /// is ignored too (nobody was told it fired).
     pub fn receive(&mut self, alert: &Alert, now_ms: i64) {
+        self.insert(alert, None, now_ms);
+    }
+
+    /// Takes in one alert posted to the Alertmanager API: firing until
+    /// `ends_at_ms` if given (else until `resolve_timeout` passes without
+    /// a refresh), resolved if `ends_at_ms` is not after `now_ms`.
+    pub fn receive_posted(&mut self, alert: &Alert, ends_at_ms: Option<i64>, now_ms: i64) {
+        match ends_at_ms {
+            Some(end) if end <= now_ms => {
+                let mut resolved = alert.clone();
+                resolved.state = AlertState::Resolved;
+                resolved.resolved_at_ms = Some(end);
+                self.insert(&resolved, None, now_ms);
+            }
+            deadline => {
+                let mut firing = alert.clone();
+                firing.state = AlertState::Firing;
+                firing.resolved_at_ms = None;
+                self.insert(&firing, deadline, now_ms);
+            }
+        }
+    }
+
+    fn insert(&mut self, alert: &Alert, deadline_ms: Option<i64>, now_ms: i64) {
         let fingerprint = alert.fingerprint();
         let group_labels = self.group_labels(&alert.labels);
         let key = format!("{{}}:{group_labels}");
@@ -156,6 +264,7 @@ impl Dispatcher {
             ends_at_ms,
             generator_url: alert.generator_url.clone(),
             updated_ms: now_ms,
+            deadline_ms,
         };
         if ends_at_ms.is_some() && !self.groups.contains_key(&key) {
             debug!(group = %key, %fingerprint, "resolved alert for an unknown group ignored");
@@ -175,6 +284,7 @@ impl Dispatcher {
 
     /// Applies `resolve_timeout` and flushes the groups that are due.
     pub fn tick(&mut self, now_ms: i64) -> Vec<Job> {
+        self.silences.gc(utc(now_ms));
         self.expire(now_ms);
         let due: Vec<String> = self
             .groups
@@ -216,7 +326,9 @@ impl Dispatcher {
         let timeout = self.resolve_timeout_ms;
         for group in self.groups.values_mut() {
             for alert in group.alerts.values_mut() {
-                let deadline = alert.updated_ms.saturating_add(timeout);
+                let deadline = alert
+                    .deadline_ms
+                    .unwrap_or_else(|| alert.updated_ms.saturating_add(timeout));
                 if alert.ends_at_ms.is_none() && deadline <= now_ms {
                     alert.ends_at_ms = Some(deadline);
                 }
@@ -229,16 +341,24 @@ impl Dispatcher {
             return;
         };
         group.next_flush_ms = now_ms.saturating_add(self.group_interval_ms);
+        // Silenced alerts are left out of notifications, as if absent.
+        let now = utc(now_ms);
+        let muted: BTreeSet<String> = group
+            .alerts
+            .iter()
+            .filter(|(_, a)| !self.silences.muting(&a.labels, now).is_empty())
+            .map(|(fp, _)| fp.clone())
+            .collect();
         let firing: BTreeSet<String> = group
             .alerts
             .iter()
-            .filter(|(_, a)| a.ends_at_ms.is_none())
+            .filter(|(fp, a)| a.ends_at_ms.is_none() && !muted.contains(*fp))
             .map(|(fp, _)| fp.clone())
             .collect();
         let resolved: BTreeSet<String> = group
             .alerts
             .iter()
-            .filter(|(_, a)| a.ends_at_ms.is_some())
+            .filter(|(fp, a)| a.ends_at_ms.is_some() && !muted.contains(*fp))
             .map(|(fp, _)| fp.clone())
             .collect();
         for (i, target) in self.targets.iter().enumerate() {
@@ -263,7 +383,9 @@ impl Dispatcher {
             let mut alerts: Vec<NotifiedAlert> = group
                 .alerts
                 .iter()
-                .filter(|(_, a)| target.send_resolved || a.ends_at_ms.is_none())
+                .filter(|(fp, a)| {
+                    !muted.contains(*fp) && (target.send_resolved || a.ends_at_ms.is_none())
+                })
                 .map(|(fp, a)| NotifiedAlert {
                     status: if a.ends_at_ms.is_some() {
                         GroupStatus::Resolved
@@ -357,8 +479,77 @@ pub fn build_notifiers(config: &AlertingConfig) -> Result<Vec<ReceiverNotifier>,
     Ok(out)
 }
 
-fn now_ms() -> i64 {
+/// Now, in ms since the epoch.
+pub fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
+}
+
+/// The alerting state shared by the run loop and the HTTP API: the
+/// dispatcher (alerts, groups, silences) behind a mutex, held only for
+/// short synchronous sections (never across an `.await`).
+#[derive(Debug)]
+pub struct Shared {
+    dispatcher: Mutex<Dispatcher>,
+    receivers: Vec<String>,
+    started_ms: i64,
+}
+
+impl Shared {
+    /// Shares `dispatcher`; `receivers` are the receiver names (in
+    /// configuration order) every alert goes to.
+    pub fn new(dispatcher: Dispatcher, receivers: Vec<String>) -> Arc<Self> {
+        Arc::new(Self {
+            dispatcher: Mutex::new(dispatcher),
+            receivers,
+            started_ms: now_ms(),
+        })
+    }
+
+    /// Locks the dispatcher (a poisoned lock is taken over: the
+    /// dispatcher's state stays consistent between calls).
+    pub fn lock(&self) -> MutexGuard<'_, Dispatcher> {
+        self.dispatcher
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The receiver names.
+    pub fn receivers(&self) -> &[String] {
+        &self.receivers
+    }
+
+    /// When this state was created (ms since epoch).
+    pub fn started_ms(&self) -> i64 {
+        self.started_ms
+    }
+}
+
+/// Receiver names: those of `config`, then any other named by `notifiers`.
+pub fn receiver_names(config: &AlertingConfig, notifiers: &[ReceiverNotifier]) -> Vec<String> {
+    let mut names: Vec<String> = Vec::new();
+    let all = config
+        .receivers
+        .iter()
+        .map(|r| &r.name)
+        .chain(notifiers.iter().map(|(n, _)| n));
+    for name in all {
+        if !names.contains(name) {
+            names.push(name.clone());
+        }
+    }
+    names
+}
+
+/// The targets of `notifiers`, in order.
+pub fn targets_of(notifiers: &[ReceiverNotifier]) -> Vec<Target> {
+    notifiers
+        .iter()
+        .map(|(receiver, n)| Target {
+            receiver: receiver.clone(),
+            integration: n.integration(),
+            send_resolved: n.send_resolved(),
+        })
+        .collect()
 }
 
 /// Consumes `vigie.alerts` from `subscriber` and notifies every receiver
@@ -380,18 +571,24 @@ pub async fn run(
 pub async fn run_with_notifiers(
     config: AlertingConfig,
     notifiers: Vec<ReceiverNotifier>,
+    subscriber: Box<dyn vigie_bus::Subscriber>,
+    shutdown: CancellationToken,
+) -> Result<(), AlertingError> {
+    let dispatcher = Dispatcher::new(&config, targets_of(&notifiers));
+    let state = Shared::new(dispatcher, receiver_names(&config, &notifiers));
+    run_shared(state, &config, notifiers, subscriber, shutdown).await
+}
+
+/// The run loop over a [`Shared`] state that the HTTP API also uses:
+/// consumes `vigie.alerts`, ticks the dispatcher and sends what is due
+/// with `notifiers` (whose order matches the dispatcher's targets).
+pub async fn run_shared(
+    state: Arc<Shared>,
+    config: &AlertingConfig,
+    notifiers: Vec<ReceiverNotifier>,
     mut subscriber: Box<dyn vigie_bus::Subscriber>,
     shutdown: CancellationToken,
 ) -> Result<(), AlertingError> {
-    let targets = notifiers
-        .iter()
-        .map(|(receiver, n)| Target {
-            receiver: receiver.clone(),
-            integration: n.integration(),
-            send_resolved: n.send_resolved(),
-        })
-        .collect();
-    let mut dispatcher = Dispatcher::new(&config, targets);
     let retry_window = config.group_interval;
     let mut tasks: JoinSet<(String, usize, bool)> = JoinSet::new();
     let mut ticker = tokio::time::interval(TICK);
@@ -409,23 +606,31 @@ pub async fn run_with_notifiers(
             _ = shutdown.cancelled() => break,
             Some(done) = tasks.join_next(), if !tasks.is_empty() => {
                 match done {
-                    Ok((key, target, false)) => dispatcher.mark_failed(&key, target),
+                    Ok((key, target, false)) => {
+                        state.lock().mark_failed(&key, target);
+                    }
                     Ok(_) => {}
                     Err(e) => warn!(error = %e, "notification task failed"),
                 }
             }
             _ = ticker.tick() => {
-                for job in dispatcher.tick(now_ms()) {
+                let (jobs, groups) = {
+                    let mut d = state.lock();
+                    (d.tick(now_ms()), d.group_count())
+                };
+                for job in jobs {
                     spawn_job(&mut tasks, &notifiers, job, Instant::now() + retry_window, shutdown.clone());
                 }
-                ALERT_GROUPS.set(i64::try_from(dispatcher.group_count()).unwrap_or(i64::MAX));
+                ALERT_GROUPS.set(i64::try_from(groups).unwrap_or(i64::MAX));
             }
             received = subscriber.recv(), if bus_open => match received {
                 Ok(Some(delivery)) => {
                     let message = &delivery.message;
                     if message.topic == vigie_model::topics::ALERTS {
                         match vigie_model::codec::decode_alert(&message.payload) {
-                            Ok(alert) => dispatcher.receive(&alert, now_ms()),
+                            Ok(alert) => {
+                                state.lock().receive(&alert, now_ms());
+                            }
                             Err(e) => {
                                 DECODE_ERRORS.inc();
                                 warn!(topic = %message.topic, partition = delivery.position.partition,
@@ -457,7 +662,7 @@ pub async fn run_with_notifiers(
 
     // Final flush: one attempt per notification, bounded in time. Retries
     // still running stop at their next back-off (the token is cancelled).
-    let final_jobs = dispatcher.flush_all(now_ms());
+    let final_jobs = state.lock().flush_all(now_ms());
     info!(
         notifications = final_jobs.len(),
         "alerting stopping: final flush"
@@ -797,6 +1002,67 @@ mod tests {
             T0 + 5 * S,
         );
         assert!(d.tick(T0 + 30 * S).is_empty());
+        assert_eq!(d.group_count(), 0);
+    }
+
+    fn silence(d: &mut Dispatcher, name: &str, from: i64, to: i64) -> String {
+        use crate::silence::{Matcher, PostableSilence};
+        let p = PostableSilence {
+            id: None,
+            matchers: vec![Matcher::new("alertname", name, false, true).expect("matcher")],
+            starts_at: utc(from),
+            ends_at: utc(to),
+            created_by: "t".into(),
+            comment: "c".into(),
+        };
+        d.silences_mut().set(p, utc(from)).expect("silence")
+    }
+
+    #[test]
+    fn silenced_alerts_are_not_notified_until_the_silence_ends() {
+        let mut d = Dispatcher::new(&config(), targets(true));
+        let id = silence(&mut d, "A", T0, T0 + 10 * M);
+        d.receive(&alert("A", "a", AlertState::Firing, T0), T0);
+        d.receive(&alert("B", "a", AlertState::Firing, T0), T0);
+        let jobs = d.tick(T0 + 30 * S);
+        assert_eq!(jobs.len(), 1, "only the unsilenced group");
+        assert_eq!(
+            jobs[0].notification.group_labels.get("alertname"),
+            Some("B")
+        );
+        let held = d.alerts(T0 + 30 * S);
+        let a = held
+            .iter()
+            .find(|h| h.labels.get("alertname") == Some("A"))
+            .expect("A held");
+        assert_eq!(a.silenced_by, vec![id]);
+        // Keep A fresh; its group flushes every 5 minutes, muted until 10m.
+        d.receive(&alert("A", "a", AlertState::Firing, T0), T0 + 4 * M);
+        d.receive(&alert("B", "a", AlertState::Firing, T0), T0 + 4 * M);
+        assert!(d.tick(T0 + 30 * S + 5 * M).is_empty());
+        d.receive(&alert("A", "a", AlertState::Firing, T0), T0 + 9 * M);
+        d.receive(&alert("B", "a", AlertState::Firing, T0), T0 + 9 * M);
+        let jobs = d.tick(T0 + 30 * S + 10 * M);
+        assert_eq!(jobs.len(), 1, "notified once the silence expired");
+        assert_eq!(
+            jobs[0].notification.group_labels.get("alertname"),
+            Some("A")
+        );
+    }
+
+    #[test]
+    fn posted_alert_resolves_at_its_end_or_when_already_ended() {
+        let mut d = Dispatcher::new(&config(), targets(true));
+        let a = alert("A", "a", AlertState::Firing, T0);
+        d.receive_posted(&a, Some(T0 + 2 * M), T0);
+        assert_eq!(d.tick(T0 + 30 * S).len(), 1);
+        assert_eq!(d.alerts(T0 + M)[0].ends_at_ms, T0 + 2 * M);
+        assert!(!d.alerts(T0 + M)[0].resolved);
+        let jobs = d.tick(T0 + 30 * S + 5 * M);
+        assert_eq!(jobs[0].notification.status, GroupStatus::Resolved);
+        assert_eq!(jobs[0].notification.alerts[0].ends_at_ms, Some(T0 + 2 * M));
+        // A past end on a new alert of an unknown group: nothing to tell.
+        d.receive_posted(&a, Some(T0), T0 + 6 * M);
         assert_eq!(d.group_count(), 0);
     }
 

@@ -18,6 +18,9 @@ pub enum AlertingError {
         /// What went wrong.
         message: String,
     },
+    /// The persisted silences could not be read.
+    #[error("silences: {0}")]
+    Silences(String),
     /// The bus failed in a way that cannot be retried.
     #[error("bus: {0}")]
     Bus(#[from] vigie_bus::BusError),

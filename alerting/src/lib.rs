@@ -16,22 +16,31 @@
 //!   plain SMTP ([`notify`]); failures are retried with exponential
 //!   back-off and counted ([`metrics`]).
 //!
+//! - silences ([`silence`]) mute matching alerts; they are persisted under
+//!   the data directory and managed through Alertmanager's API v2
+//!   ([`api`]), which also takes alerts from a Prometheus
+//!   (`POST /api/v2/alerts`) and lists them for `amtool`.
+//!
 //! Not done yet (later issues): the routing tree (matchers, per-route
-//! timing and `continue`), silences, inhibition rules, the Alertmanager
-//! HTTP API, TLS for SMTP (STARTTLS) and https webhooks, templates, and a
-//! durable outbox: groups and the notification log live in memory, so a
-//! restart re-notifies firing groups after `group_wait` and may lose a
-//! resolved notification that was pending.
+//! timing and `continue`), inhibition rules, TLS for SMTP (STARTTLS) and
+//! https webhooks, templates, and a durable outbox: groups and the
+//! notification log live in memory, so a restart re-notifies firing groups
+//! after `group_wait` and may lose a resolved notification that was pending.
 
+pub mod api;
 pub mod config;
 pub mod dispatch;
 pub mod error;
 pub mod metrics;
 pub mod notify;
+pub mod silence;
 
+pub use api::{AlertingTask, router, start, start_with_notifiers};
 pub use config::{AlertingConfig, EmailConfig, ReceiverConfig, WebhookConfig};
 pub use dispatch::{
-    Dispatcher, Job, ReceiverNotifier, Target, build_notifiers, run, run_with_notifiers,
+    Dispatcher, HeldAlert, Job, ReceiverNotifier, Shared, Target, build_notifiers, run, run_shared,
+    run_with_notifiers,
 };
 pub use error::{AlertingError, NotifyError};
 pub use notify::{GroupStatus, Notification, NotifiedAlert, Notifier};
+pub use silence::{Matcher, Silence, SilenceState, Silences};

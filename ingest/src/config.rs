@@ -6,6 +6,9 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::relabel::RelabelConfig;
+use crate::relabel::list_problems;
+
 fn default_interval() -> Duration {
     Duration::from_secs(10)
 }
@@ -22,14 +25,59 @@ fn default_scheme() -> String {
     "http".to_string()
 }
 
-/// `[[scrape]]` — one Prometheus-style scrape job with static targets.
+fn default_refresh_interval() -> Duration {
+    Duration::from_secs(5)
+}
+
+/// `[[scrape.file_sd_configs]]` — Prometheus file-based service discovery.
+///
+/// Each file holds a list of target groups
+/// (`[{"targets": ["host:port"], "labels": {"k": "v"}}]`), as JSON
+/// (`.json`) or YAML (`.yml`, `.yaml`). The last path element may contain
+/// `*`. Files are re-read every `refresh_interval`; a file that cannot be
+/// read or parsed keeps its previous targets.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileSdConfig {
+    /// File paths or globs (`*` in the last element), relative to the
+    /// working directory.
+    pub files: Vec<String>,
+    /// How often the files are checked for changes (default 5s).
+    #[serde(default = "default_refresh_interval", with = "humantime_serde")]
+    pub refresh_interval: Duration,
+}
+
+/// `[[scrape]]` — one Prometheus-style scrape job: static targets and/or
+/// file-discovered ones, relabelled.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ScrapeConfig {
     /// The `job` label of every sample of this job.
     pub job: String,
-    /// Targets as `host:port`; each becomes the `instance` label.
+    /// Static targets as `host:port`; each becomes `__address__` (and the
+    /// `instance` label unless relabelling sets one).
+    #[serde(default)]
     pub targets: Vec<String>,
+    /// File-based service discovery.
+    #[serde(default)]
+    pub file_sd_configs: Vec<FileSdConfig>,
+    /// Relabelling of discovered targets (`__address__`, `__meta_*`, ...).
+    #[serde(default)]
+    pub relabel_configs: Vec<RelabelConfig>,
+    /// Relabelling of scraped samples, before they are stored.
+    #[serde(default)]
+    pub metric_relabel_configs: Vec<RelabelConfig>,
+    /// Keep the exposed labels on a clash with target labels (default
+    /// false: exposed ones are renamed `exported_<name>`).
+    #[serde(default)]
+    pub honor_labels: bool,
+    /// Most samples a scrape may return after metric relabelling; above it
+    /// the whole scrape fails (`up 0`). 0 means no limit.
+    #[serde(default)]
+    pub sample_limit: usize,
+    /// URL query parameters of every scrape (`__param_<name>` overrides).
+    #[serde(default)]
+    pub params: BTreeMap<String, Vec<String>>,
     /// Time between scrapes of one target (default 10s).
     #[serde(default = "default_interval", with = "humantime_serde")]
     pub interval: Duration,
@@ -45,6 +93,36 @@ pub struct ScrapeConfig {
     /// Extra labels added to every sample of this job.
     #[serde(default)]
     pub labels: BTreeMap<String, String>,
+}
+
+impl Default for ScrapeConfig {
+    /// An empty job with Prometheus' defaults (no targets, no name).
+    fn default() -> Self {
+        Self {
+            job: String::new(),
+            targets: Vec::new(),
+            file_sd_configs: Vec::new(),
+            relabel_configs: Vec::new(),
+            metric_relabel_configs: Vec::new(),
+            honor_labels: false,
+            sample_limit: 0,
+            params: BTreeMap::new(),
+            interval: default_interval(),
+            timeout: default_timeout(),
+            metrics_path: default_metrics_path(),
+            scheme: default_scheme(),
+            labels: BTreeMap::new(),
+        }
+    }
+}
+
+/// True for a file_sd path Prometheus accepts: a JSON or YAML file, with
+/// `*` only in the last path element.
+fn is_valid_sd_path(path: &str) -> bool {
+    let (dir, file) = path.rsplit_once('/').unwrap_or(("", path));
+    let lower = file.to_ascii_lowercase();
+    !dir.contains('*')
+        && (lower.ends_with(".json") || lower.ends_with(".yml") || lower.ends_with(".yaml"))
 }
 
 /// `[host]` — the built-in host collector.
@@ -136,12 +214,45 @@ impl ScrapeConfig {
         if self.job.trim().is_empty() {
             out.push((format!("{p}.job"), "set a non-empty job name".to_string()));
         }
-        if self.targets.is_empty() {
+        if self.targets.is_empty() && self.file_sd_configs.is_empty() {
             out.push((
                 format!("{p}.targets"),
-                "list at least one target as \"host:port\"".to_string(),
+                "list at least one target as \"host:port\", or add file_sd_configs".to_string(),
             ));
         }
+        for (i, sd) in self.file_sd_configs.iter().enumerate() {
+            let key = format!("{p}.file_sd_configs[{i}]");
+            if sd.files.is_empty() {
+                out.push((
+                    format!("{key}.files"),
+                    "list at least one file, e.g. \"targets/*.json\"".to_string(),
+                ));
+            }
+            for (j, f) in sd.files.iter().enumerate() {
+                if !is_valid_sd_path(f) {
+                    out.push((
+                        format!("{key}.files[{j}]"),
+                        format!(
+                            "`{f}` must end in .json, .yml or .yaml, with `*` only in the file name"
+                        ),
+                    ));
+                }
+            }
+            if sd.refresh_interval.is_zero() {
+                out.push((
+                    format!("{key}.refresh_interval"),
+                    "set a positive refresh_interval, e.g. \"5s\"".to_string(),
+                ));
+            }
+        }
+        out.extend(list_problems(
+            &format!("{p}.relabel_configs"),
+            &self.relabel_configs,
+        ));
+        out.extend(list_problems(
+            &format!("{p}.metric_relabel_configs"),
+            &self.metric_relabel_configs,
+        ));
         for (i, target) in self.targets.iter().enumerate() {
             if let Some(why) = target_problem(target) {
                 out.push((
@@ -236,6 +347,7 @@ mod tests {
             metrics_path: default_metrics_path(),
             scheme: default_scheme(),
             labels: BTreeMap::new(),
+            ..ScrapeConfig::default()
         }
     }
 
@@ -286,6 +398,71 @@ mod tests {
         let p = j.problems(0);
         assert!(keys(&p).contains(&"scrape[0].targets"));
         assert!(keys(&p).contains(&"scrape[0].interval"));
+    }
+
+    #[test]
+    fn file_sd_and_relabel_configs_parse_from_toml_and_are_checked() {
+        #[derive(Deserialize)]
+        struct File {
+            scrape: Vec<ScrapeConfig>,
+        }
+        let f: File = toml::from_str(
+            r#"
+[[scrape]]
+job = "sd"
+honor_labels = true
+sample_limit = 1000
+params = { module = ["http_2xx"] }
+[[scrape.file_sd_configs]]
+files = ["targets/*.json", "more.yml"]
+refresh_interval = "30s"
+[[scrape.relabel_configs]]
+source_labels = ["__address__"]
+regex = '(.*):\d+'
+target_label = "host"
+[[scrape.relabel_configs]]
+action = "hashmod"
+source_labels = ["__address__"]
+target_label = "__tmp_shard"
+modulus = 0
+[[scrape.metric_relabel_configs]]
+action = "drop"
+source_labels = ["__name__"]
+regex = "go_("
+"#,
+        )
+        .expect("valid TOML");
+        let j = &f.scrape[0];
+        assert!(j.targets.is_empty());
+        assert!(j.honor_labels);
+        assert_eq!(j.sample_limit, 1000);
+        assert_eq!(
+            j.file_sd_configs[0].refresh_interval,
+            Duration::from_secs(30)
+        );
+        assert_eq!(j.relabel_configs[0].replacement, "$1");
+        assert_eq!(
+            keys(&j.problems(2)),
+            vec![
+                "scrape[2].relabel_configs[1].modulus",
+                "scrape[2].metric_relabel_configs[0].regex",
+            ]
+        );
+        let mut bad = j.clone();
+        bad.file_sd_configs[0].files = vec!["a/*/b.json".into(), "t.txt".into()];
+        bad.file_sd_configs[0].refresh_interval = Duration::ZERO;
+        bad.relabel_configs.clear();
+        bad.metric_relabel_configs.clear();
+        assert_eq!(
+            keys(&bad.problems(0)),
+            vec![
+                "scrape[0].file_sd_configs[0].files[0]",
+                "scrape[0].file_sd_configs[0].files[1]",
+                "scrape[0].file_sd_configs[0].refresh_interval",
+            ]
+        );
+        bad.file_sd_configs.clear();
+        assert_eq!(keys(&bad.problems(0)), vec!["scrape[0].targets"]);
     }
 
     #[test]

@@ -14,13 +14,20 @@
 //!   series id so a series always keeps the same key.
 //! - [`remote_write`]: the Prometheus remote-write 1.0 receiver
 //!   (`POST /api/v1/write`, snappy + protobuf).
-//! - [`spawn_collectors`]: one task per source, ticking at its interval
-//!   until shutdown.
+//! - [`sd`] and [`relabel`]: static and file_sd targets, `relabel_configs`
+//!   and `metric_relabel_configs` with Prometheus' semantics.
+//! - [`spawn_collectors_with_targets`]: one manager task per scrape job
+//!   that (re)discovers its targets, starts and stops one scrape loop per
+//!   target, and keeps the [`targets`] view (`GET /api/v1/targets`) up to
+//!   date; plus the host collector.
+//! - Staleness: when a series leaves a target's scrape, or the target fails
+//!   or goes away, its series get Prometheus' staleness marker
+//!   ([`scrape::STALE_NAN_BITS`]).
 //!
-//! What it does not do: service discovery, relabeling rules, TLS/auth,
+//! What it does not do: service discovery other than files, TLS/auth,
 //! compressed bodies, the protobuf/OpenMetrics formats, native histograms,
-//! staleness markers, or any storage — samples are handed to a
-//! [`vigie_bus::Publisher`] and forgotten.
+//! or any storage — samples are handed to a [`vigie_bus::Publisher`] and
+//! forgotten.
 
 pub mod config;
 pub mod emit;
@@ -28,12 +35,16 @@ pub mod error;
 pub mod exposition;
 pub mod host;
 mod metrics;
+pub mod relabel;
 pub mod remote_write;
 pub mod scrape;
+pub mod sd;
 pub mod source;
 mod sys;
+pub mod targets;
 
-use std::sync::Arc;
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::task::JoinHandle;
@@ -47,29 +58,58 @@ pub use error::IngestError;
 pub use host::HostCollector;
 pub use scrape::ScrapeTarget;
 pub use source::Source;
+pub use targets::Targets;
 
-/// Starts one task per source: every target of every scrape job, and the
-/// host collector if enabled. Each task collects immediately, then at its
-/// interval (late ticks are delayed, not bunched), emits through `emitter`,
-/// and stops when `shutdown` is cancelled (an in-flight collection is
-/// abandoned). Must be called inside a Tokio runtime.
+/// Like [`spawn_collectors_with_targets`], with a targets view nobody
+/// reads.
 pub fn spawn_collectors(
     scrape: &[ScrapeConfig],
     host: &HostConfig,
     emitter: Arc<Emitter>,
     shutdown: CancellationToken,
 ) -> Vec<JoinHandle<()>> {
-    let mut sources: Vec<Box<dyn Source>> = Vec::new();
-    if scrape.iter().any(|j| !j.targets.is_empty()) {
+    spawn_collectors_with_targets(scrape, host, emitter, shutdown, Arc::new(Targets::new()))
+}
+
+/// Starts one manager task per scrape job and one task for the host
+/// collector if enabled; returns their handles.
+///
+/// A job's manager discovers its targets (static `targets` plus
+/// `file_sd_configs`, re-read every `refresh_interval`), relabels them,
+/// runs one scrape loop per distinct target (started and stopped as the
+/// set changes; a stopped target's series get staleness markers), and
+/// records pools, targets and scrape health in `targets` (serve it with
+/// [`targets::router`]). Each loop scrapes immediately, then at its
+/// interval (late ticks are delayed, not bunched). On `shutdown` every
+/// task stops (an in-flight collection is abandoned) and a manager returns
+/// once its loops have. Must be called inside a Tokio runtime.
+pub fn spawn_collectors_with_targets(
+    scrape: &[ScrapeConfig],
+    host: &HostConfig,
+    emitter: Arc<Emitter>,
+    shutdown: CancellationToken,
+    targets: Arc<Targets>,
+) -> Vec<JoinHandle<()>> {
+    let mut tasks = Vec::new();
+    if !scrape.is_empty() {
         match reqwest::Client::builder()
             .user_agent(concat!("vigie-ingest/", env!("CARGO_PKG_VERSION")))
             .build()
         {
             Ok(client) => {
-                for job in scrape {
-                    for target in &job.targets {
-                        sources.push(Box::new(ScrapeTarget::new(job, target, client.clone())));
-                    }
+                for (index, job) in scrape.iter().enumerate() {
+                    let span = tracing::info_span!("scrape_job", job = %job.job);
+                    tasks.push(tokio::spawn(
+                        run_job(
+                            index,
+                            job.clone(),
+                            client.clone(),
+                            emitter.clone(),
+                            shutdown.clone(),
+                            targets.clone(),
+                        )
+                        .instrument(span),
+                    ));
                 }
             }
             Err(error) => {
@@ -78,15 +118,183 @@ pub fn spawn_collectors(
         }
     }
     if host.enabled {
-        sources.push(Box::new(HostCollector::new(host)));
+        let source: Box<dyn Source> = Box::new(HostCollector::new(host));
+        let span = tracing::info_span!("source", name = %source.name());
+        tasks.push(tokio::spawn(
+            run_source(source, emitter, shutdown).instrument(span),
+        ));
     }
-    sources
-        .into_iter()
-        .map(|source| {
-            let span = tracing::info_span!("source", name = %source.name());
-            tokio::spawn(run_source(source, emitter.clone(), shutdown.clone()).instrument(span))
-        })
-        .collect()
+    tasks
+}
+
+/// A running scrape loop of a job's manager.
+struct Running {
+    target: targets::ActiveTarget,
+    removed: CancellationToken,
+    handle: JoinHandle<()>,
+}
+
+/// The manager of one scrape job (see [`spawn_collectors_with_targets`]).
+async fn run_job(
+    index: usize,
+    job: ScrapeConfig,
+    client: reqwest::Client,
+    emitter: Arc<Emitter>,
+    shutdown: CancellationToken,
+    targets: Arc<Targets>,
+) {
+    let rules = match relabel::compile(&job.relabel_configs) {
+        Ok(r) => r,
+        Err((i, error)) => {
+            tracing::error!(rule = i, %error, "invalid relabel_configs; the job does not run");
+            return;
+        }
+    };
+    let metric_rules = match relabel::compile(&job.metric_relabel_configs) {
+        Ok(r) => Arc::new(r),
+        Err((i, error)) => {
+            tracing::error!(rule = i, %error, "invalid metric_relabel_configs; the job does not run");
+            return;
+        }
+    };
+    let refresh = job
+        .file_sd_configs
+        .iter()
+        .map(|c| c.refresh_interval.max(Duration::from_millis(10)))
+        .min();
+    let mut file_sd = sd::FileSd::new(&job.file_sd_configs);
+    // Keyed by URL and final labels: the identity of a target.
+    let mut running: BTreeMap<String, Running> = BTreeMap::new();
+    let mut stopping: Vec<JoinHandle<()>> = Vec::new();
+    loop {
+        let groups = file_sd.refresh();
+        let mut wanted: BTreeMap<String, sd::ResolvedTarget> = BTreeMap::new();
+        let mut dropped = Vec::new();
+        for labels in sd::discovered(&job, &groups) {
+            match sd::resolve(&job, &rules, labels.clone()) {
+                Ok(Some(t)) => {
+                    let key = format!("{}\u{0}{:?}", t.url, t.labels);
+                    wanted.entry(key).or_insert(t);
+                }
+                Ok(None) => dropped.push(labels),
+                Err(error) => {
+                    tracing::warn!(target = ?labels.get(sd::ADDRESS), %error, "dropping target");
+                    dropped.push(labels);
+                }
+            }
+        }
+        let gone: Vec<String> = running
+            .keys()
+            .filter(|k| !wanted.contains_key(*k))
+            .cloned()
+            .collect();
+        for key in gone {
+            if let Some(r) = running.remove(&key) {
+                tracing::info!(url = %r.target.url, "target gone; stopping its scrapes");
+                r.removed.cancel();
+                stopping.push(r.handle);
+            }
+        }
+        for (key, t) in wanted {
+            if let Some(r) = running.get_mut(&key) {
+                r.target.discovered = t.discovered;
+                continue;
+            }
+            let health = Arc::new(Mutex::new(targets::Health::default()));
+            let scraper = ScrapeTarget::from_resolved(
+                &job,
+                &t,
+                metric_rules.clone(),
+                client.clone(),
+                health.clone(),
+            );
+            let removed = CancellationToken::new();
+            let span = tracing::info_span!("source", name = %scraper.name());
+            tracing::info!(url = %t.url, "target discovered; scraping it");
+            let handle = tokio::spawn(
+                run_target(scraper, emitter.clone(), shutdown.clone(), removed.clone())
+                    .instrument(span),
+            );
+            running.insert(
+                key,
+                Running {
+                    target: targets::ActiveTarget {
+                        discovered: t.discovered,
+                        labels: t.labels,
+                        url: t.url,
+                        interval: job.interval,
+                        timeout: job.timeout,
+                        health,
+                    },
+                    removed,
+                    handle,
+                },
+            );
+        }
+        stopping.retain(|h| !h.is_finished());
+        targets.set_pool(
+            index,
+            targets::Pool {
+                name: job.job.clone(),
+                active: running.values().map(|r| r.target.clone()).collect(),
+                dropped,
+            },
+        );
+        match refresh {
+            Some(every) => tokio::select! {
+                biased;
+                () = shutdown.cancelled() => break,
+                () = tokio::time::sleep(every) => {}
+            },
+            None => {
+                shutdown.cancelled().await;
+                break;
+            }
+        }
+    }
+    for handle in running.into_values().map(|r| r.handle).chain(stopping) {
+        let _ = handle.await;
+    }
+    tracing::debug!("scrape job stopped");
+}
+
+/// The loop of one target: like [`run_source`], and when `removed` is
+/// cancelled (the target was not discovered any more), writes staleness
+/// markers for its series before returning. On `shutdown` it returns
+/// without markers, as Prometheus does.
+async fn run_target(
+    mut target: ScrapeTarget,
+    emitter: Arc<Emitter>,
+    shutdown: CancellationToken,
+    removed: CancellationToken,
+) {
+    let mut ticker = tokio::time::interval(target.interval().max(Duration::from_millis(1)));
+    ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            biased;
+            () = shutdown.cancelled() => return,
+            () = removed.cancelled() => break,
+            _ = ticker.tick() => {}
+        }
+        let samples = tokio::select! {
+            biased;
+            () = shutdown.cancelled() => return,
+            () = removed.cancelled() => break,
+            samples = target.collect() => samples,
+        };
+        let count = samples.len();
+        match emitter.emit(samples).await {
+            Ok(published) => tracing::debug!(published, "collected"),
+            Err(error) => tracing::warn!(count, %error, "emitting samples failed"),
+        }
+    }
+    let markers = target.end_of_run_markers(source::now_ms());
+    let count = markers.len();
+    match emitter.emit(markers).await {
+        Ok(_) => tracing::debug!(count, "wrote staleness markers"),
+        Err(error) => tracing::warn!(count, %error, "emitting staleness markers failed"),
+    }
 }
 
 /// The loop of one source.
@@ -199,6 +407,17 @@ mod tests {
         );
     }
 
+    /// Polls `f` every 20ms for up to 5s.
+    async fn wait_until<T>(mut f: impl FnMut() -> Option<T>) -> T {
+        for _ in 0..250 {
+            if let Some(v) = f() {
+                return v;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("condition not met within 5s");
+    }
+
     #[tokio::test]
     async fn spawns_one_task_per_target_and_host() {
         let bus = MemoryBus::new(64);
@@ -211,14 +430,28 @@ mod tests {
             metrics_path: "/metrics".into(),
             scheme: "http".into(),
             labels: Default::default(),
+            ..ScrapeConfig::default()
         };
         let host = HostConfig {
             enabled: false,
             ..HostConfig::default()
         };
         let shutdown = CancellationToken::new();
-        let tasks = spawn_collectors(&[job.clone(), job], &host, emitter, shutdown.clone());
-        assert_eq!(tasks.len(), 4);
+        let targets = Arc::new(Targets::new());
+        let tasks = spawn_collectors_with_targets(
+            &[job.clone(), job],
+            &host,
+            emitter,
+            shutdown.clone(),
+            targets.clone(),
+        );
+        assert_eq!(tasks.len(), 2, "one manager per job");
+        let active = wait_until(|| {
+            let pools = targets.pools();
+            (pools.len() == 2).then(|| pools.iter().map(|p| p.active.len()).sum::<usize>())
+        })
+        .await;
+        assert_eq!(active, 4, "two targets per job");
         shutdown.cancel();
         for t in tasks {
             tokio::time::timeout(Duration::from_secs(2), t)
