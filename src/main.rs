@@ -3,6 +3,7 @@
 
 mod config;
 mod run;
+mod sql;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -41,6 +42,17 @@ enum Command {
     CheckConfig {
         /// The TOML configuration file.
         file: PathBuf,
+    },
+    /// Run SQL on a running Vigie (tables: samples) and print a table.
+    Sql {
+        /// The query, e.g. "SELECT metric, count(*) FROM samples GROUP BY 1".
+        query: String,
+        /// Vigie's HTTP address.
+        #[arg(long, default_value = "http://127.0.0.1:9464")]
+        url: String,
+        /// Print the JSON answer instead of a table.
+        #[arg(long)]
+        json: bool,
     },
     /// Measure quality on public labelled data (NAB, Loghub).
     #[command(subcommand)]
@@ -176,6 +188,11 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::CheckConfig { file } => check_config(&file),
         Command::Eval(command) => eval(command),
+        Command::Sql { query, url, json } => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(anyhow::Error::from)
+            .and_then(|rt| rt.block_on(sql::run(&url, &query, json))),
         Command::Rules(command) => match rules(command) {
             Ok(true) => return ExitCode::SUCCESS,
             Ok(false) => return ExitCode::FAILURE,

@@ -195,6 +195,46 @@ async fn malformed_target_gives_up_zero_and_spares_others() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn vigie_sql_prints_a_table_json_and_errors() {
+    let vigie = Vigie::start("", "groups: []\n").await;
+    let url = format!("http://{}", vigie.addr);
+    let run = |args: Vec<String>| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_vigie"))
+            .args(args)
+            .output()
+            .expect("run vigie sql");
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (ok, table, err) = run(vec![
+        "sql".into(),
+        "SELECT 1 AS one, 'x' AS two".into(),
+        "--url".into(),
+        url.clone(),
+    ]);
+    assert!(ok, "{err}");
+    assert!(table.starts_with("one | two"), "{table}");
+    assert!(table.contains("(1 rows)"), "{table}");
+    let (ok, json, _) = run(vec![
+        "sql".into(),
+        "SELECT 1 AS one".into(),
+        "--json".into(),
+        "--url".into(),
+        url.clone(),
+    ]);
+    assert!(ok);
+    let v: serde_json::Value = serde_json::from_str(json.trim()).expect("json output");
+    assert_eq!(v["columns"][0], "one");
+    assert_eq!(v["rows"][0][0], 1);
+    let (ok, _, err) = run(vec!["sql".into(), "SELEC".into(), "--url".into(), url]);
+    assert!(!ok, "bad SQL must fail");
+    assert!(err.contains("error"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_sql_is_a_400_with_a_reason() {
     let vigie = Vigie::start("", "groups: []\n").await;
     let r = reqwest::Client::new()
