@@ -11,7 +11,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{Target, Vigie, free_port, wait_for};
+use common::{Target, Vigie, assert_stored_exactly_once, free_port, wait_for};
 
 /// The broker binary: `$VIGIE_TANSU`, else `tansu` on PATH or in ~/.cargo/bin.
 fn tansu() -> PathBuf {
@@ -158,31 +158,6 @@ async fn real_broker_restart_loses_and_duplicates_nothing() {
         },
     )
     .await;
-    let served = target.scrapes();
-    *target.max_scrapes.lock().expect("lock") = Some(served);
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    let served = target.scrapes() as i64;
-    let per_scrape = 4; // app_gauge + 3 extra
-    let stored = wait_for("every sample stored", Duration::from_secs(90), || async {
-        let n = analyzer
-            .count(
-                "SELECT count(*) FROM samples WHERE labels['job'] = 'app' AND metric LIKE 'app_%' AND NOT isnan(value)",
-            )
-            .await;
-        (n >= served * per_scrape).then_some(n)
-    })
-    .await;
-    assert_eq!(
-        stored,
-        served * per_scrape,
-        "samples sent != samples stored"
-    );
-    let distinct = analyzer
-        .count("SELECT count(*) FROM (SELECT DISTINCT series_id, ts FROM samples WHERE labels['job'] = 'app')")
-        .await;
-    let all = analyzer
-        .count("SELECT count(*) FROM samples WHERE labels['job'] = 'app'")
-        .await;
-    assert_eq!(distinct, all, "duplicate rows after the broker restart");
+    assert_stored_exactly_once(&analyzer, &target, 4).await; // app_gauge + 3 extra
     drop(collector);
 }

@@ -7,7 +7,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{GAUGE_RULES, Target, Vigie, Webhook, wait_for};
+use common::{GAUGE_RULES, Target, Vigie, Webhook, assert_stored_exactly_once, wait_for};
 use rdkafka::ClientConfig;
 use rdkafka::Message;
 use rdkafka::consumer::{Consumer, StreamConsumer};
@@ -25,6 +25,23 @@ fn kafka_config(brokers: &str, target: &Target, hook: &Webhook) -> String {
         target.addr,
         hook.url()
     )
+}
+
+/// A 3-broker mock cluster with Vigie's topics (3 partitions each).
+fn mock_cluster() -> (
+    MockCluster<'static, rdkafka::producer::DefaultProducerContext>,
+    String,
+) {
+    let cluster = MockCluster::new(3).expect("mock cluster");
+    for topic in [
+        vigie_model::topics::METRICS,
+        vigie_model::topics::ALERTS,
+        vigie_model::topics::DEADLETTER,
+    ] {
+        cluster.create_topic(topic, 3, 1).expect("create topic");
+    }
+    let brokers = cluster.bootstrap_servers();
+    (cluster, brokers)
 }
 
 async fn dead_letter(brokers: &str) -> rdkafka::message::OwnedMessage {
@@ -46,15 +63,7 @@ async fn dead_letter(brokers: &str) -> rdkafka::message::OwnedMessage {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kafka_flow_alerts_stores_everything_and_dead_letters_garbage() {
-    let cluster = MockCluster::new(3).expect("mock cluster");
-    let brokers = cluster.bootstrap_servers();
-    for topic in [
-        vigie_model::topics::METRICS,
-        vigie_model::topics::ALERTS,
-        vigie_model::topics::DEADLETTER,
-    ] {
-        cluster.create_topic(topic, 3, 1).expect("create topic");
-    }
+    let (cluster, brokers) = mock_cluster();
     let target = Target::start(0).await;
     let hook = Webhook::start().await;
     let vigie = Vigie::start(&kafka_config(&brokers, &target, &hook), GAUGE_RULES).await;
@@ -147,15 +156,7 @@ async fn kafka_flow_alerts_stores_everything_and_dead_letters_garbage() {
 /// replayed part is recognised by the per-series watermarks.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn analyzer_crash_loses_and_duplicates_nothing() {
-    let cluster = MockCluster::new(3).expect("mock cluster");
-    let brokers = cluster.bootstrap_servers();
-    for topic in [
-        vigie_model::topics::METRICS,
-        vigie_model::topics::ALERTS,
-        vigie_model::topics::DEADLETTER,
-    ] {
-        cluster.create_topic(topic, 3, 1).expect("create topic");
-    }
+    let (cluster, brokers) = mock_cluster();
     let target = Target::start(3).await;
     let hook = Webhook::start().await;
     let config = kafka_config(&brokers, &target, &hook);
@@ -192,28 +193,7 @@ async fn analyzer_crash_loses_and_duplicates_nothing() {
     )
     .await;
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let served = target.scrapes();
-    *target.max_scrapes.lock().expect("lock") = Some(served);
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    let served = target.scrapes() as i64;
-    let per_scrape = 4; // app_gauge + 3 extra
-    let stored = wait_for("every sample stored", Duration::from_secs(60), || async {
-        let n = analyzer
-            .count(
-                "SELECT count(*) FROM samples WHERE labels['job'] = 'app' AND metric LIKE 'app_%' AND NOT isnan(value)",
-            )
-            .await;
-        (n >= served * per_scrape).then_some(n)
-    })
-    .await;
-    assert_eq!(stored, served * per_scrape, "duplicates were stored");
-    let distinct = analyzer
-        .count("SELECT count(*) FROM (SELECT DISTINCT series_id, ts FROM samples WHERE labels['job'] = 'app')")
-        .await;
-    let all = analyzer
-        .count("SELECT count(*) FROM samples WHERE labels['job'] = 'app'")
-        .await;
-    assert_eq!(distinct, all, "a series has two rows with one timestamp");
+    assert_stored_exactly_once(&analyzer, &target, 4).await; // app_gauge + 3 extra
     drop(collector);
     drop(cluster);
 }

@@ -10,8 +10,8 @@ use std::collections::{BTreeMap, HashSet};
 use std::path::PathBuf;
 
 use promql_parser::util::{parse_duration, unquote_string};
-use vigie_analyzer::promql::value::stale_nan;
 use vigie_analyzer::promql::{Engine, LabelSet, MemoryStore, Value, almost_equal};
+use vigie_analyzer::rules::unittest::{expand_values, parse_number};
 
 /// Pass rate (percent of non-skipped statements) below which the test fails:
 /// the measured rate minus 2 points.
@@ -48,74 +48,6 @@ fn parse_time_ms(s: &str) -> Result<i64, String> {
     }
     let d = parse_duration(body)?.as_millis() as i64;
     Ok(if neg { -d } else { d })
-}
-
-fn parse_number(s: &str) -> Option<f64> {
-    let lower = s.to_ascii_lowercase();
-    match lower.as_str() {
-        "inf" | "+inf" => return Some(f64::INFINITY),
-        "-inf" => return Some(f64::NEG_INFINITY),
-        "nan" => return Some(f64::NAN),
-        _ => {}
-    }
-    if !s
-        .chars()
-        .all(|c| c.is_ascii_digit() || matches!(c, '.' | 'e' | 'E' | '+' | '-'))
-    {
-        return None;
-    }
-    s.parse::<f64>().ok()
-}
-
-/// Expands one value token of the series notation; `None` = missing point.
-fn expand(tok: &str) -> Result<Vec<Option<f64>>, String> {
-    if tok == "_" {
-        return Ok(vec![None]);
-    }
-    if tok == "stale" {
-        return Ok(vec![Some(stale_nan())]);
-    }
-    if let Some(n) = tok.strip_prefix("_x") {
-        let n: usize = n.parse().map_err(|_| format!("bad token {tok}"))?;
-        return Ok(vec![None; n]);
-    }
-    if let Some(v) = parse_number(tok) {
-        return Ok(vec![Some(v)]);
-    }
-    let Some(xpos) = tok.rfind('x') else {
-        return Err(format!("bad value {tok}"));
-    };
-    let (base, n) = (&tok[..xpos], &tok[xpos + 1..]);
-    let n: usize = n.parse().map_err(|_| format!("bad repeat in {tok}"))?;
-    if base == "stale" {
-        return Ok(vec![Some(stale_nan()); n + 1]);
-    }
-    // Split "a+b" / "a-b" at a sign that is not the exponent's nor the first char.
-    let bytes = base.as_bytes();
-    let mut split = None;
-    for i in (1..bytes.len()).rev() {
-        if (bytes[i] == b'+' || bytes[i] == b'-') && !matches!(bytes[i - 1], b'e' | b'E') {
-            split = Some(i);
-            break;
-        }
-    }
-    let (a, b) = match split {
-        Some(i) => (
-            parse_number(&base[..i]).ok_or_else(|| format!("bad start in {tok}"))?,
-            parse_number(&base[i..]).ok_or_else(|| format!("bad step in {tok}"))?,
-        ),
-        None => (
-            parse_number(base).ok_or_else(|| format!("bad value in {tok}"))?,
-            0.0,
-        ),
-    };
-    let mut out = Vec::with_capacity(n + 1);
-    let mut v = a;
-    for _ in 0..=n {
-        out.push(Some(v));
-        v += b;
-    }
-    Ok(out)
 }
 
 /// Reads a quoted string at the start of `s`; returns it and the rest.
@@ -186,11 +118,7 @@ fn parse_values(s: &str) -> Result<(Vec<Option<f64>>, bool), String> {
     if s.contains("{{") {
         return Ok((Vec::new(), true));
     }
-    let mut out = Vec::new();
-    for tok in s.split_whitespace() {
-        out.extend(expand(tok)?);
-    }
-    Ok((out, false))
+    Ok((expand_values(s)?, false))
 }
 
 enum Expect {
@@ -624,17 +552,20 @@ fn promqltest_conformance() {
 #[test]
 fn expands_series_notation() {
     assert_eq!(
-        expand("1+2x3").expect("ok"),
+        expand_values("1+2x3").expect("ok"),
         vec![Some(1.0), Some(3.0), Some(5.0), Some(7.0)]
     );
     assert_eq!(
-        expand("-1-1x2").expect("ok"),
+        expand_values("-1-1x2").expect("ok"),
         vec![Some(-1.0), Some(-2.0), Some(-3.0)]
     );
-    assert_eq!(expand("_x2").expect("ok"), vec![None, None]);
-    assert_eq!(expand("5x1").expect("ok"), vec![Some(5.0), Some(5.0)]);
+    assert_eq!(expand_values("_x2").expect("ok"), vec![None, None]);
     assert_eq!(
-        expand("1e3+1e3x1").expect("ok"),
+        expand_values("5x1").expect("ok"),
+        vec![Some(5.0), Some(5.0)]
+    );
+    assert_eq!(
+        expand_values("1e3+1e3x1").expect("ok"),
         vec![Some(1000.0), Some(2000.0)]
     );
     let (l, rest) = parse_metric(r#"foo{a="b", c="d\"e"} 1 2"#).expect("metric");

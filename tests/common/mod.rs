@@ -408,3 +408,38 @@ groups:
 pub fn root(p: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(p)
 }
+
+/// Stops `target`, then waits until the analyzer stored every sample of
+/// every served scrape (`per_scrape` app_* samples each, staleness markers
+/// left out) and checks that no series has two rows at one timestamp.
+pub async fn assert_stored_exactly_once(analyzer: &Vigie, target: &Target, per_scrape: i64) {
+    let served = target.scrapes();
+    *target.max_scrapes.lock().expect("lock") = Some(served);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let served = target.scrapes() as i64;
+    let stored = wait_for("every sample stored", Duration::from_secs(90), || async {
+        let n = analyzer
+            .count(
+                "SELECT count(*) FROM samples WHERE labels['job'] = 'app' \
+                 AND metric LIKE 'app_%' AND NOT isnan(value)",
+            )
+            .await;
+        (n >= served * per_scrape).then_some(n)
+    })
+    .await;
+    assert_eq!(
+        stored,
+        served * per_scrape,
+        "samples sent != samples stored"
+    );
+    let distinct = analyzer
+        .count(
+            "SELECT count(*) FROM (SELECT DISTINCT series_id, ts FROM samples \
+             WHERE labels['job'] = 'app')",
+        )
+        .await;
+    let all = analyzer
+        .count("SELECT count(*) FROM samples WHERE labels['job'] = 'app'")
+        .await;
+    assert_eq!(distinct, all, "a series has two rows at one timestamp");
+}

@@ -181,7 +181,8 @@ fn go_duration(ms: i64) -> String {
     }
 }
 
-fn parse_number(s: &str) -> Option<f64> {
+/// A number of the series notation: decimal, `Inf`, `-Inf`, `NaN`.
+pub fn parse_number(s: &str) -> Option<f64> {
     match s.to_ascii_lowercase().as_str() {
         "inf" | "+inf" => return Some(f64::INFINITY),
         "-inf" => return Some(f64::NEG_INFINITY),
@@ -217,6 +218,9 @@ fn expand_token(tok: &str) -> Result<Vec<Option<f64>>, String> {
     };
     let (base, n) = (&tok[..xpos], &tok[xpos + 1..]);
     let n: usize = n.parse().map_err(|_| format!("bad repeat in {tok:?}"))?;
+    if base == "stale" {
+        return Ok(vec![Some(stale_nan()); n + 1]);
+    }
     // Split "a+b" / "a-b" at the last sign that is not an exponent's nor the first char.
     let bytes = base.as_bytes();
     let split = (1..bytes.len())
