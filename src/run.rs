@@ -161,14 +161,24 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             .context("loading rule files (rules.files)")?;
         let rule_count: usize = groups.iter().map(|g| g.rules().len()).sum();
         info!(groups = groups.len(), rules = rule_count, "rules loaded");
-        let manager = Arc::new(RuleManager::new(
-            groups,
-            storage.clone(),
-            bus.publisher.clone(),
-            config.rules.lookback,
-            config.rules.resend_delay,
-            config.alerting.external_url.clone(),
-        ));
+        let manager = Arc::new(
+            RuleManager::new(
+                groups,
+                storage.clone(),
+                bus.publisher.clone(),
+                config.rules.lookback,
+                config.rules.resend_delay,
+                config.alerting.external_url.clone(),
+            )
+            .with_state_file(config.data_dir.join("state").join("alerts.cbor")),
+        );
+        let restored = manager
+            .restore_state()
+            .await
+            .context("reading saved alert state (data_dir/state/alerts.cbor)")?;
+        if restored > 0 {
+            info!(alerts = restored, "restored pending and firing alerts");
+        }
         let analyzer = Arc::new(
             Analyzer::new(
                 config.analyzer.clone(),

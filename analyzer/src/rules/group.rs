@@ -140,7 +140,7 @@ pub struct RuleHealth {
 }
 
 /// One alert held by a rule, with what its state machine needs.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 struct Active {
     alert: Alert,
     /// Labels of the series that produced it (no `__name__`), matched
@@ -236,6 +236,17 @@ impl AlertingRule {
     /// `runbook_url`), as written in the rule file, templates unexpanded.
     pub fn annotations(&self) -> &BTreeMap<String, String> {
         &self.annotations
+    }
+
+    fn export_state(&self) -> Vec<(String, Active)> {
+        self.active
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    }
+
+    fn import_state(&mut self, state: Vec<(String, Active)>) {
+        self.active = state.into_iter().collect();
     }
 
     /// Alerts currently pending or firing.
@@ -740,6 +751,14 @@ pub struct RuleManager {
     storage: Arc<Storage>,
     ctx: EvalContext,
     publisher: Arc<dyn Publisher>,
+    state_file: Option<std::path::PathBuf>,
+}
+
+/// Saved alert state: `file\0group\0rule` → the rule's alerts.
+type SavedState = BTreeMap<String, Vec<(String, Active)>>;
+
+fn rule_key(group: &RuleGroup, rule: &AlertingRule) -> String {
+    format!("{}\0{}\0{}", group.file.display(), group.name, rule.name)
 }
 
 fn now_ms() -> i64 {
@@ -776,7 +795,80 @@ impl RuleManager {
                 resend,
             },
             publisher,
+            state_file: None,
         }
+    }
+
+    /// Keeps pending and firing alerts (with their `for` clocks) in
+    /// `path`, written after every group evaluation and read by
+    /// [`RuleManager::restore_state`], so a restart neither forgets an
+    /// alert that was about to fire nor re-pages one that fired.
+    pub fn with_state_file(mut self, path: std::path::PathBuf) -> Self {
+        self.state_file = Some(path);
+        self
+    }
+
+    /// Loads the alert state saved by a previous run, matching rules by
+    /// file, group and name; returns the number of alerts restored.
+    pub async fn restore_state(&self) -> Result<usize, AnalyzerError> {
+        let Some(path) = &self.state_file else {
+            return Ok(0);
+        };
+        let io = |source| AnalyzerError::Io {
+            path: path.clone(),
+            source,
+        };
+        let file = match std::fs::File::open(path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+            Err(e) => return Err(io(e)),
+        };
+        let mut saved: SavedState =
+            ciborium::from_reader(std::io::BufReader::new(file)).map_err(|e| {
+                io(std::io::Error::other(format!(
+                    "unreadable alert state: {e}"
+                )))
+            })?;
+        let mut restored = 0;
+        for g in &self.groups {
+            let mut g = g.lock().await;
+            let keys: Vec<String> = g.rules.iter().map(|r| rule_key(&g, r)).collect();
+            for (rule, key) in g.rules.iter_mut().zip(keys) {
+                if let Some(state) = saved.remove(&key) {
+                    restored += state.len();
+                    rule.import_state(state);
+                }
+            }
+        }
+        Ok(restored)
+    }
+
+    async fn save_state(&self) -> Result<(), AnalyzerError> {
+        let Some(path) = &self.state_file else {
+            return Ok(());
+        };
+        let mut saved = SavedState::new();
+        for g in &self.groups {
+            let g = g.lock().await;
+            for r in &g.rules {
+                if !r.active.is_empty() {
+                    saved.insert(rule_key(&g, r), r.export_state());
+                }
+            }
+        }
+        let io = |source| AnalyzerError::Io {
+            path: path.clone(),
+            source,
+        };
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(io)?;
+        }
+        let tmp = path.with_extension("tmp");
+        let mut buf = Vec::new();
+        ciborium::into_writer(&saved, &mut buf)
+            .map_err(|e| io(std::io::Error::other(e.to_string())))?;
+        std::fs::write(&tmp, buf).map_err(io)?;
+        std::fs::rename(&tmp, path).map_err(io)
     }
 
     /// Sets the labels templates see as `$externalLabels`.
@@ -825,6 +917,10 @@ impl RuleManager {
         }
         RULE_EVALS.inc();
         drop(g);
+        if let Err(e) = self.save_state().await {
+            ERRORS.with_label_values(&["rules", "state"]).inc();
+            warn!(error = %e, "cannot save alert state");
+        }
         self.update_gauges().await;
         for alert in res.alerts {
             info!(alert = alert.name(), state = ?alert.state, labels = %alert.labels, "alert");
@@ -1023,6 +1119,71 @@ mod tests {
             (ls(&[("__name__", "b")]), 1.0),
         ];
         assert!(r.eval(7_000, &dup, None, 0, &ctx).is_err());
+    }
+
+    #[tokio::test]
+    async fn for_state_survives_a_restart() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let storage = Arc::new(Storage::open(dir.path(), 3).expect("storage"));
+        let now = now_ms();
+        let samples: Vec<vigie_model::Sample> = (0..30)
+            .map(|i| {
+                vigie_model::Sample::new(
+                    "temp",
+                    Labels::new().with("host", "a"),
+                    now + i * 10_000,
+                    90.0,
+                )
+            })
+            .collect();
+        storage.append(samples_to_batch(&samples).expect("batch"));
+        let state = dir.path().join("state/alerts.cbor");
+        let manager = |bus: vigie_bus::memory::MemoryBus| {
+            let rule = AlertingRule::new(
+                "Hot".into(),
+                "temp > 80".into(),
+                Duration::from_secs(120),
+                BTreeMap::new(),
+                BTreeMap::new(),
+            );
+            let group = RuleGroup::new(
+                "g".into(),
+                "r.yml".into(),
+                Duration::from_secs(10),
+                vec![rule],
+                vec![],
+            );
+            RuleManager::new(
+                vec![group],
+                storage.clone(),
+                Arc::new(bus),
+                Duration::from_secs(300),
+                Duration::from_secs(60),
+                "http://v".into(),
+            )
+            .with_state_file(state.clone())
+        };
+        // First run: pending since `now`, then the process stops.
+        let first = manager(vigie_bus::memory::MemoryBus::new(16));
+        assert_eq!(first.restore_state().await.expect("no state yet"), 0);
+        let g = first.groups[0].clone();
+        first.eval_group_at(&g, now).await;
+        assert_eq!(first.alerts().await[0].state, AlertState::Pending);
+        drop(first);
+        // Second run: the `for` clock goes on from `now`, not from the restart.
+        let bus = vigie_bus::memory::MemoryBus::new(16);
+        let mut sub = bus.subscribe(&[topics::ALERTS]);
+        let second = manager(bus);
+        assert_eq!(second.restore_state().await.expect("restore"), 1);
+        let g = second.groups[0].clone();
+        second.eval_group_at(&g, now + 130_000).await;
+        let sent = vigie_bus::Subscriber::recv(&mut sub)
+            .await
+            .expect("recv")
+            .expect("an alert");
+        let alert = codec::decode_alert(&sent.message.payload).expect("alert");
+        assert_eq!(alert.state, AlertState::Firing);
+        assert_eq!(alert.active_at_ms, now);
     }
 
     #[tokio::test]
