@@ -170,7 +170,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
                 config.rules.resend_delay,
                 config.alerting.external_url.clone(),
             )
-            .with_state_file(config.data_dir.join("state").join("alerts.cbor")),
+            .with_state_file(config.data_dir.join("state").join("alerts.cbor"))
+            .with_sources(config.rules.files.clone(), config.rules.interval),
         );
         let restored = manager
             .restore_state()
@@ -200,6 +201,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             analyzer.clone().run(subscriber, analyze_stop.clone()),
         ));
         rules_task = Some(tokio::spawn(manager.clone().run(analyze_stop.clone())));
+        tokio::spawn(reload_on_sighup(manager.clone(), analyze_stop.clone()));
         app = app.merge(vigie_analyzer::http::router(
             storage.clone(),
             manager.clone(),
@@ -287,6 +289,32 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     server.await??;
     info!("stopped");
     Ok(())
+}
+
+/// Re-reads the rule files on SIGHUP, as Prometheus does.
+async fn reload_on_sighup(rules: Arc<RuleManager>, stop: CancellationToken) {
+    #[cfg(unix)]
+    {
+        let mut hup =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+                Ok(s) => s,
+                Err(e) => {
+                    warn!(error = %e, "cannot listen for SIGHUP; use POST /-/reload");
+                    return;
+                }
+            };
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => break,
+                _ = hup.recv() => {
+                    // Errors are logged and counted by reload() itself.
+                    let _ = rules.reload().await;
+                }
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = (rules, stop);
 }
 
 /// Logs what Vigie holds once a minute, so a terminal shows progress.

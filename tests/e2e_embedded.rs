@@ -255,3 +255,50 @@ async fn bad_sql_is_a_400_with_a_reason() {
         .expect("request");
     assert_eq!(r.status(), 400);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rules_reload_on_post_and_sighup_and_survive_a_broken_file() {
+    let vigie = Vigie::start("", GAUGE_RULES).await;
+    let rules = vigie.dir.path().join("rules.yml");
+    let names = || async {
+        let v: serde_json::Value = reqwest::get(format!("http://{}/api/v1/rules", vigie.addr))
+            .await
+            .expect("rules")
+            .json()
+            .await
+            .expect("json");
+        v["data"]["groups"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .flat_map(|g| g["rules"].as_array().cloned().unwrap_or_default())
+            .filter_map(|r| r["name"].as_str().map(str::to_string))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(names().await, ["GaugeHigh"]);
+    let more = format!("{GAUGE_RULES}      - alert: GaugeLow\n        expr: app_gauge < 0\n");
+    std::fs::write(&rules, more).expect("write");
+    let r = reqwest::Client::new()
+        .post(format!("http://{}/-/reload", vigie.addr))
+        .send()
+        .await
+        .expect("reload");
+    assert!(r.status().is_success());
+    assert_eq!(names().await, ["GaugeHigh", "GaugeLow"]);
+
+    std::fs::write(&rules, "groups: [ broken").expect("write");
+    let r = reqwest::Client::new()
+        .post(format!("http://{}/-/reload", vigie.addr))
+        .send()
+        .await
+        .expect("reload");
+    assert_eq!(r.status(), 500, "a broken file is refused");
+    assert_eq!(names().await, ["GaugeHigh", "GaugeLow"], "old rules keep running");
+
+    std::fs::write(&rules, GAUGE_RULES).expect("write");
+    vigie.signal("HUP");
+    wait_for("SIGHUP reload", Duration::from_secs(10), || async {
+        (names().await == ["GaugeHigh"]).then_some(())
+    })
+    .await;
+}

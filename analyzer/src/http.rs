@@ -206,12 +206,25 @@ async fn rules_api(State(s): State<ApiState>) -> Response {
     Json(json!({"status": "success", "data": {"groups": groups}})).into_response()
 }
 
+/// `POST /-/reload`: re-reads the rule files, as Prometheus does.
+async fn reload(State(s): State<ApiState>) -> Response {
+    match s.rules.reload().await {
+        Ok(n) => (StatusCode::OK, format!("reloaded {n} rules\n")).into_response(),
+        Err(e) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("failed to reload rules: {e}\n"),
+        )
+            .into_response(),
+    }
+}
+
 /// Routes of the analyzer API.
 pub fn router(storage: Arc<Storage>, rules: Arc<RuleManager>) -> Router {
     Router::new()
         .route("/api/v1/sql", post(sql))
         .route("/api/v1/alerts", get(alerts))
         .route("/api/v1/rules", get(rules_api))
+        .route("/-/reload", post(reload))
         .merge(prom::routes())
         .with_state(ApiState { storage, rules })
 }

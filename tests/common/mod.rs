@@ -138,6 +138,13 @@ impl Vigie {
             .expect("metrics text")
     }
 
+    /// Sends a signal (`HUP`, `TERM`, ...) to the process.
+    pub fn signal(&self, name: &str) {
+        let _ = Command::new("kill")
+            .args([&format!("-{name}"), &self.child.id().to_string()])
+            .status();
+    }
+
     /// Kills the process with SIGKILL, as a crash would.
     pub fn crash(&mut self) {
         let _ = self.child.kill();

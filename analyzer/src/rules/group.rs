@@ -747,7 +747,9 @@ pub async fn evaluate_group(
 
 /// Runs rule groups and publishes their alerts.
 pub struct RuleManager {
-    groups: Vec<Arc<tokio::sync::Mutex<RuleGroup>>>,
+    groups: std::sync::RwLock<Vec<Arc<tokio::sync::Mutex<RuleGroup>>>>,
+    sources: Option<(Vec<std::path::PathBuf>, Duration)>,
+    reloaded: tokio::sync::Notify,
     storage: Arc<Storage>,
     ctx: EvalContext,
     publisher: Arc<dyn Publisher>,
@@ -780,10 +782,14 @@ impl RuleManager {
         external_url: String,
     ) -> Self {
         Self {
-            groups: groups
-                .into_iter()
-                .map(|g| Arc::new(tokio::sync::Mutex::new(g)))
-                .collect(),
+            groups: std::sync::RwLock::new(
+                groups
+                    .into_iter()
+                    .map(|g| Arc::new(tokio::sync::Mutex::new(g)))
+                    .collect(),
+            ),
+            sources: None,
+            reloaded: tokio::sync::Notify::new(),
             storage,
             ctx: EvalContext {
                 engine: Engine {
@@ -830,7 +836,7 @@ impl RuleManager {
                 )))
             })?;
         let mut restored = 0;
-        for g in &self.groups {
+        for g in &self.groups() {
             let mut g = g.lock().await;
             let keys: Vec<String> = g.rules.iter().map(|r| rule_key(&g, r)).collect();
             for (rule, key) in g.rules.iter_mut().zip(keys) {
@@ -848,7 +854,7 @@ impl RuleManager {
             return Ok(());
         };
         let mut saved = SavedState::new();
-        for g in &self.groups {
+        for g in &self.groups() {
             let g = g.lock().await;
             for r in &g.rules {
                 if !r.active.is_empty() {
@@ -871,6 +877,63 @@ impl RuleManager {
         std::fs::rename(&tmp, path).map_err(io)
     }
 
+    /// The current groups (a snapshot of the list; a reload swaps it).
+    fn groups(&self) -> Vec<Arc<tokio::sync::Mutex<RuleGroup>>> {
+        self.groups
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// The rule files (and default interval) [`RuleManager::reload`] reads.
+    pub fn with_sources(mut self, files: Vec<std::path::PathBuf>, interval: Duration) -> Self {
+        self.sources = Some((files, interval));
+        self
+    }
+
+    /// Re-reads the rule files. A file with any error leaves the running
+    /// rules untouched and returns the error; otherwise the new groups
+    /// replace the old ones, rules that still exist (same file, group and
+    /// name) keep their pending and firing alerts, and evaluation restarts
+    /// on the new intervals. Returns the number of rules loaded.
+    pub async fn reload(&self) -> Result<usize, AnalyzerError> {
+        let Some((files, interval)) = &self.sources else {
+            return Ok(0);
+        };
+        let mut new = match super::load_paths(files, *interval) {
+            Ok(g) => g,
+            Err(e) => {
+                ERRORS.with_label_values(&["rules", "reload"]).inc();
+                warn!(error = %e, "rule reload failed; the previous rules keep running");
+                return Err(e);
+            }
+        };
+        let mut saved = SavedState::new();
+        for g in &self.groups() {
+            let g = g.lock().await;
+            for r in &g.rules {
+                saved.insert(rule_key(&g, r), r.export_state());
+            }
+        }
+        let mut count = 0;
+        for g in &mut new {
+            let keys: Vec<String> = g.rules.iter().map(|r| rule_key(g, r)).collect();
+            count += g.rules.len() + g.recording.len();
+            for (rule, key) in g.rules.iter_mut().zip(keys) {
+                if let Some(state) = saved.remove(&key) {
+                    rule.import_state(state);
+                }
+            }
+        }
+        *self.groups.write().unwrap_or_else(|e| e.into_inner()) = new
+            .into_iter()
+            .map(|g| Arc::new(tokio::sync::Mutex::new(g)))
+            .collect();
+        self.reloaded.notify_one();
+        info!(rules = count, "rules reloaded");
+        Ok(count)
+    }
+
     /// Sets the labels templates see as `$externalLabels`.
     pub fn with_external_labels(mut self, labels: BTreeMap<String, String>) -> Self {
         self.ctx.external_labels = labels;
@@ -880,7 +943,7 @@ impl RuleManager {
     /// Alerts currently pending or firing, over all groups.
     pub async fn alerts(&self) -> Vec<Alert> {
         let mut out = Vec::new();
-        for g in &self.groups {
+        for g in &self.groups() {
             let g = g.lock().await;
             for r in &g.rules {
                 out.extend(r.alerts().cloned());
@@ -891,14 +954,14 @@ impl RuleManager {
 
     /// Calls `f` with each group in turn (for the rules API).
     pub async fn for_each_group(&self, mut f: impl FnMut(&RuleGroup)) {
-        for g in &self.groups {
+        for g in &self.groups() {
             f(&*g.lock().await);
         }
     }
 
     /// Number of groups.
     pub fn group_count(&self) -> usize {
-        self.groups.len()
+        self.groups().len()
     }
 
     /// Evaluates one group now and publishes its alerts.
@@ -952,33 +1015,45 @@ impl RuleManager {
             .set((alerts.len() - firing) as i64);
     }
 
-    /// Evaluates every group on its interval until `shutdown`.
+    /// Evaluates every group on its interval until `shutdown`; after a
+    /// [`RuleManager::reload`] the tasks restart with the new groups.
     pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
-        let mut tasks = Vec::new();
-        for group in self.groups.clone() {
-            let this = self.clone();
-            let shutdown = shutdown.clone();
-            let (name, interval) = {
-                let g = group.lock().await;
-                (g.name.clone(), g.interval)
-            };
-            let span = info_span!("rules", group = %name);
-            tasks.push(tokio::spawn(
-                async move {
-                    let mut tick = tokio::time::interval(interval);
-                    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-                    loop {
-                        tokio::select! {
-                            _ = shutdown.cancelled() => break,
-                            _ = tick.tick() => this.eval_group(&group).await,
+        loop {
+            let generation = shutdown.child_token();
+            let mut tasks = Vec::new();
+            for group in self.groups() {
+                let this = self.clone();
+                let stop = generation.clone();
+                let (name, interval) = {
+                    let g = group.lock().await;
+                    (g.name.clone(), g.interval)
+                };
+                let span = info_span!("rules", group = %name);
+                tasks.push(tokio::spawn(
+                    async move {
+                        let mut tick = tokio::time::interval(interval);
+                        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                        loop {
+                            tokio::select! {
+                                _ = stop.cancelled() => break,
+                                _ = tick.tick() => this.eval_group(&group).await,
+                            }
                         }
                     }
-                }
-                .instrument(span),
-            ));
-        }
-        for t in tasks {
-            let _ = t.await;
+                    .instrument(span),
+                ));
+            }
+            let reload = tokio::select! {
+                _ = shutdown.cancelled() => false,
+                _ = self.reloaded.notified() => true,
+            };
+            generation.cancel();
+            for t in tasks {
+                let _ = t.await;
+            }
+            if !reload {
+                break;
+            }
         }
     }
 }
@@ -1122,6 +1197,49 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn reload_swaps_rules_keeps_state_and_survives_a_broken_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let storage = Arc::new(Storage::open(dir.path(), 3).expect("storage"));
+        let now = now_ms();
+        storage.append(
+            samples_to_batch(&[vigie_model::Sample::new("temp", Labels::new(), now, 90.0)])
+                .expect("batch"),
+        );
+        let file = dir.path().join("r.yml");
+        let one = "groups:\n  - name: g\n    rules:\n      - alert: Hot\n        expr: temp > 80\n        for: 1h\n";
+        std::fs::write(&file, one).expect("write");
+        let groups = crate::rules::load_paths(std::slice::from_ref(&file), Duration::from_secs(10))
+            .expect("load");
+        let manager = RuleManager::new(
+            groups,
+            storage,
+            Arc::new(vigie_bus::memory::MemoryBus::new(16)),
+            Duration::from_secs(300),
+            Duration::from_secs(60),
+            "http://v".into(),
+        )
+        .with_sources(vec![file.clone()], Duration::from_secs(10));
+        let g = manager.groups()[0].clone();
+        manager.eval_group_at(&g, now).await;
+        assert_eq!(manager.alerts().await.len(), 1);
+
+        let two = format!("{one}      - alert: Warm\n        expr: temp > 50\n");
+        std::fs::write(&file, two).expect("write");
+        assert_eq!(manager.reload().await.expect("reload"), 2);
+        let alerts = manager.alerts().await;
+        assert_eq!(alerts.len(), 1, "the pending Hot alert is kept");
+        assert_eq!(alerts[0].active_at_ms, now);
+
+        std::fs::write(&file, "groups: [ not yaml").expect("write");
+        assert!(manager.reload().await.is_err());
+        let mut names = Vec::new();
+        manager
+            .for_each_group(|g| names.extend(g.rules().iter().map(|r| r.name().to_string())))
+            .await;
+        assert_eq!(names, ["Hot", "Warm"], "a broken file keeps the previous rules");
+    }
+
+    #[tokio::test]
     async fn for_state_survives_a_restart() {
         let dir = tempfile::tempdir().expect("tempdir");
         let storage = Arc::new(Storage::open(dir.path(), 3).expect("storage"));
@@ -1166,7 +1284,7 @@ mod tests {
         // First run: pending since `now`, then the process stops.
         let first = manager(vigie_bus::memory::MemoryBus::new(16));
         assert_eq!(first.restore_state().await.expect("no state yet"), 0);
-        let g = first.groups[0].clone();
+        let g = first.groups()[0].clone();
         first.eval_group_at(&g, now).await;
         assert_eq!(first.alerts().await[0].state, AlertState::Pending);
         drop(first);
@@ -1175,7 +1293,7 @@ mod tests {
         let mut sub = bus.subscribe(&[topics::ALERTS]);
         let second = manager(bus);
         assert_eq!(second.restore_state().await.expect("restore"), 1);
-        let g = second.groups[0].clone();
+        let g = second.groups()[0].clone();
         second.eval_group_at(&g, now + 130_000).await;
         let sent = vigie_bus::Subscriber::recv(&mut sub)
             .await
@@ -1231,7 +1349,7 @@ mod tests {
             Duration::from_secs(60),
             "http://v".into(),
         );
-        let g = manager.groups[0].clone();
+        let g = manager.groups()[0].clone();
         manager.eval_group_at(&g, now).await;
         let sent = vigie_bus::Subscriber::recv(&mut sub)
             .await
