@@ -34,6 +34,7 @@ use crate::dispatch::{
     Dispatcher, HeldAlert, ReceiverNotifier, Shared, build_notifiers, now_ms, receiver_names,
     run_shared, targets_of, utc,
 };
+use crate::outbox::{Outbox, outbox_dir};
 use crate::silence::{
     Matcher, PostableSilence, Silence, SilenceError, SilenceState, Silences, all_match,
     silences_path, valid_label_name,
@@ -44,7 +45,8 @@ pub type AlertingTask = JoinHandle<Result<(), AlertingError>>;
 
 /// Starts alerting: checks `config`, builds its notifiers, loads the
 /// silences persisted under `data_dir` (`<data_dir>/alerting/silences.json`;
-/// `None` keeps them in memory), spawns the run loop on `subscriber` until
+/// `None` keeps them in memory) and opens the durable outbox there
+/// (`<data_dir>/alerting/outbox/`, re-sending what it holds), spawns the run loop on `subscriber` until
 /// `shutdown`, and returns the API router sharing its state with the loop.
 pub fn start(
     config: AlertingConfig,
@@ -65,7 +67,17 @@ pub fn start(
         }
         None => Silences::in_memory(),
     };
-    let (state, task) = start_with_notifiers(config, notifiers, silences, subscriber, shutdown);
+    let outbox = match data_dir {
+        Some(dir) => {
+            let path = outbox_dir(dir);
+            Some(
+                Outbox::open(path.clone())
+                    .map_err(|e| AlertingError::Outbox(format!("{}: {e}", path.display())))?,
+            )
+        }
+        None => None,
+    };
+    let (state, task) = spawn_loop(config, notifiers, silences, outbox, subscriber, shutdown);
     Ok((router(state), task))
 }
 
@@ -78,8 +90,19 @@ pub fn start_with_notifiers(
     subscriber: Box<dyn vigie_bus::Subscriber>,
     shutdown: CancellationToken,
 ) -> (Arc<Shared>, AlertingTask) {
+    spawn_loop(config, notifiers, silences, None, subscriber, shutdown)
+}
+
+fn spawn_loop(
+    config: AlertingConfig,
+    notifiers: Vec<ReceiverNotifier>,
+    silences: Silences,
+    outbox: Option<Outbox>,
+    subscriber: Box<dyn vigie_bus::Subscriber>,
+    shutdown: CancellationToken,
+) -> (Arc<Shared>, AlertingTask) {
     let dispatcher = Dispatcher::new(&config, targets_of(&notifiers)).with_silences(silences);
-    let state = Shared::new(dispatcher, receiver_names(&config, &notifiers));
+    let state = Shared::with_outbox(dispatcher, receiver_names(&config, &notifiers), outbox);
     let loop_state = Arc::clone(&state);
     let task = tokio::spawn(async move {
         run_shared(loop_state, &config, notifiers, subscriber, shutdown).await

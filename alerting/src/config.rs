@@ -48,7 +48,7 @@ impl Default for AlertingConfig {
 }
 
 /// A named set of integrations that all receive every notification.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ReceiverConfig {
     /// Unique name, reported in notifications and metrics.
@@ -59,6 +59,105 @@ pub struct ReceiverConfig {
     /// Email recipients.
     #[serde(default)]
     pub email_configs: Vec<EmailConfig>,
+    /// PagerDuty Events API v2 services.
+    #[serde(default)]
+    pub pagerduty_configs: Vec<PagerdutyConfig>,
+    /// Slack or Mattermost incoming webhooks.
+    #[serde(default)]
+    pub slack_configs: Vec<SlackConfig>,
+}
+
+/// PagerDuty's Events API v2 endpoint, the default `url`.
+pub const PAGERDUTY_EVENTS_URL: &str = "https://events.pagerduty.com/v2/enqueue";
+
+/// The severities PagerDuty accepts.
+pub const PAGERDUTY_SEVERITIES: [&str; 4] = ["critical", "error", "warning", "info"];
+
+/// A PagerDuty service, through the Events API v2.
+///
+/// Vigie is built without TLS for now, so the default `url`
+/// ([`PAGERDUTY_EVENTS_URL`], https) is reported by
+/// [`AlertingConfig::problems`]: set `url` to an `http://` relay that
+/// forwards to PagerDuty until TLS support lands.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PagerdutyConfig {
+    /// The integration key of the service (Events API v2).
+    pub routing_key: String,
+    /// The Events API v2 URL.
+    #[serde(default = "pagerduty_url")]
+    pub url: String,
+    /// `critical`, `error`, `warning` or `info`; by default mapped from the
+    /// alerts' `severity` label (`error` when absent or unknown).
+    #[serde(default)]
+    pub severity: Option<String>,
+    /// Whether to resolve the incident when every alert has resolved.
+    #[serde(default = "yes")]
+    pub send_resolved: bool,
+    /// Timeout of one request.
+    #[serde(default = "ten_seconds", with = "humantime_serde")]
+    pub timeout: Duration,
+}
+
+impl fmt::Debug for PagerdutyConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PagerdutyConfig")
+            .field("routing_key", &"<redacted>")
+            .field("url", &self.url)
+            .field("severity", &self.severity)
+            .field("send_resolved", &self.send_resolved)
+            .field("timeout", &self.timeout)
+            .finish()
+    }
+}
+
+fn pagerduty_url() -> String {
+    PAGERDUTY_EVENTS_URL.to_string()
+}
+
+/// A Slack (or Mattermost) incoming webhook.
+///
+/// `title` and `text` are used literally (no templates yet); when absent,
+/// the title is Alertmanager's default subject and the text lists the
+/// alerts' summaries.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SlackConfig {
+    /// The incoming webhook URL (`http://` only for now).
+    pub api_url: String,
+    /// Channel to post to, instead of the webhook's own.
+    #[serde(default)]
+    pub channel: Option<String>,
+    /// User name to post as, instead of the webhook's own.
+    #[serde(default)]
+    pub username: Option<String>,
+    /// Attachment title; Alertmanager's default subject when absent.
+    #[serde(default)]
+    pub title: Option<String>,
+    /// Attachment text; one line per alert when absent.
+    #[serde(default)]
+    pub text: Option<String>,
+    /// Whether to notify about resolved alerts (off, as in Alertmanager).
+    #[serde(default)]
+    pub send_resolved: bool,
+    /// Timeout of one request.
+    #[serde(default = "ten_seconds", with = "humantime_serde")]
+    pub timeout: Duration,
+}
+
+impl fmt::Debug for SlackConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The webhook URL is a secret: whoever has it can post.
+        f.debug_struct("SlackConfig")
+            .field("api_url", &"<redacted>")
+            .field("channel", &self.channel)
+            .field("username", &self.username)
+            .field("title", &self.title)
+            .field("text", &self.text)
+            .field("send_resolved", &self.send_resolved)
+            .field("timeout", &self.timeout)
+            .finish()
+    }
 }
 
 /// An Alertmanager-compatible webhook.
@@ -205,33 +304,81 @@ impl AlertingConfig {
                 let k = format!("{rk}.email_configs[{e}]");
                 email_problems(&k, mail, &mut bad);
             }
+            for (p, pd) in recv.pagerduty_configs.iter().enumerate() {
+                let k = format!("{rk}.pagerduty_configs[{p}]");
+                pagerduty_problems(&k, pd, &mut bad);
+            }
+            for (s, slack) in recv.slack_configs.iter().enumerate() {
+                let k = format!("{rk}.slack_configs[{s}]");
+                http_url_problems(&format!("{k}.api_url"), &slack.api_url, &mut bad);
+                timeout_problems(&k, slack.timeout, &mut bad);
+            }
         }
         out
     }
 }
 
 fn webhook_problems(k: &str, hook: &WebhookConfig, bad: &mut impl FnMut(String, String)) {
-    match reqwest::Url::parse(&hook.url) {
-        Ok(url) if url.scheme() == "http" && url.host().is_some() => {}
-        Ok(url) if url.scheme() == "https" => bad(
-            format!("{k}.url"),
-            "https webhooks are not supported yet (TLS support is not built into Vigie); use an http:// URL, e.g. through a local proxy".into(),
+    http_url_problems(&format!("{k}.url"), &hook.url, bad);
+    timeout_problems(k, hook.timeout, bad);
+}
+
+/// Reports `url` at `key` unless it is an `http://` URL with a host.
+fn http_url_problems(key: &str, url: &str, bad: &mut impl FnMut(String, String)) {
+    match reqwest::Url::parse(url) {
+        Ok(u) if u.scheme() == "http" && u.host().is_some() => {}
+        Ok(u) if u.scheme() == "https" => bad(
+            key.to_string(),
+            "https URLs are not supported yet (TLS support is not built into Vigie); use an http:// URL, e.g. through a local proxy".into(),
         ),
         Ok(_) => bad(
-            format!("{k}.url"),
-            format!("{:?} is not an http:// URL with a host", hook.url),
+            key.to_string(),
+            format!("{url:?} is not an http:// URL with a host"),
         ),
         Err(e) => bad(
-            format!("{k}.url"),
-            format!("{:?} is not a valid URL ({e}); e.g. \"http://127.0.0.1:5001/hook\"", hook.url),
+            key.to_string(),
+            format!("{url:?} is not a valid URL ({e}); e.g. \"http://127.0.0.1:5001/hook\""),
         ),
     }
-    if hook.timeout.is_zero() {
+}
+
+fn timeout_problems(k: &str, timeout: Duration, bad: &mut impl FnMut(String, String)) {
+    if timeout.is_zero() {
         bad(
             format!("{k}.timeout"),
             "must be greater than zero, e.g. \"10s\"".into(),
         );
     }
+}
+
+fn pagerduty_problems(k: &str, pd: &PagerdutyConfig, bad: &mut impl FnMut(String, String)) {
+    if pd.routing_key.trim().is_empty() {
+        bad(
+            format!("{k}.routing_key"),
+            "needs the integration key of a PagerDuty service (Events API v2)".into(),
+        );
+    }
+    if pd.url == PAGERDUTY_EVENTS_URL {
+        bad(
+            format!("{k}.url"),
+            format!(
+                "the default {PAGERDUTY_EVENTS_URL} needs TLS, which is not built into Vigie yet; set url to an http:// relay that forwards to it"
+            ),
+        );
+    } else {
+        http_url_problems(&format!("{k}.url"), &pd.url, bad);
+    }
+    if let Some(sev) = &pd.severity
+        && !PAGERDUTY_SEVERITIES.contains(&sev.as_str())
+    {
+        bad(
+            format!("{k}.severity"),
+            format!(
+                "{sev:?} is not one of critical, error, warning, info; or leave it out to map the alerts' severity label"
+            ),
+        );
+    }
+    timeout_problems(k, pd.timeout, bad);
 }
 
 fn email_problems(k: &str, mail: &EmailConfig, bad: &mut impl FnMut(String, String)) {
@@ -363,11 +510,13 @@ mod tests {
                         timeout: Duration::from_secs(1),
                     }],
                     email_configs: vec![bad_mail],
+                    ..ReceiverConfig::default()
                 },
                 ReceiverConfig {
                     name: "ops".into(),
                     webhook_configs: vec![],
                     email_configs: vec![email()],
+                    ..ReceiverConfig::default()
                 },
             ],
             ..AlertingConfig::default()
@@ -384,6 +533,37 @@ mod tests {
             .expect("require_tls reported");
         assert!(tls.1.contains("not built yet"), "{}", tls.1);
         assert_eq!(problems.len(), 5, "{problems:?}");
+    }
+
+    #[test]
+    fn pagerduty_and_slack_defaults_and_problems() {
+        let c: AlertingConfig = serde_json::from_str(
+            r#"{"receivers":[{"name":"pd",
+                "pagerduty_configs":[{"routing_key":"k"},
+                    {"routing_key":" ","url":"http://relay:8080/v2/enqueue","severity":"page"}],
+                "slack_configs":[{"api_url":"https://hooks.slack.com/services/x"},
+                    {"api_url":"http://mattermost:8065/hooks/x","channel":"ops"}]}]}"#,
+        )
+        .expect("parse");
+        let r = &c.receivers[0];
+        assert_eq!(r.pagerduty_configs[0].url, PAGERDUTY_EVENTS_URL);
+        assert!(r.pagerduty_configs[0].send_resolved);
+        assert_eq!(r.pagerduty_configs[0].severity, None);
+        assert!(!r.slack_configs[0].send_resolved);
+        assert!(!format!("{r:?}").contains("hooks.slack.com"));
+        let problems = c.problems();
+        let keys: Vec<&str> = problems.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(
+            keys,
+            [
+                "alerting.receivers[0].pagerduty_configs[0].url",
+                "alerting.receivers[0].pagerduty_configs[1].routing_key",
+                "alerting.receivers[0].pagerduty_configs[1].severity",
+                "alerting.receivers[0].slack_configs[0].api_url",
+            ],
+            "{problems:?}"
+        );
+        assert!(problems[0].1.contains("TLS"), "{}", problems[0].1);
     }
 
     #[test]

@@ -18,8 +18,11 @@ use vigie_model::{Alert, AlertState, Labels};
 use crate::config::{AlertingConfig, GROUP_BY_ALL};
 use crate::metrics::{ALERT_GROUPS, DECODE_ERRORS, NOTIFICATIONS, NOTIFICATIONS_FAILED};
 use crate::notify::email::EmailNotifier;
+use crate::notify::pagerduty::PagerdutyNotifier;
+use crate::notify::slack::SlackNotifier;
 use crate::notify::webhook::WebhookNotifier;
 use crate::notify::{GroupStatus, Notification, NotifiedAlert, Notifier};
+use crate::outbox::{Outbox, OutboxEntry};
 use crate::silence::Silences;
 use crate::{AlertingError, NotifyError};
 
@@ -475,6 +478,14 @@ pub fn build_notifiers(config: &AlertingConfig) -> Result<Vec<ReceiverNotifier>,
             let n = EmailNotifier::new(mail).map_err(|e| fail("email", e))?;
             out.push((receiver.name.clone(), Arc::new(n)));
         }
+        for pd in &receiver.pagerduty_configs {
+            let n = PagerdutyNotifier::new(pd).map_err(|e| fail("pagerduty", e))?;
+            out.push((receiver.name.clone(), Arc::new(n)));
+        }
+        for slack in &receiver.slack_configs {
+            let n = SlackNotifier::new(slack).map_err(|e| fail("slack", e))?;
+            out.push((receiver.name.clone(), Arc::new(n)));
+        }
     }
     Ok(out)
 }
@@ -492,17 +503,35 @@ pub struct Shared {
     dispatcher: Mutex<Dispatcher>,
     receivers: Vec<String>,
     started_ms: i64,
+    outbox: Option<Outbox>,
 }
 
 impl Shared {
     /// Shares `dispatcher`; `receivers` are the receiver names (in
     /// configuration order) every alert goes to.
     pub fn new(dispatcher: Dispatcher, receivers: Vec<String>) -> Arc<Self> {
+        Self::with_outbox(dispatcher, receivers, None)
+    }
+
+    /// [`Shared::new`], persisting notifications in `outbox` (if any)
+    /// before they are sent; the run loop re-sends its pending entries
+    /// when it starts.
+    pub fn with_outbox(
+        dispatcher: Dispatcher,
+        receivers: Vec<String>,
+        outbox: Option<Outbox>,
+    ) -> Arc<Self> {
         Arc::new(Self {
             dispatcher: Mutex::new(dispatcher),
             receivers,
             started_ms: now_ms(),
+            outbox,
         })
+    }
+
+    /// The durable outbox, if notifications are persisted.
+    pub fn outbox(&self) -> Option<&Outbox> {
+        self.outbox.as_ref()
     }
 
     /// Locks the dispatcher (a poisoned lock is taken over: the
@@ -594,11 +623,22 @@ pub async fn run_shared(
     let mut ticker = tokio::time::interval(TICK);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut bus_open = true;
+    let outbox = state.outbox().cloned();
     info!(
         receivers = config.receivers.len(),
         integrations = notifiers.len(),
+        outbox = outbox.is_some(),
         "alerting started"
     );
+    if let Some(outbox) = &outbox {
+        replay_outbox(
+            outbox,
+            &mut tasks,
+            &notifiers,
+            Instant::now() + retry_window,
+            &shutdown,
+        );
+    }
 
     loop {
         tokio::select! {
@@ -619,7 +659,8 @@ pub async fn run_shared(
                     (d.tick(now_ms()), d.group_count())
                 };
                 for job in jobs {
-                    spawn_job(&mut tasks, &notifiers, job, Instant::now() + retry_window, shutdown.clone());
+                    let deadline = Instant::now() + retry_window;
+                    spawn_job(&mut tasks, &notifiers, job, deadline, shutdown.clone(), outbox.as_ref(), false);
                 }
                 ALERT_GROUPS.set(i64::try_from(groups).unwrap_or(i64::MAX));
             }
@@ -669,7 +710,15 @@ pub async fn run_shared(
     );
     let now = Instant::now();
     for job in final_jobs {
-        spawn_job(&mut tasks, &notifiers, job, now, CancellationToken::new());
+        spawn_job(
+            &mut tasks,
+            &notifiers,
+            job,
+            now,
+            CancellationToken::new(),
+            outbox.as_ref(),
+            true,
+        );
     }
     let drained = tokio::time::timeout(FINAL_FLUSH_TIMEOUT, async {
         while tasks.join_next().await.is_some() {}
@@ -686,19 +735,93 @@ pub async fn run_shared(
     Ok(())
 }
 
+/// Re-sends what the outbox holds from a previous run: the newest entry
+/// per target and group whose target still exists. Entries that fail again
+/// stay for the next start.
+fn replay_outbox(
+    outbox: &Outbox,
+    tasks: &mut JoinSet<(String, usize, bool)>,
+    notifiers: &[ReceiverNotifier],
+    deadline: Instant,
+    shutdown: &CancellationToken,
+) {
+    let valid = |e: &OutboxEntry| {
+        notifiers
+            .get(e.target)
+            .is_some_and(|(r, n)| *r == e.receiver && n.integration() == e.integration)
+    };
+    match outbox.replay(valid) {
+        Ok(entries) => {
+            if !entries.is_empty() {
+                info!(
+                    notifications = entries.len(),
+                    dir = %outbox.dir().display(),
+                    "re-sending notifications pending in the outbox"
+                );
+            }
+            for (_, entry) in entries {
+                let job = Job {
+                    target: entry.target,
+                    notification: entry.notification,
+                };
+                spawn_job(
+                    tasks,
+                    notifiers,
+                    job,
+                    deadline,
+                    shutdown.clone(),
+                    Some(outbox),
+                    true,
+                );
+            }
+        }
+        Err(error) => warn!(dir = %outbox.dir().display(), %error,
+                            "reading the outbox failed; pending notifications not re-sent"),
+    }
+}
+
+/// Sends `job` in a task. With an outbox, the notification is persisted
+/// first and removed once delivered; after a failure it is removed too
+/// (the dispatcher notifies the group again) unless `keep_on_failure`
+/// or the run is stopping, in which case the next start re-sends it.
 fn spawn_job(
     tasks: &mut JoinSet<(String, usize, bool)>,
     notifiers: &[ReceiverNotifier],
     job: Job,
     deadline: Instant,
     cancel: CancellationToken,
+    outbox: Option<&Outbox>,
+    keep_on_failure: bool,
 ) {
-    let Some((_, notifier)) = notifiers.get(job.target) else {
+    let Some((receiver, notifier)) = notifiers.get(job.target) else {
         return;
     };
     let notifier = Arc::clone(notifier);
+    let persisted = outbox.and_then(|outbox| {
+        let entry = OutboxEntry {
+            target: job.target,
+            receiver: receiver.clone(),
+            integration: notifier.integration().to_string(),
+            created_ms: now_ms(),
+            notification: job.notification.clone(),
+        };
+        match outbox.put(&entry) {
+            Ok(key) => Some((outbox.clone(), key)),
+            Err(error) => {
+                warn!(dir = %outbox.dir().display(), %error, group = %job.notification.group_key,
+                      "persisting a notification failed; sending it anyway");
+                None
+            }
+        }
+    });
     tasks.spawn(async move {
         let ok = deliver(notifier.as_ref(), &job.notification, deadline, &cancel).await;
+        if let Some((outbox, key)) = persisted
+            && (ok || !(keep_on_failure || cancel.is_cancelled()))
+            && let Err(error) = outbox.remove(&key)
+        {
+            warn!(dir = %outbox.dir().display(), %error, %key, "removing a sent notification from the outbox failed");
+        }
         (job.notification.group_key, job.target, ok)
     });
 }

@@ -21,6 +21,9 @@ pub enum AlertingError {
     /// The persisted silences could not be read.
     #[error("silences: {0}")]
     Silences(String),
+    /// The outbox directory could not be created or read.
+    #[error("outbox: {0}")]
+    Outbox(String),
     /// The bus failed in a way that cannot be retried.
     #[error("bus: {0}")]
     Bus(#[from] vigie_bus::BusError),

@@ -12,9 +12,14 @@
 //!   after `repeat_interval`; a firing alert not re-sent for
 //!   `resolve_timeout` counts as resolved;
 //! - every receiver gets every group, through its integrations: an
-//!   Alertmanager-compatible webhook (payload version 4) and email over
-//!   plain SMTP ([`notify`]); failures are retried with exponential
-//!   back-off and counted ([`metrics`]).
+//!   Alertmanager-compatible webhook (payload version 4), email over
+//!   plain SMTP, PagerDuty's Events API v2 (trigger and resolve with a
+//!   stable `dedup_key` per group) and Slack/Mattermost incoming webhooks
+//!   ([`notify`]); failures are retried with exponential back-off and
+//!   counted ([`metrics`]);
+//! - with a data directory, each notification is written to a durable
+//!   outbox before it is sent and removed once delivered; what is pending
+//!   at start-up is re-sent ([`outbox`]).
 //!
 //! - silences ([`silence`]) mute matching alerts; they are persisted under
 //!   the data directory and managed through Alertmanager's API v2
@@ -23,9 +28,10 @@
 //!
 //! Not done yet (later issues): the routing tree (matchers, per-route
 //! timing and `continue`), inhibition rules, TLS for SMTP (STARTTLS) and
-//! https webhooks, templates, and a durable outbox: groups and the
-//! notification log live in memory, so a restart re-notifies firing groups
-//! after `group_wait` and may lose a resolved notification that was pending.
+//! https URLs (webhook, Slack, PagerDuty: use an `http://` relay for now),
+//! templates, and jitter in retries. Groups and the notification log live
+//! in memory, so a restart re-notifies firing groups after `group_wait`;
+//! only notifications already due are kept, in the outbox.
 
 pub mod api;
 pub mod config;
@@ -33,10 +39,13 @@ pub mod dispatch;
 pub mod error;
 pub mod metrics;
 pub mod notify;
+pub mod outbox;
 pub mod silence;
 
 pub use api::{AlertingTask, router, start, start_with_notifiers};
-pub use config::{AlertingConfig, EmailConfig, ReceiverConfig, WebhookConfig};
+pub use config::{
+    AlertingConfig, EmailConfig, PagerdutyConfig, ReceiverConfig, SlackConfig, WebhookConfig,
+};
 pub use dispatch::{
     Dispatcher, HeldAlert, Job, ReceiverNotifier, Shared, Target, build_notifiers, run, run_shared,
     run_with_notifiers,

@@ -36,7 +36,7 @@ impl Api {
                         send_resolved: true,
                         timeout: Duration::from_secs(5),
                     }],
-                    email_configs: vec![],
+                    ..ReceiverConfig::default()
                 })
                 .collect(),
             ..AlertingConfig::default()

@@ -26,7 +26,7 @@ async fn flaky_webhook_gets_the_notification_once_after_retries() {
                 send_resolved: true,
                 timeout: Duration::from_secs(5),
             }],
-            email_configs: vec![],
+            ..ReceiverConfig::default()
         }],
         ..AlertingConfig::default()
     };

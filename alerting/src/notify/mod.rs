@@ -2,7 +2,11 @@
 //! each integration (webhook, email) implements.
 
 pub mod email;
+pub mod pagerduty;
+pub mod slack;
 pub mod webhook;
+
+use std::time::Duration;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
@@ -31,7 +35,7 @@ impl GroupStatus {
 }
 
 /// One alert as it appears in a notification.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct NotifiedAlert {
     /// Firing or resolved.
     pub status: GroupStatus,
@@ -50,7 +54,7 @@ pub struct NotifiedAlert {
 }
 
 /// One notification about one group, for one receiver.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Notification {
     /// Receiver name.
     pub receiver: String,
@@ -127,6 +131,57 @@ pub trait Notifier: Send + Sync {
 
     /// Sends one notification; one attempt, no retries.
     async fn notify(&self, n: &Notification) -> Result<(), NotifyError>;
+}
+
+/// How much of an error response body is kept in the error.
+const BODY_EXCERPT: usize = 256;
+
+/// The HTTP client of one integration, with its request timeout.
+pub(crate) fn http_client(timeout: Duration) -> Result<reqwest::Client, NotifyError> {
+    reqwest::Client::builder()
+        .timeout(timeout)
+        .user_agent(concat!("vigie-alerting/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(|e| NotifyError::Build(e.to_string()))
+}
+
+/// POSTs `body` as JSON to `url`; any 2xx answer is success, anything else
+/// an [`NotifyError::Http`] with the start of the answer's body.
+pub(crate) async fn post_json<T: Serialize + ?Sized>(
+    client: &reqwest::Client,
+    url: &str,
+    body: &T,
+) -> Result<(), NotifyError> {
+    let response = client
+        .post(url)
+        .json(body)
+        .send()
+        .await
+        .map_err(|e| NotifyError::Transport(error_chain(&e)))?;
+    let status = response.status();
+    if status.is_success() {
+        return Ok(());
+    }
+    let body = response.text().await.unwrap_or_default();
+    let mut excerpt: String = body.chars().take(BODY_EXCERPT).collect();
+    if excerpt.len() < body.len() {
+        excerpt.push('…');
+    }
+    Err(NotifyError::Http {
+        status: status.as_u16(),
+        body: excerpt,
+    })
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut source = e.source();
+    while let Some(inner) = source {
+        s.push_str(": ");
+        s.push_str(&inner.to_string());
+        source = inner.source();
+    }
+    s
 }
 
 #[cfg(test)]

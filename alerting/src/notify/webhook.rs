@@ -4,12 +4,9 @@ use async_trait::async_trait;
 use serde::Serialize;
 use vigie_model::Labels;
 
-use super::{Notification, Notifier, ZERO_TIME, rfc3339};
+use super::{Notification, Notifier, ZERO_TIME, http_client, post_json, rfc3339};
 use crate::NotifyError;
 use crate::config::WebhookConfig;
-
-/// How much of an error response body is kept in the error.
-const BODY_EXCERPT: usize = 256;
 
 /// POSTs Alertmanager's webhook JSON to a URL.
 pub struct WebhookNotifier {
@@ -21,15 +18,10 @@ pub struct WebhookNotifier {
 impl WebhookNotifier {
     /// Builds the notifier and its HTTP client.
     pub fn new(config: &WebhookConfig) -> Result<Self, NotifyError> {
-        let client = reqwest::Client::builder()
-            .timeout(config.timeout)
-            .user_agent(concat!("vigie-alerting/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| NotifyError::Build(e.to_string()))?;
         Ok(Self {
             url: config.url.clone(),
             send_resolved: config.send_resolved,
-            client,
+            client: http_client(config.timeout)?,
         })
     }
 }
@@ -126,36 +118,6 @@ impl Notifier for WebhookNotifier {
     }
 
     async fn notify(&self, n: &Notification) -> Result<(), NotifyError> {
-        let response = self
-            .client
-            .post(&self.url)
-            .json(&WebhookPayload::new(n))
-            .send()
-            .await
-            .map_err(|e| NotifyError::Transport(error_chain(&e)))?;
-        let status = response.status();
-        if status.is_success() {
-            return Ok(());
-        }
-        let body = response.text().await.unwrap_or_default();
-        let mut excerpt: String = body.chars().take(BODY_EXCERPT).collect();
-        if excerpt.len() < body.len() {
-            excerpt.push('…');
-        }
-        Err(NotifyError::Http {
-            status: status.as_u16(),
-            body: excerpt,
-        })
+        post_json(&self.client, &self.url, &WebhookPayload::new(n)).await
     }
-}
-
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut source = e.source();
-    while let Some(inner) = source {
-        s.push_str(": ");
-        s.push_str(&inner.to_string());
-        source = inner.source();
-    }
-    s
 }

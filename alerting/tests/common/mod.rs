@@ -83,3 +83,39 @@ pub fn notification(status: GroupStatus, alerts: Vec<NotifiedAlert>) -> Notifica
         external_url: "http://vigie.test:9464".into(),
     }
 }
+
+/// What a [`json_server`] saw.
+#[derive(Default)]
+pub struct Seen {
+    /// Request paths and JSON bodies, in arrival order.
+    pub requests: Mutex<Vec<(String, serde_json::Value)>>,
+}
+
+/// Starts an HTTP server on 127.0.0.1:0 that answers every POST with
+/// `status` and `answer`, recording path and JSON body; returns its base URL.
+pub async fn json_server(status: StatusCode, answer: serde_json::Value) -> (String, Arc<Seen>) {
+    let seen = Arc::new(Seen::default());
+    let recorder = Arc::clone(&seen);
+    let app = Router::new().fallback(
+        move |uri: axum::http::Uri, axum::Json(body): axum::Json<serde_json::Value>| {
+            let recorder = Arc::clone(&recorder);
+            let answer = answer.clone();
+            async move {
+                recorder
+                    .requests
+                    .lock()
+                    .expect("lock")
+                    .push((uri.path().to_string(), body));
+                (status, axum::Json(answer))
+            }
+        },
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        axum::serve(listener, app).await.expect("serve");
+    });
+    (format!("http://{addr}"), seen)
+}
