@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use vigie_alerting::AlertingConfig;
 use vigie_analyzer::{AnalyzerConfig, RulesConfig};
 use vigie_bus::{BusConfig, BusKind};
-use vigie_ingest::{HostConfig, ScrapeConfig};
+use vigie_ingest::{HostConfig, LogConfig, ScrapeConfig};
 
 /// Which stages run in this process.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
@@ -57,6 +57,9 @@ pub struct Config {
     pub host: HostConfig,
     /// Scrape jobs.
     pub scrape: Vec<ScrapeConfig>,
+    /// Log files to follow (`[[logs]]`), published to `vigie.logs`.
+    #[serde(default)]
+    pub logs: Vec<LogConfig>,
     /// Storage and detection.
     pub analyzer: AnalyzerConfig,
     /// Rule files.
@@ -75,6 +78,7 @@ impl Default for Config {
             bus: BusConfig::default(),
             host: HostConfig::default(),
             scrape: Vec::new(),
+            logs: Vec::new(),
             analyzer: AnalyzerConfig::default(),
             rules: RulesConfig::default(),
             alerting: AlertingConfig::default(),
@@ -140,6 +144,9 @@ impl Config {
                         .into(),
                 ));
             }
+        }
+        for (i, l) in self.logs.iter().enumerate() {
+            out.extend(l.problems(i));
         }
         out.extend(self.analyzer.problems());
         out.extend(self.rules.problems());
@@ -216,6 +223,19 @@ mod tests {
         let c = Config::parse("[bus]\nkind = \"kafka\"\n[rules]\nfiles = []\n").expect("parse");
         let p = c.problems();
         assert!(p.iter().any(|(k, _)| k == "bus.brokers"), "{p:?}");
+    }
+
+    #[test]
+    fn logs_entries_parse_with_defaults() {
+        let c = Config::parse(
+            "[[logs]]\npath = \"/var/log/app.log\"\nlabels = { app = \"x\" }\n[rules]\nfiles = []\n",
+        )
+        .expect("parse");
+        assert_eq!(c.logs.len(), 1);
+        assert_eq!(c.logs[0].poll_interval, std::time::Duration::from_secs(1));
+        assert!(c.problems().is_empty(), "{:?}", c.problems());
+        let c = Config::parse("[[logs]]\npath = \"\"\n[rules]\nfiles = []\n").expect("parse");
+        assert!(c.problems().iter().any(|(k, _)| k == "logs[0].path"));
     }
 
     #[test]

@@ -35,7 +35,8 @@ async fn connect_bus(config: &Config) -> anyhow::Result<Bus> {
     match c.kind {
         BusKind::Memory => {
             let bus = MemoryBus::new(c.channel_capacity);
-            let metrics: Box<dyn Subscriber> = Box::new(bus.subscribe(&[topics::METRICS]));
+            let metrics: Box<dyn Subscriber> =
+                Box::new(bus.subscribe(&[topics::METRICS, topics::LOGS]));
             let alerts: Box<dyn Subscriber> = Box::new(bus.subscribe(&[topics::ALERTS]));
             Ok(Bus {
                 publisher: Arc::new(bus),
@@ -60,7 +61,11 @@ async fn connect_bus(config: &Config) -> anyhow::Result<Bus> {
             }
             let publisher: Arc<dyn Publisher> = Arc::new(KafkaPublisher::new(c)?);
             let metrics: Option<Box<dyn Subscriber>> = if config.runs(Role::Analyze) {
-                Some(Box::new(KafkaSubscriber::new(c, None, &[topics::METRICS])?))
+                Some(Box::new(KafkaSubscriber::new(
+                    c,
+                    None,
+                    &[topics::METRICS, topics::LOGS],
+                )?))
             } else {
                 None
             };
@@ -254,13 +259,14 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     // Collectors.
     let mut collectors = Vec::new();
     if config.runs(Role::Collect) {
-        collectors = vigie_ingest::spawn_collectors_with_targets(
+        collectors = vigie_ingest::spawn_tails(&config.logs, emitter.clone(), collect_stop.clone());
+        collectors.extend(vigie_ingest::spawn_collectors_with_targets(
             &config.scrape_jobs(),
             &config.host,
             emitter,
             collect_stop.clone(),
             scrape_targets,
-        );
+        ));
     }
 
     shutdown_signal().await;
@@ -295,14 +301,13 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
 async fn reload_on_sighup(rules: Arc<RuleManager>, stop: CancellationToken) {
     #[cfg(unix)]
     {
-        let mut hup =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
-                Ok(s) => s,
-                Err(e) => {
-                    warn!(error = %e, "cannot listen for SIGHUP; use POST /-/reload");
-                    return;
-                }
-            };
+        let mut hup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+            Ok(s) => s,
+            Err(e) => {
+                warn!(error = %e, "cannot listen for SIGHUP; use POST /-/reload");
+                return;
+            }
+        };
         loop {
             tokio::select! {
                 _ = stop.cancelled() => break,

@@ -293,7 +293,11 @@ async fn rules_reload_on_post_and_sighup_and_survive_a_broken_file() {
         .await
         .expect("reload");
     assert_eq!(r.status(), 500, "a broken file is refused");
-    assert_eq!(names().await, ["GaugeHigh", "GaugeLow"], "old rules keep running");
+    assert_eq!(
+        names().await,
+        ["GaugeHigh", "GaugeLow"],
+        "old rules keep running"
+    );
 
     std::fs::write(&rules, GAUGE_RULES).expect("write");
     vigie.signal("HUP");

@@ -1,18 +1,27 @@
 //! The consumer loop: bus → decode → store → score → index; periodic flush
 //! and offset commit.
+//!
+//! Log batches (`vigie.logs`) go through one [`TemplateMiner`]: each record
+//! gets its `template_id`/`template`, the enriched batch goes to the logs
+//! store, and the samples `vigie_log_lines_total{template_id, source, level}`
+//! (running count per template, source and level since start) and, for a
+//! template never seen before, `vigie_log_new_template{template_id, source} 1`
+//! go to the samples store, so rules and detectors see log rates.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, debug, error, info, info_span, warn};
 use vigie_bus::{Delivery, Position, Publisher, Subscriber};
+use vigie_model::log_schema::{batch_to_logs, check_logs_batch, templated_logs_to_batch};
 use vigie_model::schema::{batch_to_samples, samples_to_batch};
-use vigie_model::{codec, topics};
+use vigie_model::{Labels, Sample, codec, topics};
 
 use crate::dedup::Watermarks;
 use crate::latest::LatestIndex;
+use crate::logs::{MinerConfig, TemplateMiner};
 use crate::metrics::{DEAD_LETTERS, ERRORS};
 use crate::score::ScoreBank;
 use crate::storage::Storage;
@@ -29,7 +38,20 @@ pub struct Analyzer {
     checkpoint: Option<std::path::PathBuf>,
     dead_letters: Arc<dyn Publisher>,
     config: AnalyzerConfig,
+    logs: Mutex<LogState>,
 }
+
+/// The log miner and the running line counts.
+struct LogState {
+    miner: TemplateMiner,
+    /// Lines per (template id, source, level).
+    counts: HashMap<(u64, String, String), u64>,
+}
+
+/// Metric name of the per-template line counters.
+pub const LOG_LINES_TOTAL: &str = "vigie_log_lines_total";
+/// Metric name of the new-template events.
+pub const LOG_NEW_TEMPLATE: &str = "vigie_log_new_template";
 
 impl Analyzer {
     /// An analyzer storing into `storage` and sending undecodable messages
@@ -51,6 +73,10 @@ impl Analyzer {
             latest,
             dead_letters,
             config,
+            logs: Mutex::new(LogState {
+                miner: TemplateMiner::new(MinerConfig::default()),
+                counts: HashMap::new(),
+            }),
         }
     }
 
@@ -105,13 +131,75 @@ impl Analyzer {
         Ok(stored)
     }
 
+    /// Handles one logs payload: decode, mine templates, store the
+    /// enriched records in the logs store and the line counters in the
+    /// samples store. Returns the number of records stored.
+    pub fn ingest_logs(&self, topic: &str, payload: &[u8]) -> Result<usize, AnalyzerError> {
+        let decode = |source| AnalyzerError::Decode {
+            topic: topic.to_string(),
+            source,
+        };
+        let batch = codec::decode_batch(payload).map_err(decode)?;
+        check_logs_batch(&batch).map_err(decode)?;
+        let Some(store) = self.storage.logs() else {
+            return Ok(0);
+        };
+        let mut logs = batch_to_logs(&batch).map_err(decode)?;
+        // Newest sample per counter in this batch, plus new-template events.
+        let mut counters: BTreeMap<(u64, String, String), (i64, u64)> = BTreeMap::new();
+        let mut events = Vec::new();
+        {
+            let mut state = self.logs.lock().unwrap_or_else(|e| e.into_inner());
+            for log in &mut logs {
+                let r = &log.record;
+                let m = state.miner.add(&r.body);
+                let source = r.labels.get("source").unwrap_or("").to_string();
+                let level = r.severity.clone().unwrap_or_else(|| "unknown".into());
+                if m.is_new {
+                    let labels = Labels::new()
+                        .with("template_id", m.id.to_string())
+                        .with("source", source.clone());
+                    events.push(Sample::new(LOG_NEW_TEMPLATE, labels, r.ts_ms, 1.0));
+                }
+                let key = (m.id, source, level);
+                let n = state.counts.entry(key.clone()).or_insert(0);
+                *n += 1;
+                let c = counters.entry(key).or_insert((r.ts_ms, *n));
+                *c = (c.0.max(r.ts_ms), *n);
+                log.template = Some((m.id, m.template));
+            }
+        }
+        let mut samples: Vec<Sample> = counters
+            .into_iter()
+            .map(|((id, source, level), (ts, n))| {
+                let labels = Labels::new()
+                    .with("template_id", id.to_string())
+                    .with("source", source)
+                    .with("level", level);
+                // Counts fit f64 exactly up to 2^53.
+                Sample::new(LOG_LINES_TOTAL, labels, ts, n as f64)
+            })
+            .collect();
+        samples.append(&mut events);
+        store.append(templated_logs_to_batch(&logs)?);
+        if !samples.is_empty() {
+            self.storage.append(samples_to_batch(&samples)?);
+            self.latest.update(&samples);
+        }
+        Ok(logs.len())
+    }
+
     async fn handle(&self, delivery: &Delivery) {
         let m = &delivery.message;
-        if m.topic != topics::METRICS {
-            warn!(topic = %m.topic, "message from an unexpected topic ignored");
-            return;
-        }
-        match self.ingest(&m.topic, &m.payload) {
+        let result = match m.topic.as_str() {
+            topics::METRICS => self.ingest(&m.topic, &m.payload),
+            topics::LOGS => self.ingest_logs(&m.topic, &m.payload),
+            _ => {
+                warn!(topic = %m.topic, "message from an unexpected topic ignored");
+                return;
+            }
+        };
+        match result {
             Ok(n) => debug!(samples = n, "stored"),
             Err(e) => {
                 let reason = match &e {
@@ -220,5 +308,81 @@ impl Analyzer {
                 warn!(error = %e, %topic, partition, offset, "commit failed");
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use vigie_bus::memory::MemoryBus;
+    use vigie_model::LogRecord;
+    use vigie_model::log_schema::logs_to_batch;
+
+    fn payload(bodies: &[&str]) -> Vec<u8> {
+        let records: Vec<LogRecord> = bodies
+            .iter()
+            .enumerate()
+            .map(|(i, b)| LogRecord {
+                ts_ms: 1_000 + i as i64,
+                labels: Labels::new().with("source", "/tmp/app.log"),
+                severity: Some("info".into()),
+                body: (*b).to_string(),
+            })
+            .collect();
+        codec::encode_batch(&logs_to_batch(&records).expect("batch")).expect("encode")
+    }
+
+    fn first_i64(batches: &[datafusion::arrow::array::RecordBatch]) -> i64 {
+        let col = datafusion::arrow::compute::cast(
+            batches[0].column(0),
+            &datafusion::arrow::datatypes::DataType::Int64,
+        )
+        .expect("cast");
+        col.as_any()
+            .downcast_ref::<datafusion::arrow::array::Int64Array>()
+            .expect("i64")
+            .value(0)
+    }
+
+    #[tokio::test]
+    async fn logs_are_templated_stored_and_counted() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let storage = Arc::new(Storage::open(dir.path(), 1).expect("open"));
+        let analyzer = Analyzer::new(
+            AnalyzerConfig::default(),
+            storage.clone(),
+            Arc::new(LatestIndex::new()),
+            Arc::new(MemoryBus::new(4)),
+        );
+        let lines = [
+            "user 1 logged in from 10.0.0.1",
+            "user 22 logged in from 10.0.0.2",
+            "disk full on /var",
+            "user 333 logged in from 10.0.0.3",
+        ];
+        assert_eq!(
+            analyzer
+                .ingest_logs(topics::LOGS, &payload(&lines))
+                .expect("ingest"),
+            4
+        );
+        let n = storage
+            .sql("SELECT count(DISTINCT template_id) FROM logs")
+            .await
+            .expect("sql");
+        assert_eq!(first_i64(&n), 2);
+        storage.flush().expect("flush");
+        assert_eq!(storage.logs().expect("logs").files().len(), 1);
+        let n = storage
+            .sql("SELECT max(value) FROM samples WHERE metric = 'vigie_log_lines_total'")
+            .await
+            .expect("sql");
+        assert_eq!(first_i64(&n), 3);
+        let n = storage
+            .sql("SELECT count(*) FROM samples WHERE metric = 'vigie_log_new_template'")
+            .await
+            .expect("sql");
+        assert_eq!(first_i64(&n), 2);
+        assert!(analyzer.ingest_logs(topics::LOGS, b"garbage").is_err());
     }
 }

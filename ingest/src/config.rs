@@ -136,6 +136,11 @@ pub struct HostConfig {
     pub interval: Duration,
     /// Where procfs is mounted (default `/proc`).
     pub procfs: PathBuf,
+    /// Where sysfs is mounted (default `/sys`): hwmon, clock sources,
+    /// network `rx_nohandler`.
+    pub sysfs: PathBuf,
+    /// udev's database (default `/run/udev/data`), for `node_disk_info`.
+    pub udev_data: PathBuf,
     /// The `instance` label; default: the host name.
     pub instance: Option<String>,
     /// Extra labels added to every host sample.
@@ -148,6 +153,8 @@ impl Default for HostConfig {
             enabled: true,
             interval: default_interval(),
             procfs: PathBuf::from("/proc"),
+            sysfs: PathBuf::from("/sys"),
+            udev_data: PathBuf::from("/run/udev/data"),
             instance: None,
             labels: BTreeMap::new(),
         }

@@ -5,8 +5,9 @@ use std::sync::Arc;
 
 use vigie_bus::{Message, Publisher};
 use vigie_model::codec::encode_batch;
+use vigie_model::log_schema::logs_to_batch;
 use vigie_model::schema::samples_to_batch;
-use vigie_model::{Sample, topics};
+use vigie_model::{LogRecord, Sample, topics};
 
 use crate::IngestError;
 use crate::metrics::{PUBLISH_ERRORS, SAMPLES_INGESTED};
@@ -74,6 +75,26 @@ impl Emitter {
             Some(e) => Err(e),
             None => Ok(published),
         }
+    }
+
+    /// Publishes log records of one source to `vigie.logs` as one batch,
+    /// keyed by `source` (so a file's lines stay in order). Returns how
+    /// many were handed to the bus.
+    pub async fn emit_logs(
+        &self,
+        source: &str,
+        records: Vec<LogRecord>,
+    ) -> Result<usize, IngestError> {
+        if records.is_empty() {
+            return Ok(0);
+        }
+        let payload = encode_batch(&logs_to_batch(&records)?)?;
+        let message = Message::new(topics::LOGS, source.as_bytes().to_vec(), payload);
+        if let Err(e) = self.publisher.publish(message).await {
+            PUBLISH_ERRORS.inc();
+            return Err(e.into());
+        }
+        Ok(records.len())
     }
 }
 

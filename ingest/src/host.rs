@@ -1,8 +1,13 @@
 //! The built-in host collector: a small node_exporter.
 //!
-//! Reads procfs (`stat`, `meminfo`, `loadavg`, `net/dev`, `self/mounts`)
-//! under a configurable root, so tests can point it at fixtures, and calls
-//! `statvfs` on mount points. Metric names and labels are node_exporter's.
+//! Reads procfs (`stat`, `meminfo`, `loadavg`, `net/dev`, `self/mounts`,
+//! `pressure/*`, `diskstats`, `net/{netstat,snmp,snmp6}`) and sysfs
+//! (`class/hwmon`, clock sources, `rx_nohandler`) under configurable roots,
+//! so tests can point them at fixtures, and calls `statvfs` on mount points
+//! and `uname`. Metric names and labels are node_exporter 1.5's, for its
+//! collectors `cpu` (without `node_cpu_info`), `stat`, `meminfo`, `loadavg`,
+//! `netdev`, `filesystem`, `pressure`, `diskstats`, `netstat`, `uname` and
+//! `time`; `hwmon` is partial (temperatures only).
 //! A source that cannot be read or parsed is skipped with a warning and
 //! counted in `vigie_host_collector_errors_total{collector}`; the others are
 //! still reported.
@@ -19,6 +24,12 @@ use crate::config::HostConfig;
 use crate::metrics::HOST_ERRORS;
 use crate::source::{Source, now_ms};
 use crate::sys;
+
+mod disk;
+mod hwmon;
+mod netstat;
+mod pressure;
+mod system;
 
 /// One metric point before the host labels are added.
 type Point = (String, Labels, f64);
@@ -59,6 +70,8 @@ const FS_TIMEOUT: Duration = Duration::from_secs(5);
 /// The host collector, as a [`Source`].
 pub struct HostCollector {
     procfs: PathBuf,
+    sysfs: PathBuf,
+    udev_data: PathBuf,
     interval: Duration,
     /// `job="node"`, `instance` and the configured labels.
     host_labels: Labels,
@@ -87,6 +100,8 @@ impl HostCollector {
         host_labels.insert("instance", instance);
         Self {
             procfs: config.procfs.clone(),
+            sysfs: config.sysfs.clone(),
+            udev_data: config.udev_data.clone(),
             interval: config.interval,
             host_labels,
             ticks_per_second: sys::clock_ticks_per_second(),
@@ -112,13 +127,50 @@ impl HostCollector {
         })
     }
 
-    /// Everything but filesystems (procfs reads do not block).
+    /// Like [`HostCollector::read`], but a missing file (a kernel without
+    /// the feature) yields nothing silently.
+    fn read_optional(
+        &self,
+        collector: &str,
+        file: &str,
+        parse: impl FnOnce(&str) -> Result<Vec<Point>, String>,
+    ) -> Vec<Point> {
+        if self.procfs.join(file).exists() {
+            self.read(collector, file, parse)
+        } else {
+            Vec::new()
+        }
+    }
+
+    /// Everything but filesystems (procfs and sysfs reads do not block).
     fn collect_procfs(&self) -> Vec<Point> {
         let ticks = self.ticks_per_second;
         let mut points = self.read("stat", "stat", |t| parse_stat(t, ticks));
         points.extend(self.read("meminfo", "meminfo", parse_meminfo));
         points.extend(self.read("loadavg", "loadavg", parse_loadavg));
-        points.extend(self.read("netdev", "net/dev", parse_net_dev));
+        let netdev = self.read("netdev", "net/dev", parse_net_dev);
+        points.extend(rx_nohandler(&self.sysfs, &netdev));
+        points.extend(netdev);
+        for resource in ["cpu", "memory", "io"] {
+            points.extend(
+                self.read_optional("pressure", &format!("pressure/{resource}"), |t| {
+                    pressure::parse_pressure(resource, t)
+                }),
+            );
+        }
+        let udev = self.udev_data.clone();
+        points.extend(self.read_optional("diskstats", "diskstats", |t| {
+            disk::parse_diskstats(t, &udev)
+        }));
+        points.extend(self.read_optional("netstat", "net/netstat", netstat::parse_netstat));
+        points.extend(self.read_optional("netstat", "net/snmp", netstat::parse_netstat));
+        points.extend(self.read_optional("netstat", "net/snmp6", netstat::parse_snmp6));
+        match sys::uname() {
+            Ok(u) => points.push(system::uname_info(&u)),
+            Err(e) => host_error("uname", &e.to_string()),
+        }
+        points.extend(system::clocksources(&self.sysfs));
+        points.extend(hwmon::hwmon(&self.sysfs));
         points
     }
 
@@ -182,11 +234,7 @@ impl Source for HostCollector {
         let ts_ms = now_ms();
         let mut points = self.collect_procfs();
         points.extend(self.collect_filesystems().await);
-        points.push((
-            "node_time_seconds".into(),
-            Labels::new(),
-            ts_ms as f64 / 1000.0,
-        ));
+        points.extend(system::time(ts_ms));
         points
             .into_iter()
             .map(|(name, mut labels, value)| {
@@ -358,6 +406,30 @@ pub(crate) fn parse_net_dev(text: &str) -> Result<Vec<Point>, String> {
     Ok(out)
 }
 
+/// `node_network_receive_nohandler_total` (which node_exporter 1.5 gets
+/// over netlink) from `<sysfs>/class/net/<device>/statistics/rx_nohandler`,
+/// for the devices of `netdev` that have it.
+fn rx_nohandler(sysfs: &Path, netdev: &[Point]) -> Vec<Point> {
+    netdev
+        .iter()
+        .filter(|(name, _, _)| name == "node_network_receive_bytes_total")
+        .filter_map(|(_, labels, _)| {
+            let device = labels.get("device")?;
+            let path = sysfs.join(format!("class/net/{device}/statistics/rx_nohandler"));
+            let value = std::fs::read_to_string(path)
+                .ok()?
+                .trim()
+                .parse::<f64>()
+                .ok()?;
+            Some((
+                "node_network_receive_nohandler_total".to_string(),
+                labels.clone(),
+                value,
+            ))
+        })
+        .collect()
+}
+
 /// One line of a mounts file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Mount {
@@ -477,6 +549,18 @@ mod tests {
 
     fn fixtures() -> PathBuf {
         Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/proc")
+    }
+
+    fn sys_fixtures() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/sys")
+    }
+
+    fn udev_fixtures() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/udev")
+    }
+
+    fn count(points: &[Point], name: &str) -> usize {
+        points.iter().filter(|(n, _, _)| n == name).count()
     }
 
     fn fixture(file: &str) -> String {
@@ -625,6 +709,271 @@ mod tests {
     }
 
     #[test]
+    fn pressure_some_is_waiting_full_is_stalled() {
+        let p = pressure::parse_pressure("cpu", &fixture("pressure/cpu")).expect("parse");
+        assert_eq!(p.len(), 1, "node_exporter 1.5 has no cpu stalled: {p:?}");
+        assert_eq!(
+            value(&p, "node_pressure_cpu_waiting_seconds_total", &[]),
+            3652.539616
+        );
+        let p = pressure::parse_pressure("memory", &fixture("pressure/memory")).expect("parse");
+        assert_eq!(
+            value(&p, "node_pressure_memory_waiting_seconds_total", &[]),
+            1.5
+        );
+        assert_eq!(
+            value(&p, "node_pressure_memory_stalled_seconds_total", &[]),
+            0.25
+        );
+        let p = pressure::parse_pressure("io", &fixture("pressure/io")).expect("parse");
+        assert_eq!(
+            value(&p, "node_pressure_io_waiting_seconds_total", &[]),
+            32.360666
+        );
+        assert_eq!(
+            value(&p, "node_pressure_io_stalled_seconds_total", &[]),
+            7.872458
+        );
+        assert!(pressure::parse_pressure("io", "").is_err());
+        assert!(pressure::parse_pressure("io", "some avg10=1").is_err());
+        assert!(pressure::parse_pressure("io", "some total=x").is_err());
+    }
+
+    #[test]
+    fn diskstats_units_filter_and_info() {
+        let p = disk::parse_diskstats(&fixture("diskstats"), &udev_fixtures()).expect("parse");
+        // sda and zram0 have 17 fields, nvme0n1 (an old kernel's line) 11;
+        // loop0, ram0 and the partitions sda1 and nvme0n1p1 are ignored.
+        assert_eq!(p.len(), 17 + 11 + 17 + 3);
+        let devices: std::collections::BTreeSet<&str> =
+            p.iter().filter_map(|(_, l, _)| l.get("device")).collect();
+        assert_eq!(
+            devices.into_iter().collect::<Vec<_>>(),
+            ["nvme0n1", "sda", "zram0"]
+        );
+        let sda = [("device", "sda")];
+        assert_eq!(
+            value(&p, "node_disk_reads_completed_total", &sda),
+            1_630_083.0
+        );
+        assert_eq!(value(&p, "node_disk_reads_merged_total", &sda), 22_116.0);
+        assert_eq!(
+            value(&p, "node_disk_read_bytes_total", &sda),
+            40_047_170.0 * 512.0
+        );
+        assert_eq!(
+            value(&p, "node_disk_read_time_seconds_total", &sda),
+            1567.951
+        );
+        assert_eq!(
+            value(&p, "node_disk_writes_completed_total", &sda),
+            82_398.0
+        );
+        assert_eq!(
+            value(&p, "node_disk_written_bytes_total", &sda),
+            87_466_088.0 * 512.0
+        );
+        assert_eq!(
+            value(&p, "node_disk_write_time_seconds_total", &sda),
+            388.489
+        );
+        assert_eq!(value(&p, "node_disk_io_now", &sda), 1.0);
+        assert_eq!(value(&p, "node_disk_io_time_seconds_total", &sda), 79.932);
+        assert_eq!(
+            value(&p, "node_disk_io_time_weighted_seconds_total", &sda),
+            1972.097
+        );
+        assert_eq!(
+            value(&p, "node_disk_discards_completed_total", &sda),
+            42_417.0
+        );
+        assert_eq!(value(&p, "node_disk_discards_merged_total", &sda), 49.0);
+        assert_eq!(
+            value(&p, "node_disk_discarded_sectors_total", &sda),
+            41_885_784.0
+        );
+        assert_eq!(
+            value(&p, "node_disk_discard_time_seconds_total", &sda),
+            15.241
+        );
+        assert_eq!(value(&p, "node_disk_flush_requests_total", &sda), 2671.0);
+        assert_eq!(
+            value(&p, "node_disk_flush_requests_time_seconds_total", &sda),
+            0.416
+        );
+        let nvme = [("device", "nvme0n1")];
+        assert_eq!(
+            value(&p, "node_disk_io_time_weighted_seconds_total", &nvme),
+            0.35
+        );
+        assert!(get(&p, "node_disk_discards_completed_total", &nvme).is_none());
+        let info = get(&p, "node_disk_info", &sda).expect("sda info");
+        for (k, v) in [
+            ("major", "8"),
+            ("minor", "0"),
+            ("model", "QEMU_HARDDISK"),
+            ("path", "pci-0000:00:1f.2-ata-1"),
+            ("revision", "2.5+"),
+            ("serial", "QM00001"),
+        ] {
+            assert_eq!(info.1.get(k), Some(v), "{k}");
+        }
+        assert_eq!(info.1.get("wwn").unwrap_or_default(), "");
+        assert!(
+            get(
+                &p,
+                "node_disk_info",
+                &[("device", "zram0"), ("major", "253")]
+            )
+            .is_some()
+        );
+        for (device, ignored) in [
+            ("loop0", true),
+            ("ram12", true),
+            ("fd0", true),
+            ("sda1", true),
+            ("xvda2", true),
+            ("nvme0n1p1", true),
+            ("sda", false),
+            ("nvme0n1", false),
+            ("dm-0", false),
+            ("md127", false),
+            ("loop", false),
+        ] {
+            assert_eq!(disk::ignored_device(device), ignored, "{device}");
+        }
+        assert!(disk::parse_diskstats("8 0 sda 1 2 3", &udev_fixtures()).is_err());
+    }
+
+    #[test]
+    fn netstat_default_fields() {
+        let p = netstat::parse_netstat(&fixture("net/netstat")).expect("parse");
+        let names: Vec<&str> = p.iter().map(|(n, _, _)| n.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "node_netstat_TcpExt_SyncookiesSent",
+                "node_netstat_TcpExt_SyncookiesRecv",
+                "node_netstat_TcpExt_SyncookiesFailed",
+                "node_netstat_TcpExt_ListenOverflows",
+                "node_netstat_TcpExt_ListenDrops",
+                "node_netstat_TcpExt_TCPTimeouts",
+                "node_netstat_TcpExt_TCPSynRetrans",
+                "node_netstat_IpExt_InOctets",
+                "node_netstat_IpExt_OutOctets",
+            ]
+        );
+        assert_eq!(value(&p, "node_netstat_TcpExt_ListenDrops", &[]), 4.0);
+        assert_eq!(value(&p, "node_netstat_IpExt_InOctets", &[]), 509_201_079.0);
+        let p = netstat::parse_netstat(&fixture("net/snmp")).expect("parse");
+        assert_eq!(p.len(), 15, "{p:?}");
+        assert_eq!(value(&p, "node_netstat_Ip_Forwarding", &[]), 2.0);
+        assert!(get(&p, "node_netstat_Ip_InHdrErrors", &[]).is_none());
+        assert_eq!(value(&p, "node_netstat_Tcp_InErrs", &[]), 60.0);
+        assert_eq!(value(&p, "node_netstat_Tcp_CurrEstab", &[]), 8.0);
+        assert_eq!(value(&p, "node_netstat_Udp_OutDatagrams", &[]), 200.0);
+        assert!(get(&p, "node_netstat_Udp_InCsumErrors", &[]).is_none());
+        let p = netstat::parse_snmp6(&fixture("net/snmp6")).expect("parse");
+        assert_eq!(p.len(), 5, "{p:?}");
+        assert_eq!(value(&p, "node_netstat_Ip6_InOctets", &[]), 3456.0);
+        assert_eq!(value(&p, "node_netstat_Icmp6_InMsgs", &[]), 4.0);
+        assert_eq!(value(&p, "node_netstat_UdpLite6_InErrors", &[]), 6.0);
+        assert!(netstat::parse_netstat("Tcp: A B\nTcp: 1\n").is_err());
+        assert!(netstat::parse_netstat("Tcp: InErrs\nUdp: 1\n").is_err());
+        assert!(netstat::parse_netstat("Tcp: InErrs\n").is_err());
+        assert!(netstat::parse_snmp6("Ip6InOctets").is_err());
+    }
+
+    #[test]
+    fn sysfs_hwmon_clocksource_nohandler() {
+        let p = hwmon::hwmon(&sys_fixtures());
+        assert_eq!(p.len(), 3, "{p:?}");
+        let chip = [("chip", "coretemp")];
+        assert_eq!(
+            value(
+                &p,
+                "node_hwmon_temp_celsius",
+                &[chip[0], ("sensor", "temp1")]
+            ),
+            45.5
+        );
+        assert_eq!(
+            value(
+                &p,
+                "node_hwmon_temp_celsius",
+                &[chip[0], ("sensor", "temp2")]
+            ),
+            51.0
+        );
+        assert_eq!(
+            value(
+                &p,
+                "node_hwmon_chip_names",
+                &[chip[0], ("chip_name", "coretemp")]
+            ),
+            1.0
+        );
+        let p = system::clocksources(&sys_fixtures());
+        assert_eq!(count(&p, "node_time_clocksource_available_info"), 3);
+        for source in ["tsc", "kvm-clock", "acpi_pm"] {
+            assert!(
+                get(
+                    &p,
+                    "node_time_clocksource_available_info",
+                    &[("clocksource", source), ("device", "0")]
+                )
+                .is_some()
+            );
+        }
+        assert_eq!(
+            value(
+                &p,
+                "node_time_clocksource_current_info",
+                &[("clocksource", "tsc"), ("device", "0")]
+            ),
+            1.0
+        );
+        let netdev = parse_net_dev(&fixture("net/dev")).expect("parse");
+        let p = rx_nohandler(&sys_fixtures(), &netdev);
+        assert_eq!(p.len(), 1, "lo has no sysfs fixture: {p:?}");
+        assert_eq!(
+            value(
+                &p,
+                "node_network_receive_nohandler_total",
+                &[("device", "eth0")]
+            ),
+            42.0
+        );
+        assert!(hwmon::hwmon(&fixtures()).is_empty());
+        assert!(system::clocksources(&fixtures()).is_empty());
+    }
+
+    #[test]
+    fn uname_and_time() {
+        let u = sys::Uname {
+            sysname: "Linux".into(),
+            nodename: "vm".into(),
+            release: "6.1.0".into(),
+            version: "#1 SMP".into(),
+            machine: "x86_64".into(),
+            domainname: "(none)".into(),
+        };
+        let (name, labels, v) = system::uname_info(&u);
+        assert_eq!((name.as_str(), v), ("node_uname_info", 1.0));
+        assert_eq!(labels.get("release"), Some("6.1.0"));
+        assert_eq!(labels.get("domainname"), Some("(none)"));
+        assert_eq!(labels.get("nodename"), Some("vm"));
+        let real = sys::uname().expect("uname");
+        assert_eq!(real.sysname, "Linux");
+        assert!(!real.release.is_empty() && !real.machine.is_empty());
+        let p = system::time(1_700_000_000_500);
+        assert_eq!(value(&p, "node_time_seconds", &[]), 1_700_000_000.5);
+        let (_, zone, offset) = get(&p, "node_time_zone_offset_seconds", &[]).expect("zone");
+        assert!(zone.get("time_zone").is_some_and(|z| !z.is_empty()));
+        assert!(offset.abs() <= 14.0 * 3600.0);
+    }
+
+    #[test]
     fn odd_input_is_an_error_not_a_panic() {
         for text in ["", "garbage", "cpu0 a b c d", "cpu0 1 2"] {
             assert!(parse_stat(text, 100.0).is_err(), "{text:?}");
@@ -656,6 +1005,8 @@ mod tests {
     async fn collector_on_fixtures() {
         let config = HostConfig {
             procfs: fixtures(),
+            sysfs: sys_fixtures(),
+            udev_data: udev_fixtures(),
             labels: [("dc".to_string(), "par1".to_string())].into(),
             ..HostConfig::default()
         };
@@ -683,6 +1034,19 @@ mod tests {
         assert_eq!(missing.value, 1.0);
         assert!(find("node_filesystem_size_bytes", Some("/proc")).is_none());
         assert!(find("node_load5", None).is_some());
+        for metric in [
+            "node_pressure_io_stalled_seconds_total",
+            "node_disk_read_bytes_total",
+            "node_netstat_Tcp_InSegs",
+            "node_netstat_Ip6_InOctets",
+            "node_uname_info",
+            "node_time_zone_offset_seconds",
+            "node_time_clocksource_current_info",
+            "node_hwmon_temp_celsius",
+            "node_network_receive_nohandler_total",
+        ] {
+            assert!(find(metric, None).is_some(), "{metric}");
+        }
         assert!(find("node_time_seconds", None).is_some_and(|s| s.value > 1.6e9));
         let user = samples
             .iter()
@@ -700,12 +1064,23 @@ mod tests {
         let dir = fixtures().join("does-not-exist");
         let before = HOST_ERRORS.with_label_values(&["meminfo"]).get();
         let mut c = HostCollector::new(&HostConfig {
-            procfs: dir,
+            procfs: dir.clone(),
+            sysfs: dir.clone(),
+            udev_data: dir,
             instance: Some("x".into()),
             ..HostConfig::default()
         });
         let samples = c.collect().await;
-        assert_eq!(samples.len(), 1, "only node_time_seconds: {samples:?}");
+        // What needs no procfs or sysfs: time and uname.
+        let names: Vec<&str> = samples.iter().map(|s| s.series.metric.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "node_uname_info",
+                "node_time_seconds",
+                "node_time_zone_offset_seconds"
+            ],
+        );
         assert!(HOST_ERRORS.with_label_values(&["meminfo"]).get() > before);
     }
 }

@@ -9,9 +9,12 @@
 //!   Prometheus does. Malformed exposition is rejected ([`exposition`]), so
 //!   a target serving garbage is `up 0`.
 //! - [`host::HostCollector`]: a small built-in node_exporter (CPU, memory,
-//!   load, network, filesystems) reading procfs, with node_exporter's names.
+//!   load, pressure, disks, network, netstat, filesystems, uname, time,
+//!   hwmon temperatures) reading procfs and sysfs, with node_exporter's names.
 //! - [`emit::Emitter`]: samples → Arrow batches → `vigie.metrics`, sharded by
 //!   series id so a series always keeps the same key.
+//! - [`tail`]: follows `[[logs]]` files (appends, truncation, rename
+//!   rotation) and publishes their lines to `vigie.logs` ([`Emitter::emit_logs`]).
 //! - [`remote_write`]: the Prometheus remote-write 1.0 receiver
 //!   (`POST /api/v1/write`, snappy + protobuf).
 //! - [`sd`] and [`relabel`]: static and file_sd targets, `relabel_configs`
@@ -41,6 +44,7 @@ pub mod scrape;
 pub mod sd;
 pub mod source;
 mod sys;
+pub mod tail;
 pub mod targets;
 
 use std::collections::BTreeMap;
@@ -58,6 +62,7 @@ pub use error::IngestError;
 pub use host::HostCollector;
 pub use scrape::ScrapeTarget;
 pub use source::Source;
+pub use tail::{LogConfig, spawn_tails};
 pub use targets::Targets;
 
 /// Like [`spawn_collectors_with_targets`], with a targets view nobody

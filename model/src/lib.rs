@@ -13,7 +13,8 @@
 //!   and JSON encoding of alerts for `vigie.alerts`.
 //! - [`topics`]: topic names and header names.
 //! - [`Alert`]: an alert instance as produced by rule evaluation.
-//! - [`LogRecord`]: one log line with its source labels.
+//! - [`LogRecord`]: one log line with its source labels; [`log_schema`]: the
+//!   Arrow schema of a logs batch.
 //!
 //! This crate does no I/O and knows nothing about Kafka, storage or HTTP.
 
@@ -21,6 +22,7 @@ pub mod alert;
 pub mod codec;
 pub mod error;
 pub mod log;
+pub mod log_schema;
 pub mod sample;
 pub mod schema;
 pub mod topics;

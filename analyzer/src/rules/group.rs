@@ -1236,7 +1236,11 @@ mod tests {
         manager
             .for_each_group(|g| names.extend(g.rules().iter().map(|r| r.name().to_string())))
             .await;
-        assert_eq!(names, ["Hot", "Warm"], "a broken file keeps the previous rules");
+        assert_eq!(
+            names,
+            ["Hot", "Warm"],
+            "a broken file keeps the previous rules"
+        );
     }
 
     #[tokio::test]

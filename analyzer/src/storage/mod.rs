@@ -6,6 +6,10 @@
 //! reader never sees half a file). Queries see the files and the head
 //! through one consistent snapshot, so a row is never missing or doubled
 //! while a flush runs.
+//!
+//! Log records (logs schema, see [`vigie_model::log_schema`]) live in a
+//! second store of the same kind under `<data_dir>/logs/` ([`Storage::logs`],
+//! sorted by time only); SQL sees them as table `logs`.
 
 mod query;
 mod select;
@@ -18,10 +22,12 @@ use datafusion::arrow::array::{RecordBatch, TimestampMillisecondArray};
 use datafusion::arrow::compute::{
     SortColumn, concat_batches, lexsort_to_indices, take_record_batch,
 };
+use datafusion::arrow::datatypes::SchemaRef;
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
 use tracing::{info, warn};
+use vigie_model::log_schema::logs_schema;
 use vigie_model::schema::{col, metrics_schema};
 
 use crate::AnalyzerError;
@@ -38,9 +44,12 @@ struct State {
     files: Vec<PathBuf>,
 }
 
-/// Where samples live.
+/// Where samples (and, in [`Storage::logs`], log records) live.
 pub struct Storage {
     dir: PathBuf,
+    schema: SchemaRef,
+    /// The logs store, beside a samples store.
+    logs: Option<Box<Storage>>,
     zstd_level: i32,
     state: Mutex<State>,
     /// Serialises flushes.
@@ -57,8 +66,23 @@ fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> AnalyzerError + '_ {
 impl Storage {
     /// Opens (or creates) the storage under `data_dir`, removing leftovers
     /// of interrupted flushes.
+    /// Log records go to a second store under `<data_dir>/logs/`.
     pub fn open(data_dir: &Path, zstd_level: i32) -> Result<Self, AnalyzerError> {
-        let dir = data_dir.join("samples");
+        let logs = Self::open_dir(data_dir.join("logs"), logs_schema(), None, zstd_level)?;
+        Self::open_dir(
+            data_dir.join("samples"),
+            metrics_schema(),
+            Some(Box::new(logs)),
+            zstd_level,
+        )
+    }
+
+    fn open_dir(
+        dir: PathBuf,
+        schema: SchemaRef,
+        logs: Option<Box<Storage>>,
+        zstd_level: i32,
+    ) -> Result<Self, AnalyzerError> {
         fs::create_dir_all(&dir).map_err(io_err(&dir))?;
         let mut files = Vec::new();
         for entry in fs::read_dir(&dir).map_err(io_err(&dir))? {
@@ -76,6 +100,8 @@ impl Storage {
         info!(dir = %dir.display(), files = files.len(), "storage opened");
         Ok(Self {
             dir,
+            schema,
+            logs,
             zstd_level,
             state: Mutex::new(State {
                 files,
@@ -89,7 +115,13 @@ impl Storage {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Appends a metrics batch to the head.
+    /// The logs store (`None` for the logs store itself).
+    pub fn logs(&self) -> Option<&Storage> {
+        self.logs.as_deref()
+    }
+
+    /// Appends a batch (metrics schema; logs schema on [`Storage::logs`])
+    /// to the head.
     pub fn append(&self, batch: RecordBatch) {
         let rows = batch.num_rows();
         if rows == 0 {
@@ -114,8 +146,11 @@ impl Storage {
 
     /// Writes the head to a new Parquet file. Blocking: call it from
     /// `spawn_blocking` in async code. Returns the file, if any rows were
-    /// written.
+    /// written. Flushes the logs store first.
     pub fn flush(&self) -> Result<Option<PathBuf>, AnalyzerError> {
+        if let Some(logs) = &self.logs {
+            logs.flush()?;
+        }
         let _one_at_a_time = self.flush_lock.lock().unwrap_or_else(|e| e.into_inner());
         let batches = {
             let mut state = self.lock();
@@ -149,24 +184,22 @@ impl Storage {
     }
 
     fn write_file(&self, batches: &[RecordBatch]) -> Result<PathBuf, AnalyzerError> {
-        let schema = metrics_schema();
+        let schema = self.schema.clone();
         let all = concat_batches(&schema, batches)?;
-        let sort = [
-            SortColumn {
-                values: all
-                    .column_by_name(col::SERIES_ID)
-                    .cloned()
-                    .ok_or_else(|| vigie_model::ModelError::Schema("missing series_id".into()))?,
+        let mut sort = Vec::with_capacity(2);
+        if let Some(ids) = all.column_by_name(col::SERIES_ID) {
+            sort.push(SortColumn {
+                values: ids.clone(),
                 options: None,
-            },
-            SortColumn {
-                values: all
-                    .column_by_name(col::TS)
-                    .cloned()
-                    .ok_or_else(|| vigie_model::ModelError::Schema("missing ts".into()))?,
-                options: None,
-            },
-        ];
+            });
+        }
+        sort.push(SortColumn {
+            values: all
+                .column_by_name(col::TS)
+                .cloned()
+                .ok_or_else(|| vigie_model::ModelError::Schema("missing ts".into()))?,
+            options: None,
+        });
         let indices = lexsort_to_indices(&sort, None)?;
         let sorted = take_record_batch(&all, &indices)?;
         let ts = sorted
@@ -205,10 +238,11 @@ impl Storage {
         (state.files.clone(), batches)
     }
 
-    /// Runs a read-only SQL query over table `samples`.
+    /// Runs a read-only SQL query over tables `samples` and `logs`.
     pub async fn sql(self: &Arc<Self>, query: &str) -> Result<Vec<RecordBatch>, AnalyzerError> {
         let (files, head) = self.snapshot();
-        query::run(query, files, head).await
+        let logs = self.logs.as_ref().map(|l| (l.schema.clone(), l.snapshot()));
+        query::run_with_logs(query, files, head, logs).await
     }
 }
 

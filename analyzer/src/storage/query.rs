@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::datasource::MemTable;
 use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::{
@@ -15,19 +16,51 @@ use vigie_model::schema::metrics_schema;
 
 use crate::AnalyzerError;
 
+/// A table's Parquet files and in-memory batches.
+pub(super) type Snapshot = (Vec<PathBuf>, Vec<RecordBatch>);
+
 /// Runs `query` with `samples` = the files plus the in-memory batches.
 pub(super) async fn run(
     query: &str,
     files: Vec<PathBuf>,
     head: Vec<RecordBatch>,
 ) -> Result<Vec<RecordBatch>, AnalyzerError> {
+    run_with_logs(query, files, head, None).await
+}
+
+/// Like [`run`], plus table `logs` from its schema, files and batches.
+pub(super) async fn run_with_logs(
+    query: &str,
+    files: Vec<PathBuf>,
+    head: Vec<RecordBatch>,
+    logs: Option<(SchemaRef, Snapshot)>,
+) -> Result<Vec<RecordBatch>, AnalyzerError> {
     let ctx = SessionContext::new();
-    let schema = metrics_schema();
+    register(&ctx, "samples", metrics_schema(), files, head).await?;
+    if let Some((schema, (files, head))) = logs {
+        register(&ctx, "logs", schema, files, head).await?;
+    }
+    let options = SQLOptions::new()
+        .with_allow_ddl(false)
+        .with_allow_dml(false)
+        .with_allow_statements(false);
+    let df = ctx.sql_with_options(query, options).await?;
+    Ok(df.collect().await?)
+}
+
+/// Registers table `name` = the files plus the in-memory batches.
+async fn register(
+    ctx: &SessionContext,
+    name: &str,
+    schema: SchemaRef,
+    files: Vec<PathBuf>,
+    head: Vec<RecordBatch>,
+) -> Result<(), AnalyzerError> {
     let mem = MemTable::try_new(schema.clone(), vec![head])?;
     if files.is_empty() {
-        ctx.register_table("samples", Arc::new(mem))?;
+        ctx.register_table(name, Arc::new(mem))?;
     } else {
-        ctx.register_table("samples_head", Arc::new(mem))?;
+        ctx.register_table(format!("{name}_head"), Arc::new(mem))?;
         let urls = files
             .iter()
             .map(|p| ListingTableUrl::parse(p.to_string_lossy()))
@@ -37,14 +70,14 @@ pub(super) async fn run(
         let config = ListingTableConfig::new_with_multi_paths(urls)
             .with_listing_options(options)
             .with_schema(schema);
-        ctx.register_table("samples_disk", Arc::new(ListingTable::try_new(config)?))?;
-        ctx.sql("CREATE VIEW samples AS SELECT * FROM samples_disk UNION ALL SELECT * FROM samples_head")
-            .await?;
+        ctx.register_table(
+            format!("{name}_disk"),
+            Arc::new(ListingTable::try_new(config)?),
+        )?;
+        ctx.sql(&format!(
+            "CREATE VIEW {name} AS SELECT * FROM {name}_disk UNION ALL SELECT * FROM {name}_head"
+        ))
+        .await?;
     }
-    let options = SQLOptions::new()
-        .with_allow_ddl(false)
-        .with_allow_dml(false)
-        .with_allow_statements(false);
-    let df = ctx.sql_with_options(query, options).await?;
-    Ok(df.collect().await?)
+    Ok(())
 }
