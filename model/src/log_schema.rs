@@ -17,7 +17,7 @@ use arrow::array::{
 };
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 
-use crate::schema::{labels_at, labels_type, ts_type};
+use crate::schema::{check_schema, column, labels_at, labels_type, ts_type};
 use crate::{LogRecord, ModelError};
 
 /// Column names of the logs schema.
@@ -112,37 +112,9 @@ fn build<'a>(
     Ok(RecordBatch::try_new(logs_schema(), columns)?)
 }
 
-fn column<'a, T: 'static>(batch: &'a RecordBatch, name: &str) -> Result<&'a T, ModelError> {
-    batch
-        .column_by_name(name)
-        .ok_or_else(|| ModelError::Schema(format!("missing column `{name}`")))?
-        .as_any()
-        .downcast_ref::<T>()
-        .ok_or_else(|| ModelError::Schema(format!("column `{name}` has the wrong type")))
-}
-
 /// Checks that a batch has the logs schema (names and types).
 pub fn check_logs_batch(batch: &RecordBatch) -> Result<(), ModelError> {
-    let want = logs_schema();
-    let got = batch.schema();
-    if got.fields().len() != want.fields().len() {
-        return Err(ModelError::Schema(format!(
-            "expected {} columns, got {}",
-            want.fields().len(),
-            got.fields().len()
-        )));
-    }
-    for (w, g) in want.fields().iter().zip(got.fields().iter()) {
-        if w.name() != g.name() || !w.data_type().equals_datatype(g.data_type()) {
-            return Err(ModelError::Schema(format!(
-                "column `{}` ({}) where `{}` ({}) was expected",
-                g.name(),
-                g.data_type(),
-                w.name(),
-                w.data_type()
-            )));
-        }
-    }
+    check_schema(batch, &logs_schema())?;
     if column::<StringArray>(batch, log_col::BODY)?.null_count() > 0 {
         return Err(ModelError::Schema("null log body".into()));
     }

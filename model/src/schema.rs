@@ -98,7 +98,11 @@ pub fn samples_to_batch(samples: &[Sample]) -> Result<RecordBatch, ModelError> {
     Ok(RecordBatch::try_new(metrics_schema(), columns)?)
 }
 
-fn column<'a, T: 'static>(batch: &'a RecordBatch, name: &str) -> Result<&'a T, ModelError> {
+/// The column `name` of `batch` as array type `T`, or a schema error.
+pub(crate) fn column<'a, T: 'static>(
+    batch: &'a RecordBatch,
+    name: &str,
+) -> Result<&'a T, ModelError> {
     batch
         .column_by_name(name)
         .ok_or_else(|| ModelError::Schema(format!("missing column `{name}`")))?
@@ -129,9 +133,8 @@ pub fn labels_at(map: &MapArray, row: usize) -> Result<Labels, ModelError> {
     Ok(labels)
 }
 
-/// Checks that a batch has the metrics schema (names and types).
-pub fn check_metrics_batch(batch: &RecordBatch) -> Result<(), ModelError> {
-    let want = metrics_schema();
+/// Checks that `batch` has exactly the columns of `want` (names and types).
+pub(crate) fn check_schema(batch: &RecordBatch, want: &SchemaRef) -> Result<(), ModelError> {
     let got = batch.schema();
     if got.fields().len() != want.fields().len() {
         return Err(ModelError::Schema(format!(
@@ -151,6 +154,12 @@ pub fn check_metrics_batch(batch: &RecordBatch) -> Result<(), ModelError> {
             )));
         }
     }
+    Ok(())
+}
+
+/// Checks that a batch has the metrics schema (names and types).
+pub fn check_metrics_batch(batch: &RecordBatch) -> Result<(), ModelError> {
+    check_schema(batch, &metrics_schema())?;
     let metric = column::<StringArray>(batch, col::METRIC)?;
     if metric.null_count() > 0 {
         return Err(ModelError::Schema("null metric name".into()));
