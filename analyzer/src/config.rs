@@ -21,6 +21,11 @@ pub struct AnalyzerConfig {
     pub detector_min_points: usize,
     /// Zstd level of Parquet files.
     pub zstd_level: i32,
+    /// Drop stored data older than this ("0s": keep forever).
+    #[serde(with = "humantime_serde")]
+    pub retention: Duration,
+    /// Drop the oldest files while storage exceeds this many bytes (0: no limit).
+    pub retention_bytes: u64,
 }
 
 impl Default for AnalyzerConfig {
@@ -31,6 +36,8 @@ impl Default for AnalyzerConfig {
             detector_window: 120,
             detector_min_points: 5,
             zstd_level: 3,
+            retention: Duration::from_secs(15 * 24 * 3600),
+            retention_bytes: 0,
         }
     }
 }

@@ -27,6 +27,13 @@ use crate::score::ScoreBank;
 use crate::storage::Storage;
 use crate::{AnalyzerConfig, AnalyzerError};
 
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
 /// Everything the consumer loop updates; shared with the HTTP API.
 pub struct Analyzer {
     /// Sample storage.
@@ -230,6 +237,11 @@ impl Analyzer {
         let this = self.clone();
         tokio::task::spawn_blocking(move || {
             this.storage.flush()?;
+            this.storage.apply_retention(
+                now_ms(),
+                this.config.retention,
+                this.config.retention_bytes,
+            )?;
             if let Some(path) = &this.checkpoint {
                 this.scores
                     .lock()

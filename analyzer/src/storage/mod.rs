@@ -12,6 +12,7 @@
 //! sorted by time only); SQL sees them as table `logs`.
 
 mod query;
+mod retention;
 mod select;
 
 use std::fs;
@@ -42,6 +43,8 @@ struct State {
     flushing: Vec<RecordBatch>,
     /// Parquet files, oldest first.
     files: Vec<PathBuf>,
+    /// Files retention removed from queries, deleted on its next pass.
+    doomed: Vec<PathBuf>,
 }
 
 /// Where samples (and, in [`Storage::logs`], log records) live.
