@@ -168,10 +168,7 @@ fn default_config() -> Config {
 fn check_config(file: &std::path::Path) -> anyhow::Result<()> {
     let config = config::load_checked(file)?;
     let groups = vigie_analyzer::rules::load_paths(&config.rules.files, config.rules.interval)?;
-    let rules: usize = groups
-        .iter()
-        .map(|g| g.rules().len() + g.recording_rules().len())
-        .sum();
+    let rules: usize = groups.iter().map(|g| g.rule_count()).sum();
     println!(
         "{}: OK ({} scrape job(s), {} rule group(s), {} rule(s), {} receiver(s))",
         file.display(),

@@ -12,7 +12,6 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
-use vigie_analyzer::latest::LatestIndex;
 use vigie_analyzer::pipeline::Analyzer;
 use vigie_analyzer::rules::{RuleManager, load_paths};
 use vigie_analyzer::storage::Storage;
@@ -161,10 +160,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             Storage::open(&config.data_dir, config.analyzer.zstd_level)
                 .context("opening storage (data_dir)")?,
         );
-        let latest = Arc::new(LatestIndex::new());
         let groups = load_paths(&config.rules.files, config.rules.interval)
             .context("loading rule files (rules.files)")?;
-        let rule_count: usize = groups.iter().map(|g| g.rules().len()).sum();
+        let rule_count: usize = groups.iter().map(|g| g.rule_count()).sum();
         info!(groups = groups.len(), rules = rule_count, "rules loaded");
         let manager = Arc::new(
             RuleManager::new(
@@ -189,7 +187,6 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             Analyzer::new(
                 config.analyzer.clone(),
                 storage.clone(),
-                latest.clone(),
                 bus.publisher.clone(),
             )
             .with_checkpoint(config.data_dir.join("state").join("detectors.cbor")),
@@ -212,8 +209,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             manager.clone(),
         ));
         summary = Some(tokio::spawn(log_summary(
-            storage,
-            latest,
+            analyzer,
             manager,
             analyze_stop.clone(),
         )));
@@ -323,12 +319,7 @@ async fn reload_on_sighup(rules: Arc<RuleManager>, stop: CancellationToken) {
 }
 
 /// Logs what Vigie holds once a minute, so a terminal shows progress.
-async fn log_summary(
-    storage: Arc<Storage>,
-    latest: Arc<LatestIndex>,
-    rules: Arc<RuleManager>,
-    stop: CancellationToken,
-) {
+async fn log_summary(analyzer: Arc<Analyzer>, rules: Arc<RuleManager>, stop: CancellationToken) {
     let mut tick = tokio::time::interval(Duration::from_secs(60));
     tick.tick().await;
     loop {
@@ -342,9 +333,9 @@ async fn log_summary(
             .filter(|a| a.state == vigie_model::AlertState::Firing)
             .count();
         info!(
-            series = latest.len(),
-            head_rows = storage.head_rows(),
-            parquet_files = storage.files().len(),
+            series = analyzer.series_count(),
+            head_rows = analyzer.storage.head_rows(),
+            parquet_files = analyzer.storage.files().len(),
             alerts_firing = firing,
             alerts_pending = alerts.len() - firing,
             "status"

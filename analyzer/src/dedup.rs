@@ -14,7 +14,7 @@ use datafusion::arrow::array::{
     Array, BooleanArray, RecordBatch, TimestampMillisecondArray, UInt64Array,
 };
 use datafusion::arrow::compute::filter_record_batch;
-use vigie_model::schema::col;
+use vigie_model::schema::{col, column};
 
 use crate::AnalyzerError;
 use crate::metrics::REJECTED;
@@ -26,17 +26,24 @@ pub struct Watermarks {
     last: Mutex<HashMap<u64, i64>>,
 }
 
-fn column<'a, T: 'static>(batch: &'a RecordBatch, name: &str) -> Result<&'a T, AnalyzerError> {
-    batch
-        .column_by_name(name)
-        .and_then(|c| c.as_any().downcast_ref::<T>())
-        .ok_or_else(|| vigie_model::ModelError::Schema(format!("column `{name}`")).into())
-}
-
 impl Watermarks {
     /// Empty watermarks.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, i64>> {
+        self.last.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Number of series with a stored sample.
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    /// True when nothing is stored.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 
     /// Loads the newest timestamp of every stored series.
@@ -44,7 +51,7 @@ impl Watermarks {
         let batches = storage
             .sql("SELECT series_id, max(ts) AS ts FROM samples GROUP BY series_id")
             .await?;
-        let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
+        let mut last = self.lock();
         for b in &batches {
             let ids = column::<UInt64Array>(b, "series_id")?;
             let ts = column::<TimestampMillisecondArray>(b, "ts")?;
@@ -62,7 +69,7 @@ impl Watermarks {
     pub fn admit(&self, batch: &RecordBatch) -> Result<Option<RecordBatch>, AnalyzerError> {
         let ids = column::<UInt64Array>(batch, col::SERIES_ID)?;
         let ts = column::<TimestampMillisecondArray>(batch, col::TS)?;
-        let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
+        let mut last = self.lock();
         let mut keep = Vec::with_capacity(batch.num_rows());
         let (mut duplicates, mut older) = (0u64, 0u64);
         for i in 0..batch.num_rows() {

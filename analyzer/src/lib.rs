@@ -30,7 +30,6 @@ pub mod detect;
 pub mod error;
 pub mod eval;
 pub mod http;
-pub mod latest;
 pub mod logs;
 mod metrics;
 pub mod pipeline;

@@ -20,7 +20,6 @@ use vigie_model::schema::{batch_to_samples, samples_to_batch};
 use vigie_model::{Labels, Sample, codec, topics};
 
 use crate::dedup::Watermarks;
-use crate::latest::LatestIndex;
 use crate::logs::{MinerConfig, TemplateMiner};
 use crate::metrics::{DEAD_LETTERS, ERRORS};
 use crate::score::ScoreBank;
@@ -38,8 +37,6 @@ fn now_ms() -> i64 {
 pub struct Analyzer {
     /// Sample storage.
     pub storage: Arc<Storage>,
-    /// Newest point per series.
-    pub latest: Arc<LatestIndex>,
     scores: Mutex<ScoreBank>,
     watermarks: Watermarks,
     checkpoint: Option<std::path::PathBuf>,
@@ -66,7 +63,6 @@ impl Analyzer {
     pub fn new(
         config: AnalyzerConfig,
         storage: Arc<Storage>,
-        latest: Arc<LatestIndex>,
         dead_letters: Arc<dyn Publisher>,
     ) -> Self {
         Self {
@@ -77,7 +73,6 @@ impl Analyzer {
             watermarks: Watermarks::new(),
             checkpoint: None,
             storage,
-            latest,
             dead_letters,
             config,
             logs: Mutex::new(LogState {
@@ -101,6 +96,11 @@ impl Analyzer {
             *self.scores.lock().unwrap_or_else(|e| e.into_inner()) = bank;
         }
         Ok(series)
+    }
+
+    /// Number of series with a stored sample.
+    pub fn series_count(&self) -> usize {
+        self.watermarks.len()
     }
 
     /// Where the detectors are checkpointed.
@@ -128,11 +128,9 @@ impl Analyzer {
             .unwrap_or_else(|e| e.into_inner())
             .score(&samples);
         self.storage.append(batch);
-        self.latest.update(&samples);
         let mut stored = samples.len();
         if !scores.is_empty() {
             self.storage.append(samples_to_batch(&scores)?);
-            self.latest.update(&scores);
             stored += scores.len();
         }
         Ok(stored)
@@ -191,7 +189,6 @@ impl Analyzer {
         store.append(templated_logs_to_batch(&logs)?);
         if !samples.is_empty() {
             self.storage.append(samples_to_batch(&samples)?);
-            self.latest.update(&samples);
         }
         Ok(logs.len())
     }
@@ -363,7 +360,6 @@ mod tests {
         let analyzer = Analyzer::new(
             AnalyzerConfig::default(),
             storage.clone(),
-            Arc::new(LatestIndex::new()),
             Arc::new(MemoryBus::new(4)),
         );
         let lines = [

@@ -99,10 +99,7 @@ pub fn samples_to_batch(samples: &[Sample]) -> Result<RecordBatch, ModelError> {
 }
 
 /// The column `name` of `batch` as array type `T`, or a schema error.
-pub(crate) fn column<'a, T: 'static>(
-    batch: &'a RecordBatch,
-    name: &str,
-) -> Result<&'a T, ModelError> {
+pub fn column<'a, T: 'static>(batch: &'a RecordBatch, name: &str) -> Result<&'a T, ModelError> {
     batch
         .column_by_name(name)
         .ok_or_else(|| ModelError::Schema(format!("missing column `{name}`")))?

@@ -366,10 +366,7 @@ pub fn check_files(files: &[PathBuf]) -> bool {
             .and_then(|text| check_rule_file(f, &text, Duration::from_secs(60)));
         match result {
             Ok(groups) => {
-                let n: usize = groups
-                    .iter()
-                    .map(|g| g.rules().len() + g.recording_rules().len())
-                    .sum();
+                let n: usize = groups.iter().map(|g| g.rule_count()).sum();
                 println!("  SUCCESS: {n} rules found");
             }
             Err(problems) => {

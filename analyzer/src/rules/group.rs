@@ -593,6 +593,11 @@ impl RuleGroup {
         self.query_offset
     }
 
+    /// Number of rules, alerting and recording.
+    pub fn rule_count(&self) -> usize {
+        self.rules.len() + self.recording.len()
+    }
+
     /// The alerting rules.
     pub fn rules(&self) -> &[AlertingRule] {
         &self.rules
@@ -918,7 +923,7 @@ impl RuleManager {
         let mut count = 0;
         for g in &mut new {
             let keys: Vec<String> = g.rules.iter().map(|r| rule_key(g, r)).collect();
-            count += g.rules.len() + g.recording.len();
+            count += g.rule_count();
             for (rule, key) in g.rules.iter_mut().zip(keys) {
                 if let Some(state) = saved.remove(&key) {
                     rule.import_state(state);

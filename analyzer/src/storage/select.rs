@@ -10,7 +10,7 @@ use datafusion::arrow::array::{
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::DataType;
 use promql_parser::label::Matchers;
-use vigie_model::schema::{col, labels_at};
+use vigie_model::schema::{col, column, labels_at};
 
 use super::{Storage, query};
 use crate::AnalyzerError;
@@ -74,26 +74,10 @@ impl Storage {
                 .as_any()
                 .downcast_ref::<StringArray>()
                 .ok_or_else(|| schema_err(col::METRIC))?;
-            let labels = batch
-                .column(1)
-                .as_any()
-                .downcast_ref::<MapArray>()
-                .ok_or_else(|| schema_err(col::LABELS))?;
-            let ids = batch
-                .column(2)
-                .as_any()
-                .downcast_ref::<UInt64Array>()
-                .ok_or_else(|| schema_err(col::SERIES_ID))?;
-            let ts = batch
-                .column(3)
-                .as_any()
-                .downcast_ref::<TimestampMillisecondArray>()
-                .ok_or_else(|| schema_err(col::TS))?;
-            let values = batch
-                .column(4)
-                .as_any()
-                .downcast_ref::<Float64Array>()
-                .ok_or_else(|| schema_err(col::VALUE))?;
+            let labels = column::<MapArray>(batch, col::LABELS)?;
+            let ids = column::<UInt64Array>(batch, col::SERIES_ID)?;
+            let ts = column::<TimestampMillisecondArray>(batch, col::TS)?;
+            let values = column::<Float64Array>(batch, col::VALUE)?;
             for row in 0..batch.num_rows() {
                 let id = ids.value(row);
                 let slot = match index.get(&id) {
