@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use vigie_alerting::AlertingConfig;
 use vigie_analyzer::{AnalyzerConfig, RulesConfig};
 use vigie_bus::{BusConfig, BusKind};
-use vigie_ingest::{HostConfig, LogConfig, ScrapeConfig};
+use vigie_ingest::{HostConfig, LogConfig, ScrapeConfig, SyslogConfig};
 
 /// Which stages run in this process.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
@@ -60,6 +60,9 @@ pub struct Config {
     /// Log files to follow (`[[logs]]`), published to `vigie.logs`.
     #[serde(default)]
     pub logs: Vec<LogConfig>,
+    /// Syslog receivers (`[[syslog]]`), published to `vigie.logs`.
+    #[serde(default)]
+    pub syslog: Vec<SyslogConfig>,
     /// Storage and detection.
     pub analyzer: AnalyzerConfig,
     /// Rule files.
@@ -79,6 +82,7 @@ impl Default for Config {
             host: HostConfig::default(),
             scrape: Vec::new(),
             logs: Vec::new(),
+            syslog: Vec::new(),
             analyzer: AnalyzerConfig::default(),
             rules: RulesConfig::default(),
             alerting: AlertingConfig::default(),
@@ -147,6 +151,9 @@ impl Config {
         }
         for (i, l) in self.logs.iter().enumerate() {
             out.extend(l.problems(i));
+        }
+        for (i, s) in self.syslog.iter().enumerate() {
+            out.extend(s.problems(i));
         }
         out.extend(self.analyzer.problems());
         out.extend(self.rules.problems());
@@ -236,6 +243,18 @@ mod tests {
         assert!(c.problems().is_empty(), "{:?}", c.problems());
         let c = Config::parse("[[logs]]\npath = \"\"\n[rules]\nfiles = []\n").expect("parse");
         assert!(c.problems().iter().any(|(k, _)| k == "logs[0].path"));
+    }
+
+    #[test]
+    fn syslog_entries_parse_and_are_checked() {
+        let c = Config::parse(
+            "[[syslog]]\nudp = \"127.0.0.1:5514\"\ntcp = \"127.0.0.1:5514\"\nlabels = { dc = \"par1\" }\n[rules]\nfiles = []\n",
+        )
+        .expect("parse");
+        assert_eq!(c.syslog.len(), 1);
+        assert!(c.problems().is_empty(), "{:?}", c.problems());
+        let c = Config::parse("[[syslog]]\n[rules]\nfiles = []\n").expect("parse");
+        assert!(c.problems().iter().any(|(k, _)| k == "syslog[0]"));
     }
 
     #[test]

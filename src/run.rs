@@ -256,6 +256,11 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let mut collectors = Vec::new();
     if config.runs(Role::Collect) {
         collectors = vigie_ingest::spawn_tails(&config.logs, emitter.clone(), collect_stop.clone());
+        collectors.extend(
+            vigie_ingest::spawn_syslog(&config.syslog, emitter.clone(), collect_stop.clone())
+                .await
+                .context("starting syslog receivers (syslog)")?,
+        );
         collectors.extend(vigie_ingest::spawn_collectors_with_targets(
             &config.scrape_jobs(),
             &config.host,

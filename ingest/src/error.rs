@@ -11,4 +11,13 @@ pub enum IngestError {
     /// The bus refused a message.
     #[error("publishing to the bus: {0}")]
     Publish(#[from] vigie_bus::BusError),
+    /// A listener could not bind its address (in use, no permission);
+    /// fix the configuration, retrying does not help.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The configured address.
+        addr: std::net::SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
 }

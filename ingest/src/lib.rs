@@ -15,6 +15,8 @@
 //!   series id so a series always keeps the same key.
 //! - [`tail`]: follows `[[logs]]` files (appends, truncation, rename
 //!   rotation) and publishes their lines to `vigie.logs` ([`Emitter::emit_logs`]).
+//! - [`syslog`]: `[[syslog]]` receivers (RFC 5424 and RFC 3164 over UDP
+//!   and TCP) publishing records to `vigie.logs` like the tail does.
 //! - [`remote_write`]: the Prometheus remote-write 1.0 receiver
 //!   (`POST /api/v1/write`, snappy + protobuf).
 //! - [`sd`] and [`relabel`]: static and file_sd targets, `relabel_configs`
@@ -38,12 +40,14 @@ pub mod error;
 pub mod exposition;
 pub mod host;
 mod metrics;
+mod ratelimit;
 pub mod relabel;
 pub mod remote_write;
 pub mod scrape;
 pub mod sd;
 pub mod source;
 mod sys;
+pub mod syslog;
 pub mod tail;
 pub mod targets;
 
@@ -62,6 +66,7 @@ pub use error::IngestError;
 pub use host::HostCollector;
 pub use scrape::ScrapeTarget;
 pub use source::Source;
+pub use syslog::{SyslogConfig, spawn_syslog};
 pub use tail::{LogConfig, spawn_tails};
 pub use targets::Targets;
 

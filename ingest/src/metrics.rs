@@ -71,3 +71,25 @@ pub(crate) static REMOTE_WRITE_ERRORS: LazyLock<IntCounterVec> = LazyLock::new(|
     )
     .expect("metric registers once")
 });
+
+/// Syslog messages received, by transport (`udp`, `tcp`).
+pub(crate) static SYSLOG_MESSAGES: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    register_int_counter_vec!(
+        "vigie_syslog_messages_total",
+        "Syslog messages received (each becomes a log record), by transport.",
+        &["transport"]
+    )
+    .expect("metric registers once")
+});
+
+/// Syslog defects, by stage (`udp`, `tcp`, `publish`) and reason (`pri`,
+/// `rfc5424_<field>`, `rfc3164_timestamp`, `truncated`, `read`, `accept`,
+/// `bus`). A defective message is still kept as a record.
+pub(crate) static SYSLOG_ERRORS: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    register_int_counter_vec!(
+        "vigie_syslog_errors_total",
+        "Syslog messages kept unparsed or cut, read/accept failures and records the bus refused, by stage and reason.",
+        &["stage", "reason"]
+    )
+    .expect("metric registers once")
+});

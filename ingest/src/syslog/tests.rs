@@ -1,0 +1,158 @@
+use super::*;
+use tokio::io::AsyncWriteExt;
+use vigie_bus::Subscriber;
+use vigie_bus::memory::{MemoryBus, MemorySubscriber};
+use vigie_model::codec::decode_batch;
+use vigie_model::log_schema::batch_to_logs;
+use vigie_model::topics;
+
+async fn started(labels: &[(&str, &str)]) -> (SyslogReceiver, MemorySubscriber, CancellationToken) {
+    let bus = MemoryBus::new(256);
+    let sub = bus.subscribe(&[topics::LOGS]);
+    let emitter = Arc::new(Emitter::new(Arc::new(bus), 1));
+    let local: SocketAddr = "127.0.0.1:0".parse().expect("addr");
+    let mut config = SyslogConfig::new(Some(local), Some(local));
+    config.max_message_bytes = 200;
+    for (k, v) in labels {
+        config.labels.insert((*k).into(), (*v).into());
+    }
+    let stop = CancellationToken::new();
+    let r = start(&config, emitter, stop.clone()).await.expect("start");
+    (r, sub, stop)
+}
+
+/// Receives records until `n` arrived (5 s at most).
+async fn receive(sub: &mut MemorySubscriber, n: usize) -> Vec<(String, LogRecord)> {
+    let mut out = Vec::new();
+    while out.len() < n {
+        let d = tokio::time::timeout(Duration::from_secs(5), sub.recv())
+            .await
+            .expect("records arrive")
+            .expect("recv")
+            .expect("bus open");
+        let key = String::from_utf8(d.message.key.clone()).expect("utf8 key");
+        let batch = decode_batch(&d.message.payload).expect("decode");
+        for l in batch_to_logs(&batch).expect("logs") {
+            out.push((key.clone(), l.record));
+        }
+    }
+    out
+}
+
+fn by_body<'a>(got: &'a [(String, LogRecord)], body: &str) -> &'a (String, LogRecord) {
+    got.iter()
+        .find(|(_, r)| r.body == body)
+        .unwrap_or_else(|| panic!("no record {body:?} in {got:?}"))
+}
+
+#[tokio::test]
+async fn udp_and_tcp_messages_become_records() {
+    let (r, mut sub, stop) = started(&[("env", "test")]).await;
+    let udp = std::net::UdpSocket::bind("127.0.0.1:0").expect("udp");
+    udp.send_to(
+        b"<165>1 2003-10-11T22:14:15.003Z mymachine evntslog 77 ID47 [ex@32473 iut=\"3\"] hello udp\n",
+        r.udp.expect("udp addr"),
+    )
+    .expect("send");
+    let mut tcp = tokio::net::TcpStream::connect(r.tcp.expect("tcp addr"))
+        .await
+        .expect("connect");
+    let counted = b"<34>Oct 11 22:14:15 web1 su[12]: counted one";
+    tcp.write_all(format!("{} ", counted.len()).as_bytes())
+        .await
+        .expect("write");
+    tcp.write_all(counted).await.expect("write");
+    tcp.write_all(b"<30>Oct 11 22:14:16 web1 nginx: newline one\n")
+        .await
+        .expect("write");
+    tcp.shutdown().await.expect("shutdown");
+
+    let got = receive(&mut sub, 3).await;
+    let (key, rec) = by_body(&got, "hello udp");
+    assert_eq!(key, "syslog/mymachine");
+    assert_eq!(rec.severity.as_deref(), Some("info"), "notice is info");
+    assert_eq!(
+        rec.ts_ms,
+        chrono::DateTime::parse_from_rfc3339("2003-10-11T22:14:15.003Z")
+            .expect("ts")
+            .timestamp_millis()
+    );
+    let l = &rec.labels;
+    assert_eq!(l.get("source"), Some("syslog"));
+    assert_eq!(l.get("transport"), Some("udp"));
+    assert_eq!(l.get("peer"), Some("127.0.0.1"));
+    assert_eq!(l.get("facility"), Some("local4"));
+    assert_eq!(l.get("syslog_severity"), Some("notice"));
+    assert_eq!(l.get("hostname"), Some("mymachine"));
+    assert_eq!(l.get("app"), Some("evntslog"));
+    assert_eq!(l.get("procid"), Some("77"));
+    assert_eq!(l.get("msgid"), Some("ID47"));
+    assert_eq!(l.get("ex@32473.iut"), Some("3"));
+    assert_eq!(l.get("env"), Some("test"));
+
+    let (_, rec) = by_body(&got, "counted one");
+    assert_eq!(rec.severity.as_deref(), Some("error"), "crit is error");
+    assert_eq!(rec.labels.get("transport"), Some("tcp"));
+    assert_eq!(rec.labels.get("app"), Some("su"));
+    assert_eq!(rec.labels.get("procid"), Some("12"));
+    assert_eq!(rec.labels.get("facility"), Some("auth"));
+    let (_, rec) = by_body(&got, "newline one");
+    assert_eq!(rec.labels.get("facility"), Some("daemon"));
+
+    stop.cancel();
+    for t in r.tasks {
+        tokio::time::timeout(Duration::from_secs(2), t)
+            .await
+            .expect("stops")
+            .expect("no panic");
+    }
+}
+
+#[tokio::test]
+async fn garbage_is_kept_and_counted() {
+    let (r, mut sub, stop) = started(&[]).await;
+    let before = SYSLOG_ERRORS.with_label_values(&["udp", "pri"]).get();
+    let cut_before = SYSLOG_ERRORS.with_label_values(&["udp", "truncated"]).get();
+    let udp = std::net::UdpSocket::bind("127.0.0.1:0").expect("udp");
+    let to = r.udp.expect("udp addr");
+    udp.send_to(b"no pri \xff here", to).expect("send");
+    udp.send_to(&[b'x'; 300], to).expect("send");
+    let got = receive(&mut sub, 2).await;
+    let (key, rec) = by_body(&got, "no pri \u{fffd} here");
+    assert_eq!(key, "syslog/127.0.0.1", "keyed by peer without hostname");
+    assert_eq!(rec.severity, None);
+    assert_eq!(rec.labels.get("facility"), None);
+    let (_, cut) = by_body(&got, &"x".repeat(200));
+    assert_eq!(cut.labels.get("transport"), Some("udp"));
+    assert!(SYSLOG_ERRORS.with_label_values(&["udp", "pri"]).get() >= before + 2);
+    assert!(SYSLOG_ERRORS.with_label_values(&["udp", "truncated"]).get() > cut_before);
+    stop.cancel();
+}
+
+#[tokio::test]
+async fn address_in_use_is_an_error() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = taken.local_addr().expect("addr");
+    let bus = MemoryBus::new(4);
+    let emitter = Arc::new(Emitter::new(Arc::new(bus), 1));
+    let err = start(
+        &SyslogConfig::new(None, Some(addr)),
+        emitter,
+        CancellationToken::new(),
+    )
+    .await
+    .err()
+    .expect("in use");
+    assert!(err.to_string().contains(&addr.to_string()), "{err}");
+}
+
+#[test]
+fn config_problems() {
+    let c: SyslogConfig = toml::from_str("labels = { __x = \"y\" }\n").expect("parse");
+    let keys: Vec<String> = c.problems(0).into_iter().map(|(k, _)| k).collect();
+    assert_eq!(keys, ["syslog[0]", "syslog[0].labels"]);
+    let c: SyslogConfig = toml::from_str("udp = \"0.0.0.0:514\"\n").expect("parse");
+    assert!(c.problems(0).is_empty());
+    assert_eq!(c.max_message_bytes, 65536);
+    assert!(toml::from_str::<SyslogConfig>("udpp = \"0.0.0.0:514\"\n").is_err());
+}
