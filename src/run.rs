@@ -236,6 +236,14 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         }));
     }
 
+    // Syslog receivers bind before HTTP answers, so a ready Vigie listens.
+    let mut syslog = Vec::new();
+    if config.runs(Role::Collect) {
+        syslog = vigie_ingest::spawn_syslog(&config.syslog, emitter.clone(), collect_stop.clone())
+            .await
+            .context("starting syslog receivers (syslog)")?;
+    }
+
     // HTTP.
     let http_token = http_stop.clone();
     let server = tokio::spawn(async move {
@@ -253,14 +261,13 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     );
 
     // Collectors.
-    let mut collectors = Vec::new();
+    let mut collectors = syslog;
     if config.runs(Role::Collect) {
-        collectors = vigie_ingest::spawn_tails(&config.logs, emitter.clone(), collect_stop.clone());
-        collectors.extend(
-            vigie_ingest::spawn_syslog(&config.syslog, emitter.clone(), collect_stop.clone())
-                .await
-                .context("starting syslog receivers (syslog)")?,
-        );
+        collectors.extend(vigie_ingest::spawn_tails(
+            &config.logs,
+            emitter.clone(),
+            collect_stop.clone(),
+        ));
         collectors.extend(vigie_ingest::spawn_collectors_with_targets(
             &config.scrape_jobs(),
             &config.host,
