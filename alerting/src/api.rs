@@ -7,8 +7,8 @@
 //! `GET|POST /api/v2/silences`, `GET|DELETE /api/v2/silence/{id}`,
 //! `GET /api/v2/status` and `GET /api/v2/receivers`. JSON field names are
 //! Alertmanager's; malformed requests get a 400 whose body is a JSON string
-//! saying why. There is no routing tree and no inhibition yet: every alert
-//! goes to every receiver and `inhibitedBy` is always empty.
+//! saying why. Alerts show the receivers of the routes they took and the
+//! alerts inhibiting them (`inhibitedBy`).
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -29,10 +29,10 @@ use tokio_util::sync::CancellationToken;
 use vigie_model::{Alert, AlertState, Labels};
 
 use crate::AlertingError;
-use crate::config::AlertingConfig;
+use crate::config::{AlertingConfig, Resolved};
 use crate::dispatch::{
-    Dispatcher, HeldAlert, ReceiverNotifier, Shared, build_notifiers, now_ms, receiver_names,
-    run_shared, targets_of, utc,
+    Dispatcher, HeldAlert, ReceiverNotifier, Shared, build_notifiers, log_warnings, now_ms,
+    receiver_names, run_shared, targets_of, utc,
 };
 use crate::outbox::{Outbox, outbox_dir};
 use crate::silence::{
@@ -58,7 +58,9 @@ pub fn start(
     if !problems.is_empty() {
         return Err(AlertingError::Config(problems));
     }
-    let notifiers = build_notifiers(&config)?;
+    let resolved = config.resolve()?;
+    log_warnings(&resolved.warnings);
+    let notifiers = build_notifiers(&resolved.config)?;
     let silences = match data_dir {
         Some(dir) => {
             let path = silences_path(dir);
@@ -77,31 +79,37 @@ pub fn start(
         }
         None => None,
     };
-    let (state, task) = spawn_loop(config, notifiers, silences, outbox, subscriber, shutdown);
+    let (state, task) = spawn_loop(resolved, notifiers, silences, outbox, subscriber, shutdown);
     Ok((router(state), task))
 }
 
-/// [`start`] with notifiers and silences given by the caller; returns the
-/// shared state (for [`router`]) and the run loop's task.
+/// [`start`] with notifiers and silences given by the caller (in the
+/// order [`build_notifiers`] gives for the resolved configuration);
+/// returns the shared state (for [`router`]) and the run loop's task.
 pub fn start_with_notifiers(
     config: AlertingConfig,
     notifiers: Vec<ReceiverNotifier>,
     silences: Silences,
     subscriber: Box<dyn vigie_bus::Subscriber>,
     shutdown: CancellationToken,
-) -> (Arc<Shared>, AlertingTask) {
-    spawn_loop(config, notifiers, silences, None, subscriber, shutdown)
+) -> Result<(Arc<Shared>, AlertingTask), AlertingError> {
+    let resolved = config.resolve()?;
+    Ok(spawn_loop(
+        resolved, notifiers, silences, None, subscriber, shutdown,
+    ))
 }
 
 fn spawn_loop(
-    config: AlertingConfig,
+    resolved: Resolved,
     notifiers: Vec<ReceiverNotifier>,
     silences: Silences,
     outbox: Option<Outbox>,
     subscriber: Box<dyn vigie_bus::Subscriber>,
     shutdown: CancellationToken,
 ) -> (Arc<Shared>, AlertingTask) {
-    let dispatcher = Dispatcher::new(&config, targets_of(&notifiers)).with_silences(silences);
+    let config = resolved.config;
+    let dispatcher = Dispatcher::with_routing(&config, resolved.routing, targets_of(&notifiers))
+        .with_silences(silences);
     let state = Shared::with_outbox(dispatcher, receiver_names(&config, &notifiers), outbox);
     let loop_state = Arc::clone(&state);
     let task = tokio::spawn(async move {
@@ -209,7 +217,7 @@ impl AlertFilter {
         Ok(f)
     }
 
-    /// Whether an alert passes, and the receivers it is shown with.
+    /// Whether an alert shown with `receivers` passes.
     fn accepts(&self, a: &HeldAlert, receivers: &[String]) -> bool {
         if a.resolved || !all_match(&self.matchers, &a.labels) {
             return false;
@@ -219,15 +227,26 @@ impl AlertFilter {
         {
             return false;
         }
-        let suppressed = !a.silenced_by.is_empty();
-        // Vigie processes alerts as they arrive: never `unprocessed`, and
-        // never inhibited (no inhibition rules yet).
-        (self.active || suppressed) && (self.silenced || !suppressed)
+        let silenced = !a.silenced_by.is_empty();
+        let inhibited = !a.inhibited_by.is_empty();
+        let suppressed = silenced || inhibited;
+        // Vigie processes alerts as they arrive: never `unprocessed`.
+        (self.active || suppressed)
+            && (self.silenced || !silenced)
+            && (self.inhibited || !inhibited)
+    }
+}
+
+/// The receivers an alert's group notifies.
+fn receivers_of(a: &HeldAlert, all: &[String]) -> Vec<String> {
+    match &a.receiver {
+        Some(r) => vec![r.clone()],
+        None => all.to_vec(),
     }
 }
 
 fn gettable_alert(a: &HeldAlert, receivers: &[String]) -> Value {
-    let state = if a.silenced_by.is_empty() {
+    let state = if a.silenced_by.is_empty() && a.inhibited_by.is_empty() {
         "active"
     } else {
         "suppressed"
@@ -239,7 +258,7 @@ fn gettable_alert(a: &HeldAlert, receivers: &[String]) -> Value {
         "receivers": receivers.iter().map(|r| json!({"name": r})).collect::<Vec<_>>(),
         "startsAt": time(a.starts_at_ms),
         "status": {
-            "inhibitedBy": [],
+            "inhibitedBy": a.inhibited_by,
             "silencedBy": a.silenced_by,
             "state": state,
         },
@@ -249,10 +268,11 @@ fn gettable_alert(a: &HeldAlert, receivers: &[String]) -> Value {
     })
 }
 
+/// The alerts held, one entry per group they are in, that pass the filter.
 fn listed_alerts(state: &Shared, query: Option<&str>) -> Result<Vec<HeldAlert>, String> {
     let filter = AlertFilter::parse(query)?;
     let mut alerts = state.lock().alerts(now_ms());
-    alerts.retain(|a| filter.accepts(a, state.receivers()));
+    alerts.retain(|a| filter.accepts(a, &receivers_of(a, state.receivers())));
     alerts.sort_by(|a, b| a.fingerprint.cmp(&b.fingerprint));
     Ok(alerts)
 }
@@ -260,9 +280,21 @@ fn listed_alerts(state: &Shared, query: Option<&str>) -> Result<Vec<HeldAlert>, 
 async fn get_alerts(State(state): State<Arc<Shared>>, RawQuery(q): RawQuery) -> Response {
     match listed_alerts(&state, q.as_deref()) {
         Ok(alerts) => {
-            let body: Vec<Value> = alerts
-                .iter()
-                .map(|a| gettable_alert(a, state.receivers()))
+            // One entry per alert, with the receivers of all its groups.
+            let mut by_fp: BTreeMap<&str, (&HeldAlert, Vec<String>)> = BTreeMap::new();
+            for a in &alerts {
+                let entry = by_fp
+                    .entry(a.fingerprint.as_str())
+                    .or_insert_with(|| (a, Vec::new()));
+                for r in receivers_of(a, state.receivers()) {
+                    if !entry.1.contains(&r) {
+                        entry.1.push(r);
+                    }
+                }
+            }
+            let body: Vec<Value> = by_fp
+                .values()
+                .map(|(a, receivers)| gettable_alert(a, receivers))
                 .collect();
             axum::Json(body).into_response()
         }
@@ -279,29 +311,30 @@ async fn get_groups(State(state): State<Arc<Shared>>, RawQuery(q): RawQuery) -> 
         Ok(f) => f.receiver,
         Err(reason) => return bad_request(reason),
     };
-    let mut by_group: BTreeMap<&str, (&Labels, Vec<&HeldAlert>)> = BTreeMap::new();
+    // Groups by receiver and key (a route key is part of the group key).
+    let mut by_group: BTreeMap<(String, &str), (&Labels, Vec<&HeldAlert>)> = BTreeMap::new();
     for a in &alerts {
-        by_group
-            .entry(a.group_key.as_str())
-            .or_insert_with(|| (&a.group_labels, Vec::new()))
-            .1
-            .push(a);
+        for receiver in receivers_of(a, state.receivers()) {
+            by_group
+                .entry((receiver, a.group_key.as_str()))
+                .or_insert_with(|| (&a.group_labels, Vec::new()))
+                .1
+                .push(a);
+        }
     }
     let mut out = Vec::new();
-    for receiver in state.receivers() {
+    for ((receiver, _), (labels, group)) in &by_group {
         if filter_receiver
             .as_ref()
             .is_some_and(|re| !re.is_match(receiver))
         {
             continue;
         }
-        for (labels, group) in by_group.values() {
-            out.push(json!({
-                "labels": label_map(labels),
-                "receiver": {"name": receiver},
-                "alerts": group.iter().map(|a| gettable_alert(a, state.receivers())).collect::<Vec<_>>(),
-            }));
-        }
+        out.push(json!({
+            "labels": label_map(labels),
+            "receiver": {"name": receiver},
+            "alerts": group.iter().map(|a| gettable_alert(a, std::slice::from_ref(receiver))).collect::<Vec<_>>(),
+        }));
     }
     axum::Json(out).into_response()
 }

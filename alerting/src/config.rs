@@ -2,6 +2,7 @@
 
 use std::collections::{BTreeMap, HashSet};
 use std::fmt;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -29,8 +30,14 @@ pub struct AlertingConfig {
     pub resolve_timeout: Duration,
     /// The URL at which Vigie is reachable, put in notifications.
     pub external_url: String,
-    /// Receivers; every alert goes to every receiver (no routing tree yet).
+    /// Receivers; without `alertmanager_config`, every alert goes to every
+    /// receiver.
     pub receivers: Vec<ReceiverConfig>,
+    /// An existing `alertmanager.yml` (relative to the working directory):
+    /// its route tree, inhibition rules, time intervals and receivers are
+    /// used instead of `group_by`, the timing keys, `resolve_timeout` and
+    /// `receivers` here ([`crate::alertmanager`]).
+    pub alertmanager_config: Option<PathBuf>,
 }
 
 impl Default for AlertingConfig {
@@ -43,6 +50,7 @@ impl Default for AlertingConfig {
             resolve_timeout: Duration::from_secs(5 * 60),
             external_url: "http://127.0.0.1:9464".to_string(),
             receivers: Vec::new(),
+            alertmanager_config: None,
         }
     }
 }
@@ -172,6 +180,10 @@ pub struct WebhookConfig {
     /// Timeout of one request.
     #[serde(default = "ten_seconds", with = "humantime_serde")]
     pub timeout: Duration,
+    /// Send at most this many alerts per notification (0: all); the
+    /// payload's `truncatedAlerts` counts those left out.
+    #[serde(default)]
+    pub max_alerts: usize,
 }
 
 /// Email over SMTP.
@@ -238,10 +250,120 @@ pub(crate) fn split_smarthost(smarthost: &str) -> Option<(String, u16)> {
     (port != 0).then(|| (host.to_string(), port))
 }
 
+/// A configuration ready to run: the receivers and timing in effect and
+/// the routing tree, from Vigie's TOML alone or from its
+/// `alertmanager_config` file.
+#[derive(Debug, Clone)]
+pub struct Resolved {
+    /// The configuration in effect (receivers and `resolve_timeout` taken
+    /// from the Alertmanager file when there is one).
+    pub config: AlertingConfig,
+    /// Routes, inhibition rules and time intervals.
+    pub routing: crate::route::Routing,
+    /// Things accepted but not honoured exactly, to log at start-up.
+    pub warnings: Vec<String>,
+}
+
 impl AlertingConfig {
+    /// Loads the `alertmanager_config` file, if any, and returns what runs.
+    /// Does not check receivers (see [`AlertingConfig::problems`]).
+    pub fn resolve(&self) -> Result<Resolved, crate::alertmanager::AlertmanagerError> {
+        let Some(path) = &self.alertmanager_config else {
+            return Ok(Resolved {
+                config: self.clone(),
+                routing: crate::route::Routing::from_config(self),
+                warnings: Vec::new(),
+            });
+        };
+        let loaded = crate::alertmanager::load(path)?;
+        let mut config = self.clone();
+        config.receivers = loaded.receivers;
+        config.resolve_timeout = loaded.resolve_timeout;
+        let root = &loaded.routing.routes[0];
+        config.group_by = root.group_by.clone();
+        config.group_wait = root.group_wait;
+        config.group_interval = root.group_interval;
+        config.repeat_interval = root.repeat_interval;
+        Ok(Resolved {
+            config,
+            routing: loaded.routing,
+            warnings: loaded.warnings,
+        })
+    }
+
     /// Everything wrong with this configuration, as `(key, message)` pairs
-    /// where the message says how to fix it. Empty when usable.
+    /// where the message says how to fix it. Empty when usable. With
+    /// `alertmanager_config`, the file is read: its syntax errors come with
+    /// line and column, its other problems with their key path.
     pub fn problems(&self) -> Vec<(String, String)> {
+        let Some(path) = &self.alertmanager_config else {
+            return self.own_problems();
+        };
+        let key = "alerting.alertmanager_config".to_string();
+        let file = path.display().to_string();
+        let mut out = Vec::new();
+        let defaults = AlertingConfig::default();
+        if !self.receivers.is_empty() {
+            out.push((
+                "alerting.receivers".into(),
+                format!(
+                    "receivers come from {file} when alertmanager_config is set; define them there"
+                ),
+            ));
+        }
+        for (name, differs) in [
+            ("group_by", self.group_by != defaults.group_by),
+            ("group_wait", self.group_wait != defaults.group_wait),
+            (
+                "group_interval",
+                self.group_interval != defaults.group_interval,
+            ),
+            (
+                "repeat_interval",
+                self.repeat_interval != defaults.repeat_interval,
+            ),
+            (
+                "resolve_timeout",
+                self.resolve_timeout != defaults.resolve_timeout,
+            ),
+        ] {
+            if differs {
+                out.push((
+                    format!("alerting.{name}"),
+                    format!("comes from {file} when alertmanager_config is set (`route.{name}`, or `global.resolve_timeout`); remove it here"),
+                ));
+            }
+        }
+        match self.resolve() {
+            Err(crate::alertmanager::AlertmanagerError::Invalid { file, problems }) => {
+                out.extend(
+                    problems
+                        .into_iter()
+                        .map(|(k, m)| (key.clone(), format!("{file}: {k}: {m}"))),
+                );
+            }
+            Err(e) => out.push((key, e.to_string())),
+            Ok(resolved) => {
+                // Receiver problems, named by their place in the YAML file.
+                let prefix = "alerting.receivers[";
+                for (k, m) in resolved.config.own_problems() {
+                    let k = match k.strip_prefix(prefix) {
+                        Some(rest) => format!("receivers[{rest}"),
+                        None => k,
+                    };
+                    let m = if k.ends_with(".require_tls") {
+                        "TLS (STARTTLS) is not built into Vigie yet, and Alertmanager requires it by default; set `require_tls: false` (or `global.smtp_require_tls: false`) to send plain SMTP to a relay on a trusted network".to_string()
+                    } else {
+                        m
+                    };
+                    out.push((key.clone(), format!("{file}: {k}: {m}")));
+                }
+            }
+        }
+        out
+    }
+
+    fn own_problems(&self) -> Vec<(String, String)> {
         let mut out = Vec::new();
         let mut bad = |key: String, msg: String| out.push((key, msg));
 
@@ -508,6 +630,7 @@ mod tests {
                         url: "https://hooks.example.com/x".into(),
                         send_resolved: true,
                         timeout: Duration::from_secs(1),
+                        max_alerts: 0,
                     }],
                     email_configs: vec![bad_mail],
                     ..ReceiverConfig::default()

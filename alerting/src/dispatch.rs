@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 use vigie_model::{Alert, AlertState, Labels};
 
-use crate::config::{AlertingConfig, GROUP_BY_ALL};
+use crate::config::AlertingConfig;
 use crate::metrics::{ALERT_GROUPS, DECODE_ERRORS, NOTIFICATIONS, NOTIFICATIONS_FAILED};
 use crate::notify::email::EmailNotifier;
 use crate::notify::pagerduty::PagerdutyNotifier;
@@ -23,6 +23,7 @@ use crate::notify::slack::SlackNotifier;
 use crate::notify::webhook::WebhookNotifier;
 use crate::notify::{GroupStatus, Notification, NotifiedAlert, Notifier};
 use crate::outbox::{Outbox, OutboxEntry};
+use crate::route::Routing;
 use crate::silence::Silences;
 use crate::{AlertingError, NotifyError};
 
@@ -91,8 +92,12 @@ pub struct HeldAlert {
     pub group_key: String,
     /// The labels of its group.
     pub group_labels: Labels,
+    /// The receiver of its group's route; `None`: every receiver.
+    pub receiver: Option<String>,
     /// Ids of the active silences that mute it.
     pub silenced_by: Vec<String>,
+    /// Fingerprints of the firing alerts that inhibit it.
+    pub inhibited_by: Vec<String>,
 }
 
 /// What was last notified to one target about one group.
@@ -112,17 +117,18 @@ struct Group {
     failed: Vec<bool>,
 }
 
-/// Alerts grouped by label values, and when each group is due.
+/// A group is identified by its route (index in the [`Routing`]) and key.
+type GroupId = (usize, String);
+
+/// Alerts routed through the [`Routing`] tree, grouped per route by label
+/// values, and when each group is due.
 #[derive(Debug)]
 pub struct Dispatcher {
-    group_by: Vec<String>,
-    group_wait_ms: i64,
-    group_interval_ms: i64,
-    repeat_interval_ms: i64,
+    routing: Routing,
     resolve_timeout_ms: i64,
     external_url: String,
     targets: Vec<Target>,
-    groups: BTreeMap<String, Group>,
+    groups: BTreeMap<GroupId, Group>,
     silences: Silences,
 }
 
@@ -136,13 +142,18 @@ fn ms(d: Duration) -> i64 {
 }
 
 impl Dispatcher {
-    /// A dispatcher that notifies `targets` with the timing of `config`.
+    /// A dispatcher that notifies every one of `targets` about every
+    /// alert, with the grouping and timing of `config` (Vigie's TOML).
     pub fn new(config: &AlertingConfig, targets: Vec<Target>) -> Self {
+        Self::with_routing(config, Routing::from_config(config), targets)
+    }
+
+    /// A dispatcher that routes alerts through `routing` (grouping and
+    /// timing per route) to `targets`; `config` gives `resolve_timeout`
+    /// and the external URL.
+    pub fn with_routing(config: &AlertingConfig, routing: Routing, targets: Vec<Target>) -> Self {
         Self {
-            group_by: config.group_by.clone(),
-            group_wait_ms: ms(config.group_wait),
-            group_interval_ms: ms(config.group_interval).max(1),
-            repeat_interval_ms: ms(config.repeat_interval),
+            routing,
             resolve_timeout_ms: ms(config.resolve_timeout),
             external_url: config.external_url.clone(),
             targets,
@@ -167,12 +178,20 @@ impl Dispatcher {
         &mut self.silences
     }
 
+    /// The routing tree.
+    pub fn routing(&self) -> &Routing {
+        &self.routing
+    }
+
     /// Every alert held, firing or resolved but not yet notified, in
-    /// group then fingerprint order, with the silences muting it at `now_ms`.
+    /// group then fingerprint order (an alert on several routes appears
+    /// once per group), with the silences muting it at `now_ms` and the
+    /// alerts inhibiting it.
     pub fn alerts(&self, now_ms: i64) -> Vec<HeldAlert> {
         let now = utc(now_ms);
+        let sources = self.firing();
         let mut out = Vec::new();
-        for (key, group) in &self.groups {
+        for ((route, key), group) in &self.groups {
             for (fp, a) in &group.alerts {
                 out.push(HeldAlert {
                     fingerprint: fp.clone(),
@@ -185,7 +204,9 @@ impl Dispatcher {
                     generator_url: a.generator_url.clone(),
                     group_key: key.clone(),
                     group_labels: group.labels.clone(),
+                    receiver: self.routing.routes[*route].receiver.clone(),
                     silenced_by: self.silences.muting(&a.labels, now),
+                    inhibited_by: self.inhibited_by(&a.labels, &sources),
                 });
             }
         }
@@ -212,15 +233,39 @@ impl Dispatcher {
         self.groups.values().map(|g| g.alerts.len()).sum()
     }
 
-    /// The group labels of an alert.
+    /// The group labels of an alert on the root route.
     pub fn group_labels(&self, labels: &Labels) -> Labels {
-        if self.group_by.iter().any(|l| l == GROUP_BY_ALL) {
-            return labels.clone();
+        self.routing.routes[0].group_labels(labels)
+    }
+
+    /// Every firing alert held, once each: (fingerprint, labels), the
+    /// possible sources of inhibition.
+    fn firing(&self) -> BTreeMap<String, Labels> {
+        let mut out = BTreeMap::new();
+        for group in self.groups.values() {
+            for (fp, a) in &group.alerts {
+                if a.ends_at_ms.is_none() {
+                    out.entry(fp.clone()).or_insert_with(|| a.labels.clone());
+                }
+            }
         }
-        self.group_by
+        out
+    }
+
+    /// The fingerprints of the `sources` that inhibit an alert with
+    /// `labels`, over every inhibition rule.
+    fn inhibited_by(&self, labels: &Labels, sources: &BTreeMap<String, Labels>) -> Vec<String> {
+        let mut out: Vec<String> = self
+            .routing
+            .inhibit_rules
             .iter()
-            .filter_map(|name| labels.get(name).map(|v| (name.clone(), v.to_string())))
-            .collect()
+            .flat_map(|rule| {
+                rule.inhibited_by(labels, sources.iter().map(|(fp, l)| (fp.as_str(), l)))
+            })
+            .collect();
+        out.sort();
+        out.dedup();
+        out
     }
 
     /// Takes in one alert from the analyzer, received at `now_ms`.
@@ -253,8 +298,6 @@ impl Dispatcher {
 
     fn insert(&mut self, alert: &Alert, deadline_ms: Option<i64>, now_ms: i64) {
         let fingerprint = alert.fingerprint();
-        let group_labels = self.group_labels(&alert.labels);
-        let key = format!("{{}}:{group_labels}");
         let ends_at_ms = match alert.state {
             AlertState::Pending => return,
             AlertState::Firing => None,
@@ -269,35 +312,40 @@ impl Dispatcher {
             updated_ms: now_ms,
             deadline_ms,
         };
-        if ends_at_ms.is_some() && !self.groups.contains_key(&key) {
-            debug!(group = %key, %fingerprint, "resolved alert for an unknown group ignored");
-            return;
+        for route in self.routing.matching(&alert.labels) {
+            let node = &self.routing.routes[route];
+            let group_labels = node.group_labels(&alert.labels);
+            let id = (route, format!("{}:{group_labels}", node.key));
+            if ends_at_ms.is_some() && !self.groups.contains_key(&id) {
+                debug!(group = %id.1, %fingerprint, "resolved alert for an unknown group ignored");
+                continue;
+            }
+            let targets = self.targets.len();
+            let group_wait_ms = ms(node.group_wait);
+            let group = self.groups.entry(id).or_insert_with(|| Group {
+                labels: group_labels,
+                alerts: BTreeMap::new(),
+                next_flush_ms: now_ms.saturating_add(group_wait_ms),
+                log: vec![None; targets],
+                failed: vec![false; targets],
+            });
+            group.alerts.insert(fingerprint.clone(), tracked.clone());
         }
-        let targets = self.targets.len();
-        let group_wait_ms = self.group_wait_ms;
-        let group = self.groups.entry(key).or_insert_with(|| Group {
-            labels: group_labels,
-            alerts: BTreeMap::new(),
-            next_flush_ms: now_ms.saturating_add(group_wait_ms),
-            log: vec![None; targets],
-            failed: vec![false; targets],
-        });
-        group.alerts.insert(fingerprint, tracked);
     }
 
     /// Applies `resolve_timeout` and flushes the groups that are due.
     pub fn tick(&mut self, now_ms: i64) -> Vec<Job> {
         self.silences.gc(utc(now_ms));
         self.expire(now_ms);
-        let due: Vec<String> = self
+        let due: Vec<GroupId> = self
             .groups
             .iter()
             .filter(|(_, g)| g.next_flush_ms <= now_ms)
             .map(|(k, _)| k.clone())
             .collect();
         let mut jobs = Vec::new();
-        for key in due {
-            self.flush(&key, now_ms, &mut jobs);
+        for id in due {
+            self.flush(&id, now_ms, &mut jobs);
         }
         jobs
     }
@@ -305,10 +353,10 @@ impl Dispatcher {
     /// Flushes every group now, whatever its timer (used on shutdown).
     pub fn flush_all(&mut self, now_ms: i64) -> Vec<Job> {
         self.expire(now_ms);
-        let keys: Vec<String> = self.groups.keys().cloned().collect();
+        let keys: Vec<GroupId> = self.groups.keys().cloned().collect();
         let mut jobs = Vec::new();
-        for key in keys {
-            self.flush(&key, now_ms, &mut jobs);
+        for id in keys {
+            self.flush(&id, now_ms, &mut jobs);
         }
         jobs
     }
@@ -316,12 +364,12 @@ impl Dispatcher {
     /// Records that a job for `group_key` and `target` finally failed, so
     /// the group is notified again at its next flush.
     pub fn mark_failed(&mut self, group_key: &str, target: usize) {
-        if let Some(flag) = self
-            .groups
-            .get_mut(group_key)
-            .and_then(|g| g.failed.get_mut(target))
-        {
-            *flag = true;
+        for ((_, key), group) in self.groups.iter_mut() {
+            if key == group_key
+                && let Some(flag) = group.failed.get_mut(target)
+            {
+                *flag = true;
+            }
         }
     }
 
@@ -339,19 +387,38 @@ impl Dispatcher {
         }
     }
 
-    fn flush(&mut self, key: &str, now_ms: i64, jobs: &mut Vec<Job>) {
-        let Some(group) = self.groups.get_mut(key) else {
+    fn flush(&mut self, id: &GroupId, now_ms: i64, jobs: &mut Vec<Job>) {
+        let sources = if self.routing.inhibit_rules.is_empty() {
+            BTreeMap::new()
+        } else {
+            self.firing()
+        };
+        let now = utc(now_ms);
+        // Silenced and inhibited alerts are left out of notifications, as
+        // if absent.
+        let muted: BTreeSet<String> = match self.groups.get(id) {
+            Some(group) => group
+                .alerts
+                .iter()
+                .filter(|(_, a)| {
+                    !self.silences.muting(&a.labels, now).is_empty()
+                        || !self.inhibited_by(&a.labels, &sources).is_empty()
+                })
+                .map(|(fp, _)| fp.clone())
+                .collect(),
+            None => return,
+        };
+        let route_idx = id.0;
+        let key = id.1.as_str();
+        let route = &self.routing.routes[route_idx];
+        let repeat_interval_ms = ms(route.repeat_interval);
+        // A muted route (time intervals) sends nothing and records nothing,
+        // so what is due goes out at the first flush after the mute ends.
+        let route_muted = self.routing.muted(route_idx, now);
+        let Some(group) = self.groups.get_mut(id) else {
             return;
         };
-        group.next_flush_ms = now_ms.saturating_add(self.group_interval_ms);
-        // Silenced alerts are left out of notifications, as if absent.
-        let now = utc(now_ms);
-        let muted: BTreeSet<String> = group
-            .alerts
-            .iter()
-            .filter(|(_, a)| !self.silences.muting(&a.labels, now).is_empty())
-            .map(|(fp, _)| fp.clone())
-            .collect();
+        group.next_flush_ms = now_ms.saturating_add(ms(route.group_interval).max(1));
         let firing: BTreeSet<String> = group
             .alerts
             .iter()
@@ -365,13 +432,21 @@ impl Dispatcher {
             .map(|(fp, _)| fp.clone())
             .collect();
         for (i, target) in self.targets.iter().enumerate() {
+            if route_muted
+                || route
+                    .receiver
+                    .as_ref()
+                    .is_some_and(|r| *r != target.receiver)
+            {
+                continue;
+            }
             let needs = group.failed[i]
                 || needs_update(
                     group.log[i].as_ref(),
                     &firing,
                     &resolved,
                     target.send_resolved,
-                    self.repeat_interval_ms,
+                    repeat_interval_ms,
                     now_ms,
                 );
             if !needs {
@@ -427,7 +502,7 @@ impl Dispatcher {
         // and the group once it is empty.
         group.alerts.retain(|_, a| a.ends_at_ms.is_none());
         if group.alerts.is_empty() {
-            self.groups.remove(key);
+            self.groups.remove(id);
         }
     }
 }
@@ -592,20 +667,32 @@ pub async fn run(
     if !problems.is_empty() {
         return Err(AlertingError::Config(problems));
     }
-    let notifiers = build_notifiers(&config)?;
+    let resolved = config.resolve()?;
+    let notifiers = build_notifiers(&resolved.config)?;
     run_with_notifiers(config, notifiers, subscriber, shutdown).await
 }
 
-/// [`run`] with notifiers built by the caller (custom or test notifiers).
+/// [`run`] with notifiers built by the caller (custom or test notifiers),
+/// in the order [`build_notifiers`] gives for the resolved configuration.
 pub async fn run_with_notifiers(
     config: AlertingConfig,
     notifiers: Vec<ReceiverNotifier>,
     subscriber: Box<dyn vigie_bus::Subscriber>,
     shutdown: CancellationToken,
 ) -> Result<(), AlertingError> {
-    let dispatcher = Dispatcher::new(&config, targets_of(&notifiers));
+    let resolved = config.resolve()?;
+    log_warnings(&resolved.warnings);
+    let config = resolved.config;
+    let dispatcher = Dispatcher::with_routing(&config, resolved.routing, targets_of(&notifiers));
     let state = Shared::new(dispatcher, receiver_names(&config, &notifiers));
     run_shared(state, &config, notifiers, subscriber, shutdown).await
+}
+
+/// Logs what an `alertmanager.yml` sets that Vigie does not honour exactly.
+pub fn log_warnings(warnings: &[String]) {
+    for w in warnings {
+        warn!(warning = %w, "alertmanager_config");
+    }
 }
 
 /// The run loop over a [`Shared`] state that the HTTP API also uses:
@@ -1187,6 +1274,178 @@ mod tests {
         // A past end on a new alert of an unknown group: nothing to tell.
         d.receive_posted(&a, Some(T0), T0 + 6 * M);
         assert_eq!(d.group_count(), 0);
+    }
+
+    fn routed(yaml: &str, receivers: &[&str]) -> Dispatcher {
+        let loaded = crate::alertmanager::parse(yaml, "am.yml").expect("alertmanager.yml");
+        let targets = receivers
+            .iter()
+            .map(|r| Target {
+                receiver: (*r).into(),
+                integration: "test",
+                send_resolved: true,
+            })
+            .collect();
+        Dispatcher::with_routing(&config(), loaded.routing, targets)
+    }
+
+    fn labelled(pairs: &[(&str, &str)]) -> Alert {
+        let mut a = alert("A", "a", AlertState::Firing, T0);
+        a.labels = pairs.iter().copied().collect();
+        a
+    }
+
+    const TREE: &str = r#"
+route:
+  receiver: default
+  group_by: [alertname]
+  group_wait: 10s
+  routes:
+    - matchers: ['severity="critical"']
+      receiver: pager
+      group_wait: 1s
+      continue: true
+    - matchers: ['team="db"']
+      receiver: db
+      group_by: ['...']
+inhibit_rules:
+  - source_matchers: ['severity="critical"']
+    target_matchers: ['severity="warning"']
+    equal: [instance]
+receivers: [{name: default}, {name: pager}, {name: db}]
+"#;
+
+    #[test]
+    fn routes_pick_receivers_timing_and_group_keys() {
+        let mut d = routed(TREE, &["default", "pager", "db"]);
+        d.receive(
+            &labelled(&[
+                ("alertname", "Down"),
+                ("severity", "critical"),
+                ("team", "db"),
+            ]),
+            T0,
+        );
+        d.receive(&labelled(&[("alertname", "Other")]), T0);
+        assert_eq!(
+            d.group_count(),
+            3,
+            "pager and db for the first, default for the second"
+        );
+        let early = d.tick(T0 + S);
+        assert_eq!(early.len(), 1, "pager's group_wait is 1s");
+        assert_eq!(early[0].notification.receiver, "pager");
+        assert_eq!(
+            early[0].notification.group_key,
+            r#"{}/{severity="critical"}:{alertname="Down"}"#
+        );
+        let later = d.tick(T0 + 10 * S);
+        let mut got: Vec<(String, String)> = later
+            .iter()
+            .map(|j| {
+                (
+                    j.notification.receiver.clone(),
+                    j.notification.group_key.clone(),
+                )
+            })
+            .collect();
+        got.sort();
+        assert_eq!(
+            got,
+            [
+                (
+                    "db".to_string(),
+                    r#"{}/{team="db"}:{alertname="Down",severity="critical",team="db"}"#
+                        .to_string()
+                ),
+                (
+                    "default".to_string(),
+                    r#"{}:{alertname="Other"}"#.to_string()
+                ),
+            ]
+        );
+    }
+
+    #[test]
+    fn inhibited_alerts_are_left_out_and_shown() {
+        let mut d = routed(TREE, &["default", "pager", "db"]);
+        let crit = labelled(&[
+            ("alertname", "Down"),
+            ("severity", "critical"),
+            ("instance", "x"),
+        ]);
+        let warn_x = labelled(&[
+            ("alertname", "Slow"),
+            ("severity", "warning"),
+            ("instance", "x"),
+        ]);
+        let warn_y = labelled(&[
+            ("alertname", "Slow"),
+            ("severity", "warning"),
+            ("instance", "y"),
+        ]);
+        for a in [&crit, &warn_x, &warn_y] {
+            d.receive(a, T0);
+        }
+        let jobs = d.tick(T0 + 10 * S);
+        let slow: Vec<&Job> = jobs
+            .iter()
+            .filter(|j| j.notification.group_labels.get("alertname") == Some("Slow"))
+            .collect();
+        assert_eq!(slow.len(), 1);
+        let instances: Vec<&str> = slow[0]
+            .notification
+            .alerts
+            .iter()
+            .filter_map(|a| a.labels.get("instance"))
+            .collect();
+        assert_eq!(instances, ["y"], "the warning on x is inhibited");
+        let held = d.alerts(T0 + 10 * S);
+        let x = held
+            .iter()
+            .find(|h| h.labels == warn_x.labels)
+            .expect("held");
+        assert_eq!(x.inhibited_by, [crit.fingerprint()]);
+        // The critical one resolves: the warning on x is notified next.
+        let mut resolved = crit.clone();
+        resolved.state = AlertState::Resolved;
+        resolved.resolved_at_ms = Some(T0 + M);
+        d.receive(&resolved, T0 + M);
+        let jobs = d.tick(T0 + 10 * S + 5 * M);
+        let slow = jobs
+            .iter()
+            .find(|j| j.notification.group_labels.get("alertname") == Some("Slow"))
+            .expect("Slow notified again");
+        assert_eq!(slow.notification.alerts.len(), 2);
+    }
+
+    #[test]
+    fn mute_and_active_time_intervals_hold_notifications() {
+        let yaml = r#"
+route:
+  receiver: default
+  routes:
+    - matchers: ['team="a"']
+      receiver: default
+      mute_time_intervals: [always]
+    - matchers: ['team="b"']
+      receiver: default
+      active_time_intervals: [long-ago]
+time_intervals:
+  - name: always
+    time_intervals: [{years: ['2000:2999']}]
+  - name: long-ago
+    time_intervals: [{years: ['1999']}]
+receivers: [{name: default}]
+"#;
+        let mut d = routed(yaml, &["default"]);
+        d.receive(&labelled(&[("alertname", "A"), ("team", "a")]), T0);
+        d.receive(&labelled(&[("alertname", "B"), ("team", "b")]), T0);
+        d.receive(&labelled(&[("alertname", "C"), ("team", "c")]), T0);
+        let jobs = d.tick(T0 + 30 * S);
+        assert_eq!(jobs.len(), 1, "only the unmuted route");
+        assert_eq!(jobs[0].notification.alerts[0].labels.get("team"), Some("c"));
+        assert_eq!(d.group_count(), 3, "muted groups are kept for later");
     }
 
     #[test]

@@ -24,6 +24,9 @@ pub enum AlertingError {
     /// The outbox directory could not be created or read.
     #[error("outbox: {0}")]
     Outbox(String),
+    /// The `alertmanager_config` file cannot be used.
+    #[error("alertmanager_config: {0}")]
+    Alertmanager(#[from] crate::alertmanager::AlertmanagerError),
     /// The bus failed in a way that cannot be retried.
     #[error("bus: {0}")]
     Bus(#[from] vigie_bus::BusError),

@@ -33,6 +33,7 @@
 //! in memory, so a restart re-notifies firing groups after `group_wait`;
 //! only notifications already due are kept, in the outbox.
 
+pub mod alertmanager;
 pub mod api;
 pub mod config;
 pub mod dispatch;
@@ -40,11 +41,14 @@ pub mod error;
 pub mod metrics;
 pub mod notify;
 pub mod outbox;
+pub mod route;
 pub mod silence;
 
+pub use alertmanager::AlertmanagerError;
 pub use api::{AlertingTask, router, start, start_with_notifiers};
 pub use config::{
-    AlertingConfig, EmailConfig, PagerdutyConfig, ReceiverConfig, SlackConfig, WebhookConfig,
+    AlertingConfig, EmailConfig, PagerdutyConfig, ReceiverConfig, Resolved, SlackConfig,
+    WebhookConfig,
 };
 pub use dispatch::{
     Dispatcher, HeldAlert, Job, ReceiverNotifier, Shared, Target, build_notifiers, run, run_shared,
@@ -52,4 +56,5 @@ pub use dispatch::{
 };
 pub use error::{AlertingError, NotifyError};
 pub use notify::{GroupStatus, Notification, NotifiedAlert, Notifier};
+pub use route::{InhibitRule, RouteNode, Routing, TimeInterval};
 pub use silence::{Matcher, Silence, SilenceState, Silences};

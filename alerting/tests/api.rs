@@ -35,6 +35,7 @@ impl Api {
                         url: (*url).into(),
                         send_resolved: true,
                         timeout: Duration::from_secs(5),
+                        max_alerts: 0,
                     }],
                     ..ReceiverConfig::default()
                 })

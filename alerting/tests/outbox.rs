@@ -54,6 +54,7 @@ fn config(url: String) -> AlertingConfig {
                 url,
                 send_resolved: true,
                 timeout: Duration::from_secs(2),
+                max_alerts: 0,
             }],
             ..ReceiverConfig::default()
         }],

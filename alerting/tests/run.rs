@@ -25,6 +25,7 @@ async fn flaky_webhook_gets_the_notification_once_after_retries() {
                 url,
                 send_resolved: true,
                 timeout: Duration::from_secs(5),
+                max_alerts: 0,
             }],
             ..ReceiverConfig::default()
         }],

@@ -13,6 +13,7 @@ fn notifier(url: &str) -> WebhookNotifier {
         url: url.to_string(),
         send_resolved: true,
         timeout: Duration::from_secs(5),
+        max_alerts: 0,
     })
     .expect("notifier")
 }

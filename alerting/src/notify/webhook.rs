@@ -12,6 +12,7 @@ use crate::config::WebhookConfig;
 pub struct WebhookNotifier {
     url: String,
     send_resolved: bool,
+    max_alerts: usize,
     client: reqwest::Client,
 }
 
@@ -21,6 +22,7 @@ impl WebhookNotifier {
         Ok(Self {
             url: config.url.clone(),
             send_resolved: config.send_resolved,
+            max_alerts: config.max_alerts,
             client: http_client(config.timeout)?,
         })
     }
@@ -34,7 +36,7 @@ pub struct WebhookPayload<'a> {
     pub version: &'static str,
     /// The group key.
     pub group_key: &'a str,
-    /// Alerts left out (always 0: no `max_alerts` yet).
+    /// Alerts left out because of `max_alerts`.
     pub truncated_alerts: u64,
     /// `firing` or `resolved`.
     pub status: &'static str,
@@ -77,18 +79,27 @@ pub struct WebhookAlert<'a> {
 impl<'a> WebhookPayload<'a> {
     /// The payload for a notification.
     pub fn new(n: &'a Notification) -> Self {
+        Self::truncated(n, 0)
+    }
+
+    /// The payload with at most `max_alerts` alerts (0: all).
+    pub fn truncated(n: &'a Notification, max_alerts: usize) -> Self {
+        let keep = if max_alerts == 0 {
+            n.alerts.len()
+        } else {
+            max_alerts.min(n.alerts.len())
+        };
         Self {
             version: "4",
             group_key: &n.group_key,
-            truncated_alerts: 0,
+            truncated_alerts: (n.alerts.len() - keep) as u64,
             status: n.status.as_str(),
             receiver: &n.receiver,
             group_labels: &n.group_labels,
             common_labels: n.common_labels(),
             common_annotations: n.common_annotations(),
             external_url: &n.external_url,
-            alerts: n
-                .alerts
+            alerts: n.alerts[..keep]
                 .iter()
                 .map(|a| WebhookAlert {
                     status: a.status.as_str(),
@@ -118,6 +129,11 @@ impl Notifier for WebhookNotifier {
     }
 
     async fn notify(&self, n: &Notification) -> Result<(), NotifyError> {
-        post_json(&self.client, &self.url, &WebhookPayload::new(n)).await
+        post_json(
+            &self.client,
+            &self.url,
+            &WebhookPayload::truncated(n, self.max_alerts),
+        )
+        .await
     }
 }
