@@ -243,6 +243,22 @@ mod tests {
         assert!(c.problems().is_empty(), "{:?}", c.problems());
         let c = Config::parse("[[logs]]\npath = \"\"\n[rules]\nfiles = []\n").expect("parse");
         assert!(c.problems().iter().any(|(k, _)| k == "logs[0].path"));
+        let c = Config::parse(
+            "[[logs]]\npath = \"a.log\"\nmultiline = { start = \"^\\\\d\", timeout = \"5s\" }\n[rules]\nfiles = []\n",
+        )
+        .expect("parse");
+        let m = c.logs[0].multiline.as_ref().expect("multiline");
+        assert_eq!((m.max_lines, m.timeout.as_secs()), (500, 5));
+        assert!(c.problems().is_empty(), "{:?}", c.problems());
+        let c = Config::parse(
+            "[[logs]]\npath = \"a.log\"\nmultiline = { start = \"(\" }\n[rules]\nfiles = []\n",
+        )
+        .expect("parse");
+        assert!(
+            c.problems()
+                .iter()
+                .any(|(k, _)| k == "logs[0].multiline.start")
+        );
     }
 
     #[test]

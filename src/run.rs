@@ -263,10 +263,13 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     // Collectors.
     let mut collectors = syslog;
     if config.runs(Role::Collect) {
+        let tail_state =
+            vigie_ingest::tail::Checkpoints::load(config.data_dir.join("state").join("tail.json"));
         collectors.extend(vigie_ingest::spawn_tails(
             &config.logs,
             emitter.clone(),
             collect_stop.clone(),
+            Some(Arc::new(tail_state)),
         ));
         collectors.extend(vigie_ingest::spawn_collectors_with_targets(
             &config.scrape_jobs(),

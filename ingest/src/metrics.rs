@@ -93,3 +93,13 @@ pub(crate) static SYSLOG_ERRORS: LazyLock<IntCounterVec> = LazyLock::new(|| {
     )
     .expect("metric registers once")
 });
+
+/// File tail failures, by reason (`open`, `read`, `publish`, `checkpoint`).
+pub(crate) static TAIL_ERRORS: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    register_int_counter_vec!(
+        "vigie_log_tail_errors_total",
+        "File tail failures, by reason (open, read, publish: records lost, checkpoint: position not saved).",
+        &["reason"]
+    )
+    .expect("metric registers once")
+});

@@ -1,28 +1,48 @@
 //! File tailing: `[[logs]]` entries become [`LogRecord`]s on `vigie.logs`.
 //!
-//! A [`Tailer`] follows one file: on its first poll it starts at the end of
-//! the file (old lines are not replayed; a file that appears later is read
-//! from its start), then reads whatever was appended at every poll. When
-//! the file shrinks (truncation, `copytruncate`) it starts again from 0;
-//! when the path names a different file (rename rotation: the inode
-//! changed) it drains the old file and reopens the path from 0. An
-//! unterminated last line is held back until its newline arrives.
+//! A [`Tailer`] follows one file: on its first poll it resumes from its
+//! checkpoint ([`checkpoint`]) if the file there is still the one it was
+//! reading, reads a changed file from its start, and otherwise starts at
+//! the end of the file (old lines are not replayed; a file that appears
+//! later is read from its start). Then it reads whatever was appended at
+//! every poll. When the file shrinks (truncation, `copytruncate`) it
+//! starts again from 0; when the path names a different file (rename
+//! rotation: the inode changed) it drains the old file and reopens the
+//! path from 0. An unterminated last line is held back until its newline
+//! arrives. With `multiline`, lines are joined into records
+//! ([`multiline`]).
+//!
+//! After the records of a poll are handed to the bus (with Kafka: once the
+//! broker acknowledged them), the position of the first byte not yet
+//! published is saved, so a restart neither loses nor repeats a line. If
+//! the file was rotated while Vigie was down, the rest of the old file is
+//! read first when a file beside it has the old identity (rename) or the
+//! old first bytes (a `copytruncate` copy).
+
+pub mod checkpoint;
+pub mod multiline;
 
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
-use tracing::{Instrument, debug, info_span, warn};
+use tracing::{Instrument, debug, info, info_span, warn};
 use vigie_model::{Labels, LogRecord};
 
+pub use checkpoint::{Checkpoints, TailPosition};
+pub use multiline::MultilineConfig;
+
 use crate::Emitter;
+use crate::metrics::TAIL_ERRORS;
+use crate::ratelimit::LogLimiter;
 use crate::source::now_ms;
+use multiline::Joiner;
 
 /// Bytes read from one file per poll, at most.
 const MAX_READ: u64 = 8 << 20;
@@ -46,6 +66,9 @@ pub struct LogConfig {
     /// How often to look for new lines.
     #[serde(default = "default_poll_interval", with = "humantime_serde")]
     pub poll_interval: Duration,
+    /// Join continuation lines (stack traces) into one record.
+    #[serde(default)]
+    pub multiline: Option<MultilineConfig>,
 }
 
 impl LogConfig {
@@ -55,6 +78,7 @@ impl LogConfig {
             path: path.into(),
             labels: BTreeMap::new(),
             poll_interval: default_poll_interval(),
+            multiline: None,
         }
     }
 
@@ -80,6 +104,9 @@ impl LogConfig {
                     format!("label name `{k}` is empty or reserved"),
                 ));
             }
+        }
+        if let Some(m) = &self.multiline {
+            out.extend(m.problems(i));
         }
         out
     }
@@ -109,10 +136,19 @@ fn file_id(_meta: &std::fs::Metadata) -> (u64, u64) {
     (0, 0)
 }
 
+static READ_LOG: LogLimiter = LogLimiter::new();
+
 struct Open {
     file: File,
     id: (u64, u64),
+    /// Where the next read starts.
     offset: u64,
+}
+
+/// A line read from a file and the offset of its first byte.
+struct Line {
+    text: String,
+    from: u64,
 }
 
 /// Follows one file.
@@ -122,7 +158,11 @@ pub struct Tailer {
     labels: Labels,
     open: Option<Open>,
     partial: Vec<u8>,
+    /// Offset of the first byte of `partial`.
+    partial_from: u64,
+    joiner: Option<Joiner>,
     first_poll: bool,
+    resume: Option<TailPosition>,
 }
 
 impl Tailer {
@@ -142,8 +182,17 @@ impl Tailer {
             labels,
             open: None,
             partial: Vec::new(),
+            partial_from: 0,
+            joiner: config.multiline.as_ref().and_then(Joiner::new),
             first_poll: true,
+            resume: None,
         }
+    }
+
+    /// Resumes at a saved position on the first poll (see the module doc).
+    pub fn resume_from(mut self, position: Option<TailPosition>) -> Self {
+        self.resume = position;
+        self
     }
 
     /// The path, as text (the bus key of this source).
@@ -151,94 +200,149 @@ impl Tailer {
         &self.source
     }
 
-    /// Reads the lines appended since the last poll. Blocking (file I/O).
+    /// Reads the records completed since the last poll. Blocking (file I/O).
     pub fn poll(&mut self) -> Vec<LogRecord> {
+        self.poll_at(Instant::now())
+    }
+
+    /// [`Tailer::poll`] at time `now` (multi-line timeouts).
+    pub fn poll_at(&mut self, now: Instant) -> Vec<LogRecord> {
         let first = std::mem::replace(&mut self.first_poll, false);
-        let mut lines = Vec::new();
+        let mut out = Vec::new();
         let meta = match std::fs::metadata(&self.path) {
             Ok(m) => m,
             Err(e) => {
                 if self.open.is_some() {
                     debug!(file = %self.source, error = %e, "file gone; waiting for it");
+                    // Lines written to the old file before it went away.
+                    self.drain(now, &mut out);
                 }
-                // Lines written to the old file before it went away.
-                if let Some(open) = &mut self.open {
-                    Self::read_new(open, &mut self.partial, &mut lines);
-                }
-                self.open = None;
-                return self.records(lines);
+                return self.records(out);
             }
         };
         let id = file_id(&meta);
         if let Some(open) = &mut self.open {
             if open.id != id {
-                Self::read_new(open, &mut self.partial, &mut lines);
-                self.flush_partial(&mut lines);
                 debug!(file = %self.source, "file rotated; reopening");
-                self.open = None;
+                self.drain(now, &mut out);
             } else if meta.len() < open.offset {
                 debug!(file = %self.source, "file truncated; reading from the start");
                 open.offset = 0;
                 self.partial.clear();
+                if let Some(j) = &mut self.joiner {
+                    j.flush(&mut out);
+                }
             }
         }
         if self.open.is_none() {
-            match File::open(&self.path) {
-                Ok(file) => {
-                    let offset = if first { meta.len() } else { 0 };
-                    self.open = Some(Open { file, id, offset });
-                }
+            let mut file = match File::open(&self.path) {
+                Ok(file) => file,
                 Err(e) => {
-                    warn!(file = %self.source, error = %e, "cannot open log file");
-                    return self.records(lines);
+                    TAIL_ERRORS.with_label_values(&["open"]).inc();
+                    if let Some(suppressed) = READ_LOG.check() {
+                        warn!(file = %self.source, error = %e, suppressed, "cannot open log file");
+                    }
+                    return self.records(out);
                 }
-            }
+            };
+            let offset = match self.resume.take() {
+                Some(saved) => self.resume_offset(&mut file, id, meta.len(), &saved, now, &mut out),
+                None if first => meta.len(),
+                None => 0,
+            };
+            self.partial_from = offset;
+            self.open = Some(Open { file, id, offset });
         }
-        if let Some(open) = &mut self.open {
-            Self::read_new(open, &mut self.partial, &mut lines);
+        self.read(now, &mut out);
+        if let Some(j) = &mut self.joiner {
+            j.flush_if_idle(now, &mut out);
         }
-        self.records(lines)
+        self.records(out)
     }
 
-    fn read_new(open: &mut Open, partial: &mut Vec<u8>, lines: &mut Vec<String>) {
-        let mut buf = Vec::new();
-        let read = open
-            .file
-            .seek(SeekFrom::Start(open.offset))
-            .and_then(|_| (&mut open.file).take(MAX_READ).read_to_end(&mut buf));
-        let n = match read {
-            Ok(n) => n,
-            Err(e) => {
-                warn!(error = %e, "cannot read log file");
-                return;
-            }
-        };
-        open.offset += n as u64;
-        for chunk in buf.split_inclusive(|b| *b == b'\n') {
-            if partial.len() < MAX_LINE {
-                let room = MAX_LINE - partial.len();
-                partial.extend_from_slice(&chunk[..chunk.len().min(room)]);
-            }
-            if chunk.ends_with(b"\n") {
-                let line = String::from_utf8_lossy(partial);
-                let line = line.trim_end_matches(['\n', '\r']);
-                if !line.is_empty() {
-                    lines.push(line.to_string());
-                }
-                partial.clear();
-            }
+    /// Where to start in the file at the path, given the saved position;
+    /// drains the rest of the saved file first if it was rotated away.
+    fn resume_offset(
+        &mut self,
+        file: &mut File,
+        id: (u64, u64),
+        len: u64,
+        saved: &TailPosition,
+        now: Instant,
+        out: &mut Vec<String>,
+    ) -> u64 {
+        if (saved.dev, saved.ino) == id && saved.matches_content(file, len) {
+            info!(file = %self.source, offset = saved.offset, "resuming at the saved position");
+            return saved.offset;
         }
+        if let Some((old, old_id)) = find_rotated(&self.path, id, saved) {
+            info!(file = %self.source, rotated = %old.display(), "file rotated while stopped; reading the rest of the old one first");
+            if let Ok(f) = File::open(&old) {
+                self.open = Some(Open {
+                    file: f,
+                    id: old_id,
+                    offset: saved.offset,
+                });
+                self.partial_from = saved.offset;
+                self.drain(now, out);
+            }
+        } else {
+            info!(file = %self.source, "file changed while stopped; reading it from the start");
+        }
+        0
     }
 
-    fn flush_partial(&mut self, lines: &mut Vec<String>) {
+    /// Reads the rest of the open file, publishes everything held, and
+    /// closes it.
+    fn drain(&mut self, now: Instant, out: &mut Vec<String>) {
+        self.read(now, out);
         if !self.partial.is_empty() {
-            lines.push(
-                String::from_utf8_lossy(&self.partial)
-                    .trim_end()
-                    .to_string(),
-            );
+            let line = String::from_utf8_lossy(&self.partial)
+                .trim_end()
+                .to_string();
             self.partial.clear();
+            self.accept(line, self.partial_from, now, out);
         }
+        if let Some(j) = &mut self.joiner {
+            j.flush(out);
+        }
+        self.open = None;
+    }
+
+    /// Hands a complete line to the joiner, or straight to `out`.
+    fn accept(&mut self, text: String, from: u64, now: Instant, out: &mut Vec<String>) {
+        match &mut self.joiner {
+            Some(j) => j.push(text, from, now, out),
+            None => out.push(text),
+        }
+    }
+
+    fn read(&mut self, now: Instant, out: &mut Vec<String>) {
+        let Some(open) = &mut self.open else {
+            return;
+        };
+        let lines = read_new(
+            open,
+            &mut self.partial,
+            &mut self.partial_from,
+            &self.source,
+        );
+        for l in lines {
+            self.accept(l.text, l.from, now, out);
+        }
+    }
+
+    /// The position of the first byte not yet returned by a poll, in the
+    /// open file. Blocking (reads the first bytes for the fingerprint).
+    pub fn position(&mut self) -> Option<TailPosition> {
+        let held = self.joiner.as_ref().and_then(Joiner::held_from);
+        let open = self.open.as_mut()?;
+        let offset = held.unwrap_or(if self.partial.is_empty() {
+            open.offset
+        } else {
+            self.partial_from
+        });
+        TailPosition::of(&mut open.file, open.id, offset)
     }
 
     fn records(&self, lines: Vec<String>) -> Vec<LogRecord> {
@@ -255,55 +359,186 @@ impl Tailer {
     }
 }
 
+/// A file beside `path` (not the one at `path`, identity `current`) that
+/// is the saved file: the same identity, or the same first bytes (a copy),
+/// and at least as long as the saved offset.
+fn find_rotated(
+    path: &Path,
+    current: (u64, u64),
+    saved: &TailPosition,
+) -> Option<(PathBuf, (u64, u64))> {
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let mut copy = None;
+    for entry in std::fs::read_dir(dir).ok()?.flatten() {
+        let candidate = entry.path();
+        let Ok(meta) = std::fs::metadata(&candidate) else {
+            continue;
+        };
+        let id = file_id(&meta);
+        if candidate == path || id == current || !meta.is_file() || meta.len() < saved.offset {
+            continue;
+        }
+        let Ok(mut f) = File::open(&candidate) else {
+            continue;
+        };
+        if !saved.matches_content(&mut f, meta.len()) {
+            continue;
+        }
+        if (saved.dev, saved.ino) == id {
+            return Some((candidate, id));
+        }
+        copy.get_or_insert((candidate, id));
+    }
+    copy
+}
+
+/// Reads what was appended to `open`; returns the complete lines (empty
+/// ones skipped) and keeps an unterminated one in `partial`.
+fn read_new(
+    open: &mut Open,
+    partial: &mut Vec<u8>,
+    partial_from: &mut u64,
+    source: &str,
+) -> Vec<Line> {
+    let mut buf = Vec::new();
+    let read = open
+        .file
+        .seek(SeekFrom::Start(open.offset))
+        .and_then(|_| (&mut open.file).take(MAX_READ).read_to_end(&mut buf));
+    if let Err(e) = read {
+        TAIL_ERRORS.with_label_values(&["read"]).inc();
+        if let Some(suppressed) = READ_LOG.check() {
+            warn!(file = %source, error = %e, suppressed, "cannot read log file");
+        }
+        return Vec::new();
+    }
+    let mut pos = open.offset;
+    open.offset += buf.len() as u64;
+    let mut lines = Vec::new();
+    for chunk in buf.split_inclusive(|b| *b == b'\n') {
+        if partial.is_empty() {
+            *partial_from = pos;
+        }
+        pos += chunk.len() as u64;
+        if partial.len() < MAX_LINE {
+            let room = MAX_LINE - partial.len();
+            partial.extend_from_slice(&chunk[..chunk.len().min(room)]);
+        }
+        if chunk.ends_with(b"\n") {
+            let line = String::from_utf8_lossy(partial);
+            let line = line.trim_end_matches(['\n', '\r']);
+            if !line.is_empty() {
+                lines.push(Line {
+                    text: line.to_string(),
+                    from: *partial_from,
+                });
+            }
+            partial.clear();
+        }
+    }
+    if partial.is_empty() {
+        *partial_from = pos;
+    }
+    lines
+}
+
 /// Starts one task per `[[logs]]` entry, polling its file every
-/// `poll_interval` and publishing new lines until `shutdown`.
+/// `poll_interval` and publishing new records until `shutdown`. With
+/// `checkpoints`, each resumes at its saved position and saves it after
+/// every publish.
 pub fn spawn_tails(
     configs: &[LogConfig],
     emitter: Arc<Emitter>,
     shutdown: CancellationToken,
+    checkpoints: Option<Arc<Checkpoints>>,
 ) -> Vec<JoinHandle<()>> {
     configs
         .iter()
         .map(|config| {
-            let mut tailer = Tailer::new(config);
-            let emitter = emitter.clone();
-            let shutdown = shutdown.clone();
+            let tailer = Tailer::new(config);
+            let saved = checkpoints.as_ref().and_then(|c| c.get(tailer.source()));
+            let tailer = tailer.resume_from(saved);
             let every = config.poll_interval.max(Duration::from_millis(10));
             let span = info_span!("tail", file = %tailer.source());
             tokio::spawn(
-                async move {
-                    let mut tick = tokio::time::interval(every);
-                    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-                    loop {
-                        tokio::select! {
-                            _ = shutdown.cancelled() => break,
-                            _ = tick.tick() => {}
-                        }
-                        let polled = tokio::task::spawn_blocking(move || {
-                            let records = tailer.poll();
-                            (tailer, records)
-                        })
-                        .await;
-                        let records;
-                        (tailer, records) = match polled {
-                            Ok(r) => r,
-                            Err(e) => {
-                                warn!(error = %e, "tail task failed");
-                                break;
-                            }
-                        };
-                        if records.is_empty() {
-                            continue;
-                        }
-                        if let Err(e) = emitter.emit_logs(tailer.source(), records).await {
-                            warn!(error = %e, "dropping log lines");
-                        }
-                    }
-                }
+                run_tail(
+                    tailer,
+                    every,
+                    emitter.clone(),
+                    shutdown.clone(),
+                    checkpoints.clone(),
+                )
                 .instrument(span),
             )
         })
         .collect()
+}
+
+async fn run_tail(
+    mut tailer: Tailer,
+    every: Duration,
+    emitter: Arc<Emitter>,
+    shutdown: CancellationToken,
+    checkpoints: Option<Arc<Checkpoints>>,
+) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut saved: Option<TailPosition> = None;
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            _ = tick.tick() => {}
+        }
+        let polled = tokio::task::spawn_blocking(move || {
+            let records = tailer.poll();
+            (tailer, records)
+        })
+        .await;
+        let records;
+        (tailer, records) = match polled {
+            Ok(r) => r,
+            Err(e) => {
+                warn!(error = %e, "tail task failed");
+                break;
+            }
+        };
+        if !records.is_empty() {
+            let n = records.len();
+            if let Err(e) = emitter.emit_logs(tailer.source(), records).await {
+                TAIL_ERRORS.with_label_values(&["publish"]).inc_by(n as u64);
+                warn!(error = %e, records = n, "log records not published; lost");
+            }
+        }
+        let Some(checkpoints) = checkpoints.clone() else {
+            continue;
+        };
+        let save = tokio::task::spawn_blocking(move || {
+            let position = tailer.position();
+            let changed = position.is_some() && position != saved;
+            if changed && let Some(p) = &position {
+                let source = tailer.source().to_string();
+                if let Err(error) = checkpoints.save(&source, p.clone()) {
+                    TAIL_ERRORS.with_label_values(&["checkpoint"]).inc();
+                    if let Some(suppressed) = READ_LOG.check() {
+                        warn!(%error, suppressed, "cannot save the tail position");
+                    }
+                    return (tailer, saved);
+                }
+            }
+            (tailer, if changed { position } else { saved })
+        })
+        .await;
+        (tailer, saved) = match save {
+            Ok(r) => r,
+            Err(e) => {
+                warn!(error = %e, "tail task failed");
+                break;
+            }
+        };
+    }
 }
 
 #[cfg(test)]
@@ -361,6 +596,136 @@ mod tests {
         std::fs::rename(&path, dir.path().join("app.log.1")).expect("rename");
         append(&path, "new file\n");
         assert_eq!(bodies(t.poll()), vec!["last of old", "new file"]);
+    }
+
+    fn java_config(path: &std::path::Path) -> LogConfig {
+        LogConfig {
+            multiline: Some(MultilineConfig {
+                start: r"^\d{4}-\d{2}-\d{2} ".into(),
+                max_lines: 500,
+                timeout: Duration::from_secs(2),
+            }),
+            ..LogConfig::new(path)
+        }
+    }
+
+    const JAVA: &str = include_str!("tail/fixtures/java_stacktrace.log");
+
+    #[test]
+    fn joins_a_java_stack_trace() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("app.log");
+        let mut t = Tailer::new(&java_config(&path));
+        let t0 = Instant::now();
+        assert!(t.poll_at(t0).is_empty());
+        append(&path, JAVA);
+        let got = t.poll_at(t0);
+        assert_eq!(got.len(), 3, "the last record waits for its timeout");
+        assert_eq!(got[0].body.lines().count(), 1);
+        assert_eq!(got[1].body.lines().count(), 10, "{}", got[1].body);
+        assert!(got[1].body.starts_with("2024-05-14 10:15:02,405 ERROR"));
+        assert!(got[1].body.ends_with("\t... 3 more"));
+        assert_eq!(got[1].severity.as_deref(), Some("error"));
+        assert_eq!(got[2].severity.as_deref(), Some("warn"));
+        assert!(t.poll_at(t0 + Duration::from_secs(1)).is_empty());
+        let last = t.poll_at(t0 + Duration::from_secs(2));
+        assert_eq!(bodies(last), vec![JAVA.lines().last().expect("line")]);
+    }
+
+    /// Polls like the tail task: records, then the position to save.
+    fn poll_and_save(t: &mut Tailer, saved: &Checkpoints) -> Vec<String> {
+        let got = bodies(t.poll_at(Instant::now()));
+        if let Some(p) = t.position() {
+            saved.save(t.source(), p).expect("save");
+        }
+        got
+    }
+
+    #[test]
+    fn a_restart_resumes_where_it_stopped_even_mid_record() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("app.log");
+        let saved = Checkpoints::load(dir.path().join("tail.json"));
+        let config = java_config(&path);
+        let mut t = Tailer::new(&config);
+        append(&path, "");
+        assert!(poll_and_save(&mut t, &saved).is_empty());
+        append(&path, JAVA);
+        append(&path, "2024-05-14 10:16:00,000 INFO half a li");
+        let first = poll_and_save(&mut t, &saved);
+        assert_eq!(first.len(), 3);
+        drop(t);
+        // While stopped: the half line is finished, more lines arrive.
+        append(
+            &path,
+            "ne\n\tcontinued\n2024-05-14 10:17:00,000 INFO after\n",
+        );
+        let saved = Checkpoints::load(dir.path().join("tail.json"));
+        let mut t = Tailer::new(&config).resume_from(saved.get(&path.display().to_string()));
+        let mut second = poll_and_save(&mut t, &saved);
+        second.extend(bodies(t.poll_at(Instant::now() + Duration::from_secs(3))));
+        assert_eq!(
+            second,
+            vec![
+                JAVA.lines().last().expect("line").to_string(),
+                "2024-05-14 10:16:00,000 INFO half a line\n\tcontinued".into(),
+                "2024-05-14 10:17:00,000 INFO after".into(),
+            ],
+            "nothing lost, nothing repeated"
+        );
+    }
+
+    #[test]
+    fn rotation_while_stopped_reads_the_rest_of_the_old_file_first() {
+        for copytruncate in [false, true] {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let path = dir.path().join("app.log");
+            let saved = Checkpoints::load(dir.path().join("tail.json"));
+            let mut t = Tailer::new(&LogConfig::new(&path));
+            append(&path, "");
+            poll_and_save(&mut t, &saved);
+            append(&path, "one\n");
+            assert_eq!(poll_and_save(&mut t, &saved), vec!["one"]);
+            drop(t);
+            append(&path, "two\n");
+            let rotated = dir.path().join("app.log.1");
+            if copytruncate {
+                std::fs::copy(&path, &rotated).expect("copy");
+                std::fs::write(&path, "").expect("truncate");
+            } else {
+                std::fs::rename(&path, &rotated).expect("rename");
+            }
+            append(&path, "three\n");
+            let mut t = Tailer::new(&LogConfig::new(&path))
+                .resume_from(saved.get(&path.display().to_string()));
+            assert_eq!(
+                poll_and_save(&mut t, &saved),
+                vec!["two", "three"],
+                "copytruncate: {copytruncate}"
+            );
+            append(&path, "four\n");
+            assert_eq!(poll_and_save(&mut t, &saved), vec!["four"]);
+        }
+    }
+
+    #[test]
+    fn a_replaced_file_is_read_from_the_start() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("app.log");
+        let saved = Checkpoints::load(dir.path().join("tail.json"));
+        append(&path, "old one\nold two\n");
+        let mut t = Tailer::new(&LogConfig::new(&path));
+        append(&path, "x\n");
+        poll_and_save(&mut t, &saved);
+        drop(t);
+        // Same length, other content, no copy beside it.
+        std::fs::write(&path, "new one\nnew two\ny\n").expect("rewrite");
+        let mut t =
+            Tailer::new(&LogConfig::new(&path)).resume_from(saved.get(&path.display().to_string()));
+        assert_eq!(
+            poll_and_save(&mut t, &saved),
+            vec!["new one", "new two", "y"]
+        );
     }
 
     #[test]
