@@ -169,14 +169,20 @@ fn check_config(file: &std::path::Path) -> anyhow::Result<()> {
     let config = config::load_checked(file)?;
     let groups = vigie_analyzer::rules::load_paths(&config.rules.files, config.rules.interval)?;
     let rules: usize = groups.iter().map(|g| g.rule_count()).sum();
+    // With alertmanager_config, receivers and routes come from that file.
+    let alerting = config.alerting.resolve()?;
     println!(
-        "{}: OK ({} scrape job(s), {} rule group(s), {} rule(s), {} receiver(s))",
+        "{}: OK ({} scrape job(s), {} rule group(s), {} rule(s), {} receiver(s), {} route(s))",
         file.display(),
         config.scrape.len(),
         groups.len(),
         rules,
-        config.alerting.receivers.len()
+        alerting.config.receivers.len(),
+        alerting.routing.routes.len()
     );
+    for warning in &alerting.warnings {
+        println!("  note: alerting.alertmanager_config: {warning}");
+    }
     Ok(())
 }
 

@@ -2,7 +2,7 @@
 //! can use Vigie as its Alertmanager and `amtool` works against it.
 //!
 //! Routes ([`router`]): `POST /api/v2/alerts` (postable alerts, fed into
-//! the same [`Dispatcher`](crate::Dispatcher) as the analyzer's alerts),
+//! the same [`Dispatcher`] as the analyzer's alerts),
 //! `GET /api/v2/alerts`, `GET /api/v2/alerts/groups`,
 //! `GET|POST /api/v2/silences`, `GET|DELETE /api/v2/silence/{id}`,
 //! `GET /api/v2/status` and `GET /api/v2/receivers`. JSON field names are

@@ -11,7 +11,11 @@
 //!   alerts) at the next `group_interval`, an unchanged firing group again
 //!   after `repeat_interval`; a firing alert not re-sent for
 //!   `resolve_timeout` counts as resolved;
-//! - every receiver gets every group, through its integrations: an
+//! - alerts walk a routing tree ([`route`]): Vigie's TOML makes one route
+//!   to every receiver; an existing `alertmanager.yml` ([`alertmanager`])
+//!   brings Alertmanager's tree (matchers, `continue`, per-route grouping
+//!   and timing), inhibition rules and mute/active time intervals;
+//! - each route's receiver gets its groups, through its integrations: an
 //!   Alertmanager-compatible webhook (payload version 4), email over
 //!   plain SMTP, PagerDuty's Events API v2 (trigger and resolve with a
 //!   stable `dedup_key` per group) and Slack/Mattermost incoming webhooks
@@ -26,9 +30,8 @@
 //!   ([`api`]), which also takes alerts from a Prometheus
 //!   (`POST /api/v2/alerts`) and lists them for `amtool`.
 //!
-//! Not done yet (later issues): the routing tree (matchers, per-route
-//! timing and `continue`), inhibition rules, TLS for SMTP (STARTTLS) and
-//! https URLs (webhook, Slack, PagerDuty: use an `http://` relay for now),
+//! Not done yet (later issues): TLS for SMTP (STARTTLS) and https URLs
+//! (webhook, Slack, PagerDuty: use an `http://` relay for now), Go
 //! templates, and jitter in retries. Groups and the notification log live
 //! in memory, so a restart re-notifies firing groups after `group_wait`;
 //! only notifications already due are kept, in the outbox.
