@@ -14,7 +14,9 @@
 //! - [`emit::Emitter`]: samples → Arrow batches → `vigie.metrics`, sharded by
 //!   series id so a series always keeps the same key.
 //! - [`tail`]: follows `[[logs]]` files (appends, truncation, rename
-//!   rotation) and publishes their lines to `vigie.logs` ([`Emitter::emit_logs`]).
+//!   rotation, multi-line joining) and publishes their lines to
+//!   `vigie.logs` ([`Emitter::emit_logs`]), saving positions so a restart
+//!   loses and repeats no line.
 //! - [`syslog`]: `[[syslog]]` receivers (RFC 5424 and RFC 3164 over UDP
 //!   and TCP) publishing records to `vigie.logs` like the tail does.
 //! - [`remote_write`]: the Prometheus remote-write 1.0 receiver
