@@ -39,6 +39,16 @@ impl Default for HttpConfig {
     }
 }
 
+/// `[api]`: protection of the HTTP endpoints that change state.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ApiConfig {
+    /// A file holding the bearer token that state-changing requests
+    /// (silences, posted alerts, `/-/reload`, remote-write, ...) must
+    /// send. Without it, Vigie listens on 127.0.0.1 only.
+    pub token_file: Option<PathBuf>,
+}
+
 /// The whole configuration file.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -51,6 +61,8 @@ pub struct Config {
     pub self_scrape: bool,
     /// HTTP server.
     pub http: HttpConfig,
+    /// API protection.
+    pub api: ApiConfig,
     /// Message bus.
     pub bus: BusConfig,
     /// Built-in host collector.
@@ -78,6 +90,7 @@ impl Default for Config {
             roles: vec![Role::Collect, Role::Analyze, Role::Alert],
             self_scrape: true,
             http: HttpConfig::default(),
+            api: ApiConfig::default(),
             bus: BusConfig::default(),
             host: HostConfig::default(),
             scrape: Vec::new(),
@@ -157,6 +170,11 @@ impl Config {
         }
         out.extend(self.analyzer.problems());
         out.extend(self.rules.problems());
+        if let Some(path) = &self.api.token_file
+            && let Err(e) = vigie_alerting::ApiToken::from_file(path)
+        {
+            out.push(("api.token_file".into(), e.to_string()));
+        }
         out.extend(self.alerting.problems());
         out
     }

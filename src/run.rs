@@ -128,9 +128,40 @@ async fn shutdown_signal() {
     let _ = ctrl_c.await;
 }
 
+/// Without an API token, the address to listen on: `listen` if it is a
+/// loopback address, else 127.0.0.1 on the same port.
+fn loopback_only(listen: std::net::SocketAddr) -> std::net::SocketAddr {
+    if listen.ip().is_loopback() {
+        listen
+    } else {
+        std::net::SocketAddr::from(([127, 0, 0, 1], listen.port()))
+    }
+}
+
 /// Runs Vigie until SIGINT/SIGTERM.
-pub async fn run(config: Config) -> anyhow::Result<()> {
+pub async fn run(mut config: Config) -> anyhow::Result<()> {
     register_build_info();
+    // State-changing endpoints need the token when there is one; without
+    // one, only local users can reach Vigie.
+    let token = match &config.api.token_file {
+        Some(path) => Some(
+            vigie_alerting::ApiToken::from_file(path)
+                .context("reading the API token (api.token_file)")?,
+        ),
+        None => None,
+    };
+    if token.is_some() {
+        info!(listen = %config.http.listen, "state-changing HTTP endpoints require the bearer token of api.token_file");
+    } else {
+        let local = loopback_only(config.http.listen);
+        if local != config.http.listen {
+            warn!(configured = %config.http.listen, listen = %local,
+                  "no api.token_file: listening on 127.0.0.1 only; set [api] token_file to listen on other addresses");
+        } else {
+            info!(listen = %local, "no api.token_file: listening on the loopback interface only, state-changing endpoints open to local users");
+        }
+        config.http.listen = local;
+    }
     let listener = tokio::net::TcpListener::bind(config.http.listen)
         .await
         .with_context(|| format!("cannot listen on {} (http.listen)", config.http.listen))?;
@@ -245,6 +276,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     }
 
     // HTTP.
+    let app = vigie_alerting::protect(app, token);
     let http_token = http_stop.clone();
     let server = tokio::spawn(async move {
         axum::serve(listener, app)

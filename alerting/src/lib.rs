@@ -38,6 +38,7 @@
 
 pub mod alertmanager;
 pub mod api;
+pub mod auth;
 pub mod config;
 pub mod dispatch;
 pub mod error;
@@ -49,6 +50,7 @@ pub mod silence;
 
 pub use alertmanager::AlertmanagerError;
 pub use api::{AlertingTask, router, start, start_with_notifiers};
+pub use auth::{ApiToken, TokenError, protect};
 pub use config::{
     AlertingConfig, EmailConfig, PagerdutyConfig, ReceiverConfig, Resolved, SlackConfig,
     WebhookConfig,

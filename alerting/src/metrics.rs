@@ -45,3 +45,12 @@ pub static ALERT_GROUPS: LazyLock<IntGauge> = LazyLock::new(|| {
     )
     .expect("metric registers once")
 });
+
+/// Requests refused for a missing or wrong API token.
+pub static API_UNAUTHORIZED: LazyLock<IntCounter> = LazyLock::new(|| {
+    register_int_counter!(
+        "vigie_api_unauthorized_total",
+        "State-changing HTTP requests refused for a missing or wrong bearer token."
+    )
+    .expect("metric registers once")
+});
