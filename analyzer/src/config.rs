@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::forecast::ForecastConfig;
+
 /// `[analyzer]`: storage and detection.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -26,6 +28,8 @@ pub struct AnalyzerConfig {
     pub retention: Duration,
     /// Drop the oldest files while storage exceeds this many bytes (0: no limit).
     pub retention_bytes: u64,
+    /// `[analyzer.forecast]`: forecasts and time to threshold.
+    pub forecast: ForecastConfig,
 }
 
 impl Default for AnalyzerConfig {
@@ -38,6 +42,7 @@ impl Default for AnalyzerConfig {
             zstd_level: 3,
             retention: Duration::from_secs(15 * 24 * 3600),
             retention_bytes: 0,
+            forecast: ForecastConfig::default(),
         }
     }
 }
@@ -70,6 +75,7 @@ impl AnalyzerConfig {
         if !(1..=22).contains(&self.zstd_level) {
             out.push(("analyzer.zstd_level".into(), "must be 1..=22".into()));
         }
+        out.extend(self.forecast.problems());
         out
     }
 }

@@ -11,7 +11,9 @@
 //!    on an interval, and only then are the bus offsets committed, so a
 //!    crash replays rather than loses;
 //! 3. [`score::ScoreBank`] runs one causal [`detect::Detector`] per series
-//!    and stores its output as the series `vigie_anomaly_score{for="<metric>", ...}`;
+//!    and stores its output as the series `vigie_anomaly_score{for="<metric>", ...}`,
+//!    with a [`forecast::Forecaster`] per series writing `vigie_forecast`
+//!    bands and `vigie_time_to_threshold_seconds` for configured limits;
 //! 4. [`rules`] evaluates Prometheus rule files on an interval with the
 //!    [`promql`] engine over storage, stores recorded series and publishes
 //!    alert state changes to `vigie.alerts`.
@@ -21,14 +23,14 @@
 //! `series`, `labels`, ...) and `GET /api/v1/alerts`. [`eval`] scores the
 //! detector on NAB and the log miner on Loghub.
 //!
-//! Not here yet: compaction and retention, object stores, a separate series
-//! table, detector checkpoints.
+//! Not here yet: compaction, object stores, a separate series table.
 
 pub mod config;
 pub mod dedup;
 pub mod detect;
 pub mod error;
 pub mod eval;
+pub mod forecast;
 pub mod http;
 pub mod logs;
 mod metrics;

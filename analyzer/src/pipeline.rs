@@ -66,10 +66,10 @@ impl Analyzer {
         dead_letters: Arc<dyn Publisher>,
     ) -> Self {
         Self {
-            scores: Mutex::new(ScoreBank::new(
-                config.detector_window,
-                config.detector_min_points,
-            )),
+            scores: Mutex::new(
+                ScoreBank::new(config.detector_window, config.detector_min_points)
+                    .with_forecast(config.forecast.clone()),
+            ),
             watermarks: Watermarks::new(),
             checkpoint: None,
             storage,
@@ -90,8 +90,9 @@ impl Analyzer {
     pub async fn restore(&self) -> Result<usize, AnalyzerError> {
         let series = self.watermarks.restore(&self.storage).await?;
         if let Some(path) = &self.checkpoint
-            && let Some(bank) = ScoreBank::load(path)?
+            && let Some(mut bank) = ScoreBank::load(path)?
         {
+            bank.set_forecast(self.config.forecast.clone());
             info!(series = bank.len(), file = %path.display(), "detectors restored");
             *self.scores.lock().unwrap_or_else(|e| e.into_inner()) = bank;
         }

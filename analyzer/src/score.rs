@@ -7,6 +7,9 @@
 //!
 //! The detector is the [`Ensemble`] with [`EnsembleConfig::live`]: EWMA,
 //! robust z-score, Holt-Winters and CUSUM, anomaly likelihood once learned.
+//! Beside it, each series has a [`Forecaster`] fed the same points, whose
+//! outputs (`vigie_forecast`, `vigie_time_to_threshold_seconds`) are
+//! returned with the scores.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -17,6 +20,7 @@ use vigie_model::{Sample, SeriesKey};
 use crate::AnalyzerError;
 
 use crate::detect::{Detector, Ensemble, EnsembleConfig};
+use crate::forecast::{ForecastConfig, Forecaster, RESERVED_LABELS};
 use crate::metrics::SCORED_SERIES;
 
 /// Name of the output series.
@@ -30,6 +34,9 @@ struct SeriesState {
     output: SeriesKey,
     last_raw: Option<(i64, f64)>,
     counter: bool,
+    /// Absent in checkpoints written before forecasts existed.
+    #[serde(default)]
+    forecaster: Forecaster,
 }
 
 /// Detectors for every series seen.
@@ -38,6 +45,9 @@ pub struct ScoreBank {
     series: HashMap<u64, SeriesState>,
     window: usize,
     min_points: usize,
+    /// Taken from the configuration, never from a checkpoint.
+    #[serde(skip)]
+    forecast: Option<ForecastConfig>,
 }
 
 fn is_counter(metric: &str) -> bool {
@@ -54,7 +64,19 @@ impl ScoreBank {
             series: HashMap::new(),
             window,
             min_points,
+            forecast: None,
         }
+    }
+
+    /// Also forecast every series with `config` (when it is enabled).
+    pub fn with_forecast(mut self, config: ForecastConfig) -> Self {
+        self.set_forecast(config);
+        self
+    }
+
+    /// Replaces the forecast configuration (after loading a checkpoint).
+    pub fn set_forecast(&mut self, config: ForecastConfig) {
+        self.forecast = config.enabled.then_some(config);
     }
 
     /// Writes every detector's state to `path` (CBOR, which keeps NaN and
@@ -113,9 +135,11 @@ impl ScoreBank {
         self.series.is_empty()
     }
 
-    /// Scores `samples` (in time order per series) and returns the score samples.
+    /// Scores `samples` (in time order per series) and returns the score
+    /// samples, followed by forecast outputs when forecasting is on.
     pub fn score(&mut self, samples: &[Sample]) -> Vec<Sample> {
         let mut out = Vec::new();
+        let mut forecasts = Vec::new();
         for s in samples {
             if s.series.metric.starts_with("vigie_anomaly")
                 || s.series.labels.get(FOR_LABEL).is_some()
@@ -130,6 +154,7 @@ impl ScoreBank {
                     output: SeriesKey::new(ANOMALY_SCORE, labels),
                     last_raw: None,
                     counter: is_counter(&s.series.metric),
+                    forecaster: Forecaster::default(),
                 }
             });
             let point = if state.counter {
@@ -147,6 +172,20 @@ impl ScoreBank {
             } else {
                 Some(s.value)
             };
+            if let (Some(v), Some(cfg)) = (point, &self.forecast)
+                && !RESERVED_LABELS
+                    .iter()
+                    .any(|l| s.series.labels.get(l).is_some())
+            {
+                state.forecaster.update(cfg, s.ts_ms, v);
+                state.forecaster.emit(
+                    cfg,
+                    &s.series.metric,
+                    &s.series.labels,
+                    &cfg.thresholds(&s.series.metric),
+                    &mut forecasts,
+                );
+            }
             if let Some(v) = point
                 && let Some(score) = state.detector.update(s.ts_ms, v)
             {
@@ -158,6 +197,7 @@ impl ScoreBank {
             }
         }
         SCORED_SERIES.set(self.series.len() as i64);
+        out.extend(forecasts);
         out
     }
 }
@@ -238,6 +278,51 @@ mod tests {
         assert!(ScoreBank::load(&path).expect("no file").is_none());
         std::fs::write(&path, b"not cbor at all").expect("write");
         assert!(ScoreBank::load(&path).is_err());
+    }
+
+    #[test]
+    fn forecasts_ride_along_and_are_not_scored_again() {
+        let cfg = ForecastConfig::default();
+        let mut bank = ScoreBank::new(10, 3).with_forecast(cfg);
+        let labels = Labels::new().with("mountpoint", "/");
+        let mut out = Vec::new();
+        for i in 0..100 {
+            let s = Sample::new(
+                "node_filesystem_avail_bytes",
+                labels.clone(),
+                i * 15_000,
+                1e9 - i as f64,
+            );
+            out.extend(bank.score(&[s]));
+        }
+        let forecasts = out
+            .iter()
+            .filter(|s| s.series.metric == crate::forecast::FORECAST)
+            .count();
+        let ttt = out
+            .iter()
+            .filter(|s| s.series.metric == crate::forecast::TIME_TO_THRESHOLD)
+            .count();
+        assert!(
+            ttt > 0 && forecasts == ttt * 9,
+            "{forecasts} forecasts, {ttt} ttt"
+        );
+        let len = bank.len();
+        bank.score(&out);
+        assert_eq!(bank.len(), len, "outputs are not scored or forecast");
+        // A summary quantile would collide with the forecast's own label.
+        let q = Sample::new("rpc_seconds", Labels::new().with("quantile", "0.5"), 0, 1.0);
+        for i in 0..100 {
+            let s = Sample {
+                ts_ms: i * 15_000,
+                ..q.clone()
+            };
+            assert!(
+                bank.score(&[s])
+                    .iter()
+                    .all(|o| o.series.metric == ANOMALY_SCORE)
+            );
+        }
     }
 
     #[test]

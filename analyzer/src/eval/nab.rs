@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 
 use crate::AnalyzerError;
 use crate::detect::{Detector, Ensemble, EnsembleConfig};
+use crate::forecast::{ForecastConfig, HORIZONS, coverage};
 
 use scorer::{ScoredFile, label_rows, normalise, optimise};
 
@@ -45,6 +46,10 @@ pub struct NabReport {
     pub thresholds: [f64; 3],
     /// Labelled windows over all files.
     pub windows: usize,
+    /// Share of actual values inside the forecast's 10–90 % band, per
+    /// horizon (`"15m"`, `"1h"`, `"4h"`), over all files (the default
+    /// [`ForecastConfig`]; about 0.8 is honest).
+    pub forecast_coverage: std::collections::BTreeMap<String, f64>,
 }
 
 impl NabReport {
@@ -60,7 +65,12 @@ impl std::fmt::Display for NabReport {
             f,
             "NAB ({} files): standard {:.1}, reward_low_FP {:.1}, reward_low_FN {:.1}",
             self.files, self.standard, self.reward_low_fp, self.reward_low_fn
-        )
+        )?;
+        write!(f, "; forecast 10-90% band coverage")?;
+        for (h, c) in &self.forecast_coverage {
+            write!(f, " {h} {:.1}%", c * 100.0)?;
+        }
+        Ok(())
     }
 }
 
@@ -188,6 +198,20 @@ pub fn run_with(
         })
         .collect();
     let windows: usize = files.iter().map(|f| f.windows).sum();
+    let forecast = ForecastConfig::default();
+    let mut tally = [(0usize, 0usize); 3];
+    for input in &inputs {
+        for (t, (hit, total)) in tally.iter_mut().zip(coverage(&forecast, &input.rows)) {
+            t.0 += hit;
+            t.1 += total;
+        }
+    }
+    let forecast_coverage = HORIZONS
+        .iter()
+        .zip(tally)
+        .filter(|(_, (_, total))| *total > 0)
+        .map(|((_, h), (hit, total))| (h.to_string(), hit as f64 / total as f64))
+        .collect();
     let best = optimise(&files, &costs);
     let norm = |i: usize| normalise(best[i].1, windows, &costs[i]);
     Ok(NabReport {
@@ -197,6 +221,7 @@ pub fn run_with(
         files: files.len(),
         thresholds: [best[0].0, best[1].0, best[2].0],
         windows,
+        forecast_coverage,
     })
 }
 
