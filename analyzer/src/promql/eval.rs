@@ -159,8 +159,12 @@ impl Default for Engine {
 }
 
 /// Parses a query, mapping the parser's message to a `bad_data` error.
+/// Vigie's [`super::predictive`] functions are known to the parser and
+/// rewritten to read the analyzer's outputs.
 pub fn parse(query: &str) -> Result<Expr, AnalyzerError> {
-    parser::parse(query).map_err(|e| bad(format!("parse error: {e}")))
+    super::predictive::register();
+    let expr = parser::parse(query).map_err(|e| bad(format!("parse error: {e}")))?;
+    super::predictive::rewrite(expr)
 }
 
 impl Engine {

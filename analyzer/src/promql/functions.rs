@@ -583,6 +583,9 @@ fn sort_by_value(mut v: Vec<Sample>, desc: bool, t: i64) -> Vec<Sample> {
 pub(crate) fn call(ev: &Evaluator, c: &Call, t: i64) -> Result<Value, AnalyzerError> {
     let name = c.func.name;
     let args = &c.args.args;
+    if super::predictive::FUNCTIONS.contains(&name) {
+        return super::predictive::call(ev, c, t);
+    }
     if let Some(v) = range_function(ev, name, args, t)? {
         return Ok(v);
     }

@@ -12,6 +12,9 @@
 //! `__name__` removal (a function that drops the name marks the sample; the
 //! name goes at the end of the query, so `label_replace` can still read it).
 //!
+//! Vigie adds [`predictive`] functions (`anomaly_score`, `forecast`,
+//! `time_to_threshold`) over the analyzer's stored outputs.
+//!
 //! Not supported (an error names the construct, HTTP 400 `bad_data`):
 //! native histograms and the `histogram_*` functions other than
 //! `histogram_quantile` over classic buckets, `limitk`, `limit_ratio`,
@@ -21,6 +24,7 @@ mod aggregate;
 mod binary;
 mod eval;
 mod functions;
+pub mod predictive;
 pub mod value;
 
 pub use eval::{

@@ -188,3 +188,126 @@ fn range_query_steps() {
     assert_eq!(m[0].points, vec![(0, 2.0), (60_000, 6.0), (120_000, 10.0)]);
     assert!(m[0].metric.is_empty());
 }
+
+/// A store holding `node_filesystem_avail_bytes` for two mounts and the
+/// analyzer's outputs for them, as the analyzer writes them.
+fn predictive_store() -> MemoryStore {
+    let mut s = MemoryStore::new();
+    for (mount, now, score, ttt) in [
+        ("/", 1000.0, 0.2, Some(9000.0)),
+        ("/var", 500.0, 0.99, None),
+    ] {
+        let src = [
+            ("__name__", "node_filesystem_avail_bytes"),
+            ("mountpoint", mount),
+        ];
+        s.add(labels(&src), 60_000, now);
+        let out = |name: &str, extra: &[(&str, &str)]| {
+            let mut l = labels(&[
+                ("__name__", name),
+                ("for", "node_filesystem_avail_bytes"),
+                ("mountpoint", mount),
+            ]);
+            l.extend(labels(extra));
+            l
+        };
+        s.add(out("vigie_anomaly_score", &[]), 60_000, score);
+        for (h, drop) in [("15m", 100.0), ("1h", 400.0), ("4h", 1600.0)] {
+            for (q, spread) in [("0.1", -50.0), ("0.5", 0.0), ("0.9", 50.0)] {
+                s.add(
+                    out("vigie_forecast", &[("horizon", h), ("quantile", q)]),
+                    60_000,
+                    now - drop + spread,
+                );
+            }
+        }
+        if let Some(ttt) = ttt {
+            s.add(
+                out("vigie_time_to_threshold_seconds", &[("threshold", "0")]),
+                60_000,
+                ttt,
+            );
+        }
+    }
+    s
+}
+
+#[test]
+fn anomaly_score_reads_the_stored_scores() {
+    let s = predictive_store();
+    let r = instant(&s, "anomaly_score(node_filesystem_avail_bytes)", 90);
+    assert_eq!(
+        r,
+        vec![
+            (labels(&[("mountpoint", "/")]), 0.2),
+            (labels(&[("mountpoint", "/var")]), 0.99)
+        ]
+    );
+    let r = instant(
+        &s,
+        r#"anomaly_score({__name__=~"node_filesystem_.*", mountpoint="/var"}) > 0.9"#,
+        90,
+    );
+    assert_eq!(r, vec![(labels(&[("mountpoint", "/var")]), 0.99)]);
+    // Past the lookback there is nothing.
+    assert!(instant(&s, "anomaly_score(node_filesystem_avail_bytes)", 60 + 301).is_empty());
+}
+
+#[test]
+fn forecast_picks_horizon_and_quantile() {
+    let s = predictive_store();
+    let r = instant(
+        &s,
+        r#"forecast(node_filesystem_avail_bytes{mountpoint="/"}, "1h", 0.9)"#,
+        90,
+    );
+    assert_eq!(
+        r,
+        vec![(labels(&[("mountpoint", "/")]), 1000.0 - 400.0 + 50.0)]
+    );
+    let r = instant(
+        &s,
+        r#"forecast(node_filesystem_avail_bytes, "4h", 0.5) < -1000"#,
+        90,
+    );
+    assert_eq!(r, vec![(labels(&[("mountpoint", "/var")]), 500.0 - 1600.0)]);
+}
+
+#[test]
+fn time_to_threshold_prefers_the_analyzer_then_the_forecast() {
+    let s = predictive_store();
+    let r = instant(&s, "time_to_threshold(node_filesystem_avail_bytes, 0)", 90);
+    // "/" has the analyzer's estimate; "/var" falls from 500 to 100 at 1 h
+    // and -1100 at 4 h: crosses 0 a twelfth of the way into 1h..4h.
+    let var = 3600.0 + 100.0 / 1200.0 * 10800.0;
+    assert_eq!(r.len(), 2, "{r:?}");
+    assert_eq!(r[0], (labels(&[("mountpoint", "/")]), 9000.0));
+    assert!(close(r[1].1, var), "{r:?}");
+    // A threshold without a configured limit comes from the forecast.
+    let r = instant(
+        &s,
+        r#"time_to_threshold(node_filesystem_avail_bytes{mountpoint="/"}, 950)"#,
+        90,
+    );
+    assert!(close(r[0].1, 450.0), "{r:?}");
+}
+
+#[test]
+fn predictive_functions_reject_what_they_cannot_answer() {
+    let s = predictive_store();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("runtime");
+    for (q, needle) in [
+        ("anomaly_score(rate(x[5m]))", "vector selector"),
+        (r#"forecast(x, "2h", 0.5)"#, "\"15m\", \"1h\" or \"4h\""),
+        (r#"forecast(x, "1h", 0.7)"#, "0.1, 0.5 or 0.9"),
+        ("time_to_threshold(x, scalar(y))", "number literal"),
+    ] {
+        let err = rt
+            .block_on(Engine::default().instant(&s, q, 90_000))
+            .expect_err(q)
+            .to_string();
+        assert!(err.contains(needle), "{q}: {err}");
+    }
+}

@@ -66,7 +66,7 @@ fn check_expr(expr: &str) -> Result<(), String> {
     if expr.trim().is_empty() {
         return Err("field `expr` must be set in rule".into());
     }
-    let parsed = promql_parser::parser::parse(expr).map_err(|e| format!("invalid PromQL: {e}"))?;
+    let parsed = crate::promql::parse(expr).map_err(|e| format!("invalid PromQL: {e}"))?;
     match parsed.value_type() {
         ValueType::Vector | ValueType::Scalar => Ok(()),
         other => Err(format!(
