@@ -85,3 +85,40 @@ pub(crate) static REJECTED: LazyLock<IntCounterVec> = LazyLock::new(|| {
     )
     .expect("metric registers once")
 });
+
+/// Log templates held by the miner.
+pub(crate) static LOG_TEMPLATES: LazyLock<IntGauge> = LazyLock::new(|| {
+    register_int_gauge!(
+        "vigie_log_templates",
+        "Log templates held by the template miner."
+    )
+    .expect("metric registers once")
+});
+
+/// Log templates evicted to stay under the miner's cap.
+pub(crate) static LOG_TEMPLATES_EVICTED: LazyLock<IntCounter> = LazyLock::new(|| {
+    register_int_counter!(
+        "vigie_log_templates_evicted_total",
+        "Log templates evicted (least recently used) to stay under the miner's cap."
+    )
+    .expect("metric registers once")
+});
+
+/// Log lines mined on their first words only.
+pub(crate) static LOG_LINES_TRUNCATED: LazyLock<IntCounter> = LazyLock::new(|| {
+    register_int_counter!(
+        "vigie_log_lines_truncated_total",
+        "Log lines with more words than the miner's cap, mined on their first words."
+    )
+    .expect("metric registers once")
+});
+
+/// Log lines not mined, by reason.
+pub(crate) static LOG_LINES_REJECTED: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    register_int_counter_vec!(
+        "vigie_log_lines_rejected_total",
+        "Log lines stored without a template: empty (no word).",
+        &["reason"]
+    )
+    .expect("metric registers once")
+});

@@ -4,11 +4,13 @@
 //! Log batches (`vigie.logs`) go through one [`TemplateMiner`]: each record
 //! gets its `template_id`/`template`, the enriched batch goes to the logs
 //! store, and the samples `vigie_log_lines_total{template_id, source, level}`
-//! (running count per template, source and level since start) and, for a
-//! template never seen before, `vigie_log_new_template{template_id, source} 1`
-//! go to the samples store, so rules and detectors see log rates.
+//! (running count per template, source and level; checkpointed with the
+//! miner in `state/logminer.cbor` at every flush, so it stays monotonic
+//! across restarts) and, for a template never seen before,
+//! `vigie_log_new_template{template_id, source} 1` go to the samples store,
+//! so rules and detectors see log rates. See [`crate::logs::state`].
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -20,7 +22,7 @@ use vigie_model::schema::{batch_to_samples, samples_to_batch};
 use vigie_model::{Labels, Sample, codec, topics};
 
 use crate::dedup::Watermarks;
-use crate::logs::{MinerConfig, TemplateMiner};
+use crate::logs::{LogState, MinerConfig};
 use crate::metrics::{DEAD_LETTERS, ERRORS};
 use crate::score::ScoreBank;
 use crate::storage::Storage;
@@ -43,13 +45,6 @@ pub struct Analyzer {
     dead_letters: Arc<dyn Publisher>,
     config: AnalyzerConfig,
     logs: Mutex<LogState>,
-}
-
-/// The log miner and the running line counts.
-struct LogState {
-    miner: TemplateMiner,
-    /// Lines per (template id, source, level).
-    counts: HashMap<(u64, String, String), u64>,
 }
 
 /// Metric name of the per-template line counters.
@@ -75,10 +70,7 @@ impl Analyzer {
             storage,
             dead_letters,
             config,
-            logs: Mutex::new(LogState {
-                miner: TemplateMiner::new(MinerConfig::default()),
-                counts: HashMap::new(),
-            }),
+            logs: Mutex::new(LogState::new(MinerConfig::default())),
         }
     }
 
@@ -96,6 +88,12 @@ impl Analyzer {
             info!(series = bank.len(), file = %path.display(), "detectors restored");
             *self.scores.lock().unwrap_or_else(|e| e.into_inner()) = bank;
         }
+        if let Some(path) = self.log_checkpoint()
+            && let Some(state) = LogState::load(&path, MinerConfig::default())?
+        {
+            info!(templates = state.miner().len(), file = %path.display(), "log templates restored");
+            *self.logs.lock().unwrap_or_else(|e| e.into_inner()) = state;
+        }
         Ok(series)
     }
 
@@ -104,10 +102,17 @@ impl Analyzer {
         self.watermarks.len()
     }
 
-    /// Where the detectors are checkpointed.
+    /// Where the detectors are checkpointed; the log miner and its line
+    /// counts go beside, in [`crate::logs::state::CHECKPOINT_FILE`].
     pub fn with_checkpoint(mut self, path: std::path::PathBuf) -> Self {
         self.checkpoint = Some(path);
         self
+    }
+
+    /// The log state's checkpoint, beside the detectors'.
+    fn log_checkpoint(&self) -> Option<std::path::PathBuf> {
+        let path = self.checkpoint.as_ref()?;
+        Some(path.with_file_name(crate::logs::state::CHECKPOINT_FILE))
     }
 
     /// Handles one metrics payload: decode, store, score, index.
@@ -158,20 +163,23 @@ impl Analyzer {
             let mut state = self.logs.lock().unwrap_or_else(|e| e.into_inner());
             for log in &mut logs {
                 let r = &log.record;
-                let m = state.miner.add(&r.body);
                 let source = r.labels.get("source").unwrap_or("").to_string();
                 let level = r.severity.clone().unwrap_or_else(|| "unknown".into());
+                // An empty body is stored without a template (and counted).
+                let Some(observed) = state.observe(&r.body, &source, &level) else {
+                    continue;
+                };
+                let (m, n) = (observed.template, observed.count);
                 if m.is_new {
                     let labels = Labels::new()
                         .with("template_id", m.id.to_string())
                         .with("source", source.clone());
                     events.push(Sample::new(LOG_NEW_TEMPLATE, labels, r.ts_ms, 1.0));
                 }
-                let key = (m.id, source, level);
-                let n = state.counts.entry(key.clone()).or_insert(0);
-                *n += 1;
-                let c = counters.entry(key).or_insert((r.ts_ms, *n));
-                *c = (c.0.max(r.ts_ms), *n);
+                let c = counters
+                    .entry((m.id, source, level))
+                    .or_insert((r.ts_ms, n));
+                *c = (c.0.max(r.ts_ms), n);
                 log.template = Some((m.id, m.template));
             }
         }
@@ -229,8 +237,9 @@ impl Analyzer {
     }
 
     /// Flushes the head to Parquet (off the async threads).
-    /// Also checkpoints the detectors, so that what is stored and what
-    /// the detectors have learned describe the same point of the stream.
+    /// Also checkpoints the detectors and the log miner with its line
+    /// counts, so that what is stored and what they have learned describe
+    /// the same point of the stream.
     pub async fn flush(self: &Arc<Self>) -> Result<(), AnalyzerError> {
         let this = self.clone();
         tokio::task::spawn_blocking(move || {
@@ -245,6 +254,15 @@ impl Analyzer {
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
                     .save(path)?;
+            }
+            if let Some(path) = this.log_checkpoint() {
+                // Encoded under the lock, written outside it.
+                let bytes = this
+                    .logs
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .encode()?;
+                crate::logs::state::write_atomic(&path, &bytes)?;
             }
             Ok::<(), AnalyzerError>(())
         })
@@ -393,5 +411,69 @@ mod tests {
             .expect("sql");
         assert_eq!(first_i64(&n), 2);
         assert!(analyzer.ingest_logs(topics::LOGS, b"garbage").is_err());
+    }
+
+    #[tokio::test]
+    async fn template_ids_and_line_counts_survive_a_restart() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let checkpoint = dir.path().join("state").join("detectors.cbor");
+        let start = || {
+            let storage = Arc::new(Storage::open(dir.path(), 1).expect("open"));
+            let analyzer = Arc::new(
+                Analyzer::new(
+                    AnalyzerConfig::default(),
+                    storage.clone(),
+                    Arc::new(MemoryBus::new(4)),
+                )
+                .with_checkpoint(checkpoint.clone()),
+            );
+            (storage, analyzer)
+        };
+        let lines = [
+            "user 1 logged in",
+            "user 22 logged in",
+            "",
+            "disk full on /var",
+        ];
+        let (_, first) = start();
+        first.restore().await.expect("restore");
+        first
+            .ingest_logs(topics::LOGS, &payload(&lines))
+            .expect("ingest");
+        first.flush().await.expect("flush");
+        assert!(dir.path().join("state/logminer.cbor").is_file());
+        let ids: Vec<u64> = {
+            let state = first.logs.lock().expect("lock");
+            state.miner().templates().iter().map(|t| t.0).collect()
+        };
+        drop(first);
+
+        let (storage, second) = start();
+        second.restore().await.expect("restore");
+        second
+            .ingest_logs(topics::LOGS, &payload(&lines))
+            .expect("ingest");
+        {
+            let state = second.logs.lock().expect("lock");
+            let again: Vec<u64> = state.miner().templates().iter().map(|t| t.0).collect();
+            assert_eq!(again, ids, "same templates, same ids");
+            assert_eq!(state.count(ids[0], "/tmp/app.log", "info"), 4);
+        }
+        // The counter sample after the restart continues from 2 to 4.
+        let n = storage
+            .sql("SELECT max(value) FROM samples WHERE metric = 'vigie_log_lines_total'")
+            .await
+            .expect("sql");
+        assert_eq!(first_i64(&n), 4);
+        let n = storage
+            .sql("SELECT count(*) FROM samples WHERE metric = 'vigie_log_new_template'")
+            .await
+            .expect("sql");
+        assert_eq!(first_i64(&n), 2, "no template is new again after a restart");
+        let n = storage
+            .sql("SELECT count(*) FROM logs WHERE template_id IS NULL")
+            .await
+            .expect("sql");
+        assert_eq!(first_i64(&n), 2, "empty bodies stored without a template");
     }
 }

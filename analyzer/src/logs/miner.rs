@@ -528,30 +528,37 @@ impl TemplateMiner {
         self.clusters = clusters;
     }
 
-    /// Writes the miner's state as JSON.
+    /// After deserialising: takes `config` (settings come from the
+    /// configuration, not the saved state) and rebuilds the lookup index.
+    pub(crate) fn restored(&mut self, config: MinerConfig) {
+        self.config = config;
+        self.rebuild_index();
+    }
+
+    /// Writes the miner's state as CBOR (temporary file, synced, renamed).
     pub fn save(&self, path: &Path) -> Result<(), AnalyzerError> {
-        let json = serde_json::to_vec(self).map_err(|e| AnalyzerError::Eval {
+        let mut bytes = Vec::new();
+        ciborium::into_writer(self, &mut bytes).map_err(|e| AnalyzerError::Eval {
             what: path.display().to_string(),
             message: format!("serialising the template miner: {e}"),
         })?;
-        std::fs::write(path, json).map_err(|source| AnalyzerError::Io {
-            path: path.to_path_buf(),
-            source,
-        })
+        super::state::write_atomic(path, &bytes)
     }
 
-    /// Reads a state written by [`TemplateMiner::save`].
+    /// Reads a state written by [`TemplateMiner::save`], keeping its
+    /// configuration.
     pub fn load(path: &Path) -> Result<Self, AnalyzerError> {
         let bytes = std::fs::read(path).map_err(|source| AnalyzerError::Io {
             path: path.to_path_buf(),
             source,
         })?;
         let mut miner: TemplateMiner =
-            serde_json::from_slice(&bytes).map_err(|e| AnalyzerError::Eval {
+            ciborium::from_reader(bytes.as_slice()).map_err(|e| AnalyzerError::Eval {
                 what: path.display().to_string(),
                 message: format!("not a saved template miner: {e}"),
             })?;
-        miner.rebuild_index();
+        let config = miner.config.clone();
+        miner.restored(config);
         Ok(miner)
     }
 }
@@ -644,7 +651,7 @@ mod tests {
         let mut m = TemplateMiner::new(MinerConfig::default());
         let ids: Vec<u64> = lines.iter().map(|l| m.add(l).id).collect();
         let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("miner.json");
+        let path = dir.path().join("miner.cbor");
         m.save(&path).expect("save");
         let mut back = TemplateMiner::load(&path).expect("load");
         assert_eq!(back.templates(), m.templates());
