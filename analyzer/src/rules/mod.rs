@@ -12,9 +12,11 @@
 //! `keep_firing_for`, and with `resolve_expr` only once it matches: a
 //! Vigie extension, see docs/rules.md), like Prometheus; firing and
 //! resolved alerts are published to `vigie.alerts`, and firing ones re-sent
-//! every `resend_delay`. [`unittest`] runs promtool's rule unit tests and
-//! [`template`] expands labels and annotations.
+//! every `resend_delay`. [`unittest`] runs promtool's rule unit tests,
+//! [`backtest`] replays rules over history, and [`template`] expands
+//! labels and annotations.
 
+pub mod backtest;
 mod file;
 mod group;
 pub mod template;
