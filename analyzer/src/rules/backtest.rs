@@ -287,7 +287,7 @@ groups:
         let ctx = EvalContext::default();
         let sel = selectors(&groups, &ctx).expect("selectors");
         let texts: Vec<&str> = sel.iter().map(|(s, _)| s.as_str()).collect();
-        assert_eq!(texts, ["x", "job:x:max"]);
+        assert_eq!(texts, ["job:x:max", "x"]);
         assert!(sel.iter().all(|(_, extent)| *extent == 300_000));
 
         let mut mem = MemoryStore::new();
