@@ -54,7 +54,7 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Measure quality on public labelled data (NAB, Loghub).
+    /// Measure quality on public labelled data (NAB, Loghub, BGL alerts).
     #[command(subcommand)]
     Eval(EvalCommand),
     /// Check Prometheus rule files and run their unit tests (promtool's formats).
@@ -109,10 +109,23 @@ enum EvalCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Precision and recall of Vigie's log alerting signals (new template,
+    /// error level, rate anomaly) on Loghub's labelled BGL sample.
+    Bgl {
+        /// Loghub data: `BGL/BGL_2k.log`.
+        #[arg(long)]
+        data: PathBuf,
+        /// Anomaly score above which a template's rate is an anomaly.
+        #[arg(long, default_value_t = vigie_analyzer::eval::bgl::DEFAULT_THRESHOLD)]
+        threshold: f64,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 fn eval(command: EvalCommand) -> anyhow::Result<()> {
-    use vigie_analyzer::eval::{loghub, nab};
+    use vigie_analyzer::eval::{bgl, loghub, nab};
     match command {
         EvalCommand::Nab { data, out, json } => {
             let report = nab::run(&nab::NabOptions { data, out })?;
@@ -129,6 +142,18 @@ fn eval(command: EvalCommand) -> anyhow::Result<()> {
             json,
         } => {
             let report = loghub::run(&loghub::LoghubOptions { data, formats, out })?;
+            if json {
+                println!("{}", report.to_json());
+            } else {
+                println!("{report}");
+            }
+        }
+        EvalCommand::Bgl {
+            data,
+            threshold,
+            json,
+        } => {
+            let report = bgl::run(&bgl::BglOptions { data, threshold })?;
             if json {
                 println!("{}", report.to_json());
             } else {
