@@ -1,6 +1,7 @@
 //! The `vigie` command: CLI parsing and wiring only; every stage lives in
 //! its own crate (see docs/ARCHITECTURE.md).
 
+mod backtest;
 mod config;
 mod run;
 mod sql;
@@ -57,7 +58,8 @@ enum Command {
     /// Measure quality on public labelled data (NAB, Loghub, BGL alerts).
     #[command(subcommand)]
     Eval(EvalCommand),
-    /// Check Prometheus rule files and run their unit tests (promtool's formats).
+    /// Check Prometheus rule files, run their unit tests (promtool's
+    /// formats) and backtest them over history.
     #[command(subcommand)]
     Rules(RulesCommand),
 }
@@ -77,6 +79,29 @@ enum RulesCommand {
         /// Rule files.
         #[arg(required = true)]
         files: Vec<PathBuf>,
+    },
+    /// Evaluate rule files over stored history and report when each alert
+    /// would have gone pending, fired and resolved, how often and for how
+    /// long, before the rules page anyone.
+    Backtest {
+        /// Rule files or directories.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Start: RFC 3339 (2026-11-28T10:00:00Z), Unix seconds, or -6h.
+        #[arg(long, allow_hyphen_values = true)]
+        from: String,
+        /// End, same forms.
+        #[arg(long, allow_hyphen_values = true, default_value = "now")]
+        to: String,
+        /// Vigie's HTTP address (any Prometheus-compatible API works).
+        #[arg(long, default_value = "http://127.0.0.1:9464")]
+        url: String,
+        /// Evaluate every group at this step instead of its interval.
+        #[arg(long, value_parser = humantime::parse_duration)]
+        step: Option<std::time::Duration>,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -173,13 +198,38 @@ fn rules(command: RulesCommand) -> anyhow::Result<bool> {
             .build()?
             .block_on(unittest::run_and_print(&files))),
         RulesCommand::Check { files } => Ok(check_files(&files)),
+        RulesCommand::Backtest {
+            files,
+            from,
+            to,
+            url,
+            step,
+            json,
+        } => {
+            let options = backtest::Options {
+                files,
+                from,
+                to,
+                url,
+                step,
+                json,
+            };
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?
+                .block_on(backtest::run(options))?;
+            Ok(true)
+        }
     }
 }
 
 fn init_tracing() {
     let filter = EnvFilter::try_from_env("VIGIE_LOG")
         .unwrap_or_else(|_| EnvFilter::new("info,datafusion=warn,rdkafka=warn"));
-    tracing_subscriber::fmt().with_env_filter(filter).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
 }
 
 fn default_config() -> Config {
