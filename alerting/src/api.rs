@@ -31,23 +31,28 @@ use vigie_model::{Alert, AlertState, Labels};
 use crate::AlertingError;
 use crate::config::{AlertingConfig, Resolved};
 use crate::dispatch::{
-    Dispatcher, HeldAlert, ReceiverNotifier, Shared, build_notifiers, log_warnings, now_ms,
-    receiver_names, run_shared, targets_of, utc,
+    Dispatcher, Durable, HeldAlert, ReceiverNotifier, Shared, build_notifiers, log_warnings,
+    now_ms, receiver_names, run_shared, targets_of, utc,
 };
+use crate::history::History;
 use crate::outbox::{Outbox, outbox_dir};
 use crate::silence::{
     Matcher, PostableSilence, Silence, SilenceError, SilenceState, Silences, all_match,
     silences_path, valid_label_name,
 };
+use crate::state::{StateFile, state_path};
 
 /// The running alerting task.
 pub type AlertingTask = JoinHandle<Result<(), AlertingError>>;
 
 /// Starts alerting: checks `config`, builds its notifiers, loads the
 /// silences persisted under `data_dir` (`<data_dir>/alerting/silences.json`;
-/// `None` keeps them in memory) and opens the durable outbox there
-/// (`<data_dir>/alerting/outbox/`, re-sending what it holds), spawns the run loop on `subscriber` until
-/// `shutdown`, and returns the API router sharing its state with the loop.
+/// `None` keeps everything in memory), the notification log and
+/// acknowledgements (`state.json`), opens the durable outbox there
+/// (`<data_dir>/alerting/outbox/`, re-sending what it holds) and the
+/// notification history (`notifications.jsonl`), spawns the run loop on
+/// `subscriber` until `shutdown`, and returns the API router sharing its
+/// state with the loop.
 pub fn start(
     config: AlertingConfig,
     data_dir: Option<&Path>,
@@ -69,17 +74,20 @@ pub fn start(
         }
         None => Silences::in_memory(),
     };
-    let outbox = match data_dir {
+    let durable = match data_dir {
         Some(dir) => {
             let path = outbox_dir(dir);
-            Some(
-                Outbox::open(path.clone())
-                    .map_err(|e| AlertingError::Outbox(format!("{}: {e}", path.display())))?,
-            )
+            let outbox = Outbox::open(path.clone())
+                .map_err(|e| AlertingError::Outbox(format!("{}: {e}", path.display())))?;
+            Durable {
+                outbox: Some(outbox),
+                history: Some(History::open(dir)),
+                state: Some(StateFile::new(state_path(dir))),
+            }
         }
-        None => None,
+        None => Durable::default(),
     };
-    let (state, task) = spawn_loop(resolved, notifiers, silences, outbox, subscriber, shutdown);
+    let (state, task) = spawn_loop(resolved, notifiers, silences, durable, subscriber, shutdown)?;
     Ok((router(state), task))
 }
 
@@ -94,32 +102,50 @@ pub fn start_with_notifiers(
     shutdown: CancellationToken,
 ) -> Result<(Arc<Shared>, AlertingTask), AlertingError> {
     let resolved = config.resolve()?;
-    Ok(spawn_loop(
-        resolved, notifiers, silences, None, subscriber, shutdown,
-    ))
+    spawn_loop(
+        resolved,
+        notifiers,
+        silences,
+        Durable::default(),
+        subscriber,
+        shutdown,
+    )
 }
 
 fn spawn_loop(
     resolved: Resolved,
     notifiers: Vec<ReceiverNotifier>,
     silences: Silences,
-    outbox: Option<Outbox>,
+    durable: Durable,
     subscriber: Box<dyn vigie_bus::Subscriber>,
     shutdown: CancellationToken,
-) -> (Arc<Shared>, AlertingTask) {
+) -> Result<(Arc<Shared>, AlertingTask), AlertingError> {
     let config = resolved.config;
-    let dispatcher = Dispatcher::with_routing(&config, resolved.routing, targets_of(&notifiers))
-        .with_silences(silences);
-    let state = Shared::with_outbox(dispatcher, receiver_names(&config, &notifiers), outbox);
+    let mut dispatcher =
+        Dispatcher::with_routing(&config, resolved.routing, targets_of(&notifiers))
+            .with_silences(silences);
+    if let Some(file) = &durable.state {
+        let saved = file
+            .load()
+            .map_err(|e| AlertingError::State(format!("{}: {e}", file.path().display())))?;
+        dispatcher.restore(saved, now_ms());
+    }
+    let state = Shared::durable(dispatcher, receiver_names(&config, &notifiers), durable);
     let loop_state = Arc::clone(&state);
     let task = tokio::spawn(async move {
         run_shared(loop_state, &config, notifiers, subscriber, shutdown).await
     });
-    (state, task)
+    Ok((state, task))
 }
 
-/// The Alertmanager API v2 routes over `state`.
+/// The Alertmanager API v2 routes over `state`, with Vigie's own:
+/// `GET /api/v1/notifications` (the history, when kept) and
+/// `POST /api/v1/alerts/groups/{id}/ack`.
 pub fn router(state: Arc<Shared>) -> Router {
+    let mut extra = crate::ack::router(Arc::clone(&state));
+    if let Some(history) = state.history() {
+        extra = extra.merge(crate::history::router(history.clone()));
+    }
     Router::new()
         .route("/api/v2/alerts", get(get_alerts).post(post_alerts))
         .route("/api/v2/alerts/groups", get(get_groups))
@@ -131,6 +157,7 @@ pub fn router(state: Arc<Shared>) -> Router {
         .route("/api/v2/status", get(get_status))
         .route("/api/v2/receivers", get(get_receivers))
         .with_state(state)
+        .merge(extra)
 }
 
 fn bad_request(reason: impl Into<String>) -> Response {

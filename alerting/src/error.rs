@@ -21,6 +21,9 @@ pub enum AlertingError {
     /// The persisted silences could not be read.
     #[error("silences: {0}")]
     Silences(String),
+    /// The saved notification log and acknowledgements could not be read.
+    #[error("alerting state: {0}")]
+    State(String),
     /// The outbox directory could not be created or read.
     #[error("outbox: {0}")]
     Outbox(String),

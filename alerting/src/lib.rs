@@ -36,17 +36,21 @@
 //! in memory, so a restart re-notifies firing groups after `group_wait`;
 //! only notifications already due are kept, in the outbox.
 
+pub mod ack;
 pub mod alertmanager;
 pub mod api;
 pub mod auth;
 pub mod config;
 pub mod dispatch;
 pub mod error;
+pub mod history;
 pub mod metrics;
 pub mod notify;
 pub mod outbox;
 pub mod route;
+pub mod runner;
 pub mod silence;
+pub mod state;
 
 pub use alertmanager::AlertmanagerError;
 pub use api::{AlertingTask, router, start, start_with_notifiers};

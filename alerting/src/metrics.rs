@@ -54,3 +54,12 @@ pub static API_UNAUTHORIZED: LazyLock<IntCounter> = LazyLock::new(|| {
     )
     .expect("metric registers once")
 });
+
+/// Records that could not be written to the notification history.
+pub static HISTORY_ERRORS: LazyLock<IntCounter> = LazyLock::new(|| {
+    register_int_counter!(
+        "vigie_notification_history_errors_total",
+        "Notification history records that could not be written."
+    )
+    .expect("metric registers once")
+});

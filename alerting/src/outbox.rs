@@ -183,6 +183,7 @@ mod tests {
                 group_labels: Labels::new(),
                 alerts: vec![],
                 external_url: String::new(),
+                notified_at_ms: 0,
             },
         }
     }

@@ -78,6 +78,7 @@ impl EmailNotifier {
     /// Builds the message for a notification (without sending it).
     pub fn message(&self, n: &Notification) -> Result<Message, NotifyError> {
         let mut builder = Message::builder()
+            .message_id(Some(format!("<{}@vigie>", n.idempotency_key())))
             .from(self.from.clone())
             .subject(self.subject_override.clone().unwrap_or_else(|| subject(n)));
         for to in &self.to {

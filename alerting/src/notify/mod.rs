@@ -68,9 +68,44 @@ pub struct Notification {
     pub alerts: Vec<NotifiedAlert>,
     /// Vigie's external URL.
     pub external_url: String,
+    /// When the dispatcher decided to send it (ms since epoch): with the
+    /// receiver, group key and status it makes [`Notification::idempotency_key`].
+    /// 0 in entries written before this field existed.
+    #[serde(default)]
+    pub notified_at_ms: i64,
 }
 
+/// The HTTP header carrying [`Notification::idempotency_key`] on webhooks.
+pub const IDEMPOTENCY_HEADER: &str = "Idempotency-Key";
+
 impl Notification {
+    /// A key that is the same for every attempt to deliver this
+    /// notification, in this run or re-sent from the outbox after a crash,
+    /// and different for any other notification (a repeat, a change, the
+    /// resolution): 32 hex digits of the MD5 of receiver, group key, status
+    /// and [`Notification::notified_at_ms`]. Webhooks carry it in the
+    /// [`IDEMPOTENCY_HEADER`] header, emails in their `Message-ID`, so a
+    /// receiver can drop the duplicate that at-least-once delivery may bring.
+    pub fn idempotency_key(&self) -> String {
+        use md5::{Digest, Md5};
+        let mut h = Md5::new();
+        for part in [
+            self.receiver.as_bytes(),
+            self.group_key.as_bytes(),
+            self.status.as_str().as_bytes(),
+            self.notified_at_ms.to_string().as_bytes(),
+        ] {
+            h.update(part);
+            h.update([0u8]);
+        }
+        h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    /// The fingerprints of the alerts, in notification order.
+    pub fn fingerprints(&self) -> Vec<String> {
+        self.alerts.iter().map(|a| a.fingerprint.clone()).collect()
+    }
+
     /// Label pairs shared by every alert.
     pub fn common_labels(&self) -> Labels {
         common(self.alerts.iter().map(|a| &a.labels))
@@ -152,9 +187,21 @@ pub(crate) async fn post_json<T: Serialize + ?Sized>(
     url: &str,
     body: &T,
 ) -> Result<(), NotifyError> {
-    let response = client
-        .post(url)
-        .json(body)
+    post_json_with(client, url, body, &[]).await
+}
+
+/// [`post_json`] with extra request headers.
+pub(crate) async fn post_json_with<T: Serialize + ?Sized>(
+    client: &reqwest::Client,
+    url: &str,
+    body: &T,
+    headers: &[(&str, &str)],
+) -> Result<(), NotifyError> {
+    let mut request = client.post(url).json(body);
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let response = request
         .send()
         .await
         .map_err(|e| NotifyError::Transport(error_chain(&e)))?;
@@ -215,6 +262,7 @@ mod tests {
                     .with("s", "p")),
             ],
             external_url: String::new(),
+            notified_at_ms: 0,
         };
         assert_eq!(
             n.common_labels(),

@@ -4,7 +4,9 @@ use async_trait::async_trait;
 use serde::Serialize;
 use vigie_model::Labels;
 
-use super::{Notification, Notifier, ZERO_TIME, http_client, post_json, rfc3339};
+use super::{
+    IDEMPOTENCY_HEADER, Notification, Notifier, ZERO_TIME, http_client, post_json_with, rfc3339,
+};
 use crate::NotifyError;
 use crate::config::WebhookConfig;
 
@@ -129,10 +131,12 @@ impl Notifier for WebhookNotifier {
     }
 
     async fn notify(&self, n: &Notification) -> Result<(), NotifyError> {
-        post_json(
+        let key = n.idempotency_key();
+        post_json_with(
             &self.client,
             &self.url,
             &WebhookPayload::truncated(n, self.max_alerts),
+            &[(IDEMPOTENCY_HEADER, key.as_str())],
         )
         .await
     }

@@ -1,0 +1,503 @@
+use super::*;
+
+const S: i64 = 1000;
+const M: i64 = 60 * S;
+const T0: i64 = 1_700_000_000_000;
+
+fn config() -> AlertingConfig {
+    AlertingConfig {
+        group_wait: Duration::from_secs(30),
+        group_interval: Duration::from_secs(300),
+        repeat_interval: Duration::from_secs(3600),
+        resolve_timeout: Duration::from_secs(300),
+        ..AlertingConfig::default()
+    }
+}
+
+fn targets(send_resolved: bool) -> Vec<Target> {
+    vec![Target {
+        receiver: "ops".into(),
+        integration: "test",
+        send_resolved,
+    }]
+}
+
+fn alert(name: &str, instance: &str, state: AlertState, at: i64) -> Alert {
+    Alert {
+        labels: Labels::new()
+            .with("alertname", name)
+            .with("instance", instance),
+        annotations: Labels::new().with("summary", format!("{name} on {instance}")),
+        state,
+        active_at_ms: at - M,
+        fired_at_ms: Some(at),
+        resolved_at_ms: (state == AlertState::Resolved).then_some(at),
+        value: 1.0,
+        generator_url: "http://vigie/graph".into(),
+    }
+}
+
+fn fingerprints(job: &Job) -> Vec<(String, GroupStatus)> {
+    job.notification
+        .alerts
+        .iter()
+        .map(|a| (a.labels.get("instance").unwrap_or("").to_string(), a.status))
+        .collect()
+}
+
+#[test]
+fn group_wait_is_respected_and_same_group_alerts_arrive_together() {
+    let mut d = Dispatcher::new(&config(), targets(true));
+    d.receive(&alert("HighLatency", "a", AlertState::Firing, T0), T0);
+    d.receive(
+        &alert("HighLatency", "b", AlertState::Firing, T0),
+        T0 + 10 * S,
+    );
+    assert!(d.tick(T0 + 29 * S).is_empty(), "before group_wait");
+    let jobs = d.tick(T0 + 30 * S);
+    assert_eq!(jobs.len(), 1);
+    let n = &jobs[0].notification;
+    assert_eq!(n.group_key, "{}:{alertname=\"HighLatency\"}");
+    assert_eq!(
+        n.group_labels,
+        Labels::new().with("alertname", "HighLatency")
+    );
+    assert_eq!(n.status, GroupStatus::Firing);
+    assert_eq!(n.receiver, "ops");
+    assert_eq!(
+        fingerprints(&jobs[0]),
+        vec![
+            ("a".into(), GroupStatus::Firing),
+            ("b".into(), GroupStatus::Firing)
+        ]
+    );
+    assert_eq!(n.alerts[0].starts_at_ms, T0);
+    assert_eq!(n.alerts[0].ends_at_ms, None);
+}
+
+#[test]
+fn different_groups_are_notified_separately() {
+    let mut d = Dispatcher::new(&config(), targets(true));
+    d.receive(&alert("A", "x", AlertState::Firing, T0), T0);
+    d.receive(&alert("B", "x", AlertState::Firing, T0), T0);
+    assert_eq!(d.group_count(), 2);
+    assert_eq!(d.tick(T0 + 30 * S).len(), 2);
+}
+
+#[test]
+fn group_by_all_labels() {
+    let mut c = config();
+    c.group_by = vec!["...".into()];
+    let mut d = Dispatcher::new(&c, targets(true));
+    d.receive(&alert("A", "x", AlertState::Firing, T0), T0);
+    d.receive(&alert("A", "y", AlertState::Firing, T0), T0);
+    assert_eq!(d.group_count(), 2);
+}
+
+#[test]
+fn new_alert_in_group_waits_for_group_interval() {
+    let mut d = Dispatcher::new(&config(), targets(true));
+    d.receive(&alert("A", "a", AlertState::Firing, T0), T0);
+    assert_eq!(d.tick(T0 + 30 * S).len(), 1);
+    d.receive(&alert("A", "b", AlertState::Firing, T0 + M), T0 + M);
+    assert!(
+        d.tick(T0 + 30 * S + 4 * M).is_empty(),
+        "before group_interval"
+    );
+    let jobs = d.tick(T0 + 30 * S + 5 * M);
+    assert_eq!(jobs.len(), 1);
+    assert_eq!(jobs[0].notification.alerts.len(), 2);
+}
+
+#[test]
+fn resolved_notification_then_group_dropped() {
+    let mut d = Dispatcher::new(&config(), targets(true));
+    d.receive(&alert("A", "a", AlertState::Firing, T0), T0);
+    assert_eq!(d.tick(T0 + 30 * S).len(), 1);
+    d.receive(
+        &alert("A", "a", AlertState::Resolved, T0 + 2 * M),
+        T0 + 2 * M,
+    );
+    assert!(d.tick(T0 + 3 * M).is_empty(), "waits for group_interval");
+    let jobs = d.tick(T0 + 30 * S + 5 * M);
+    assert_eq!(jobs.len(), 1);
+    let n = &jobs[0].notification;
+    assert_eq!(n.status, GroupStatus::Resolved);
+    assert_eq!(n.alerts[0].status, GroupStatus::Resolved);
+    assert_eq!(n.alerts[0].ends_at_ms, Some(T0 + 2 * M));
+    assert_eq!(d.group_count(), 0);
+    assert!(d.tick(T0 + 2 * 3600 * S).is_empty());
+}
+
+#[test]
+fn partial_resolution_is_sent_when_send_resolved() {
+    let mut d = Dispatcher::new(&config(), targets(true));
+    d.receive(&alert("A", "a", AlertState::Firing, T0), T0);
+    d.receive(&alert("A", "b", AlertState::Firing, T0), T0);
+    assert_eq!(d.tick(T0 + 30 * S).len(), 1);
+    d.receive(&alert("A", "b", AlertState::Resolved, T0 + M), T0 + M);
+    d.receive(&alert("A", "a", AlertState::Firing, T0), T0 + 4 * M);
+    let jobs = d.tick(T0 + 30 * S + 5 * M);
+    assert_eq!(jobs.len(), 1);
+    assert_eq!(jobs[0].notification.status, GroupStatus::Firing);
+    assert_eq!(
+        fingerprints(&jobs[0]),
+        vec![
+            ("a".into(), GroupStatus::Firing),
+            ("b".into(), GroupStatus::Resolved)
+        ]
+    );
+    assert_eq!(
+        d.alert_count(),
+        1,
+        "resolved alert forgotten after the flush"
+    );
+}
+
+#[test]
+fn send_resolved_false_skips_resolved_and_still_drops_group() {
+    let mut d = Dispatcher::new(&config(), targets(false));
+    d.receive(&alert("A", "a", AlertState::Firing, T0), T0);
+    assert_eq!(d.tick(T0 + 30 * S).len(), 1);
+    d.receive(&alert("A", "a", AlertState::Resolved, T0 + M), T0 + M);
+    assert!(d.tick(T0 + 30 * S + 5 * M).is_empty());
+    assert_eq!(d.group_count(), 0);
+}
+
+#[test]
+fn repeat_after_repeat_interval_not_before() {
+    let mut d = Dispatcher::new(&config(), targets(true));
+    d.receive(&alert("A", "a", AlertState::Firing, T0), T0);
+    let first = T0 + 30 * S;
+    assert_eq!(d.tick(first).len(), 1);
+    // The analyzer re-sends every minute; each group_interval tick
+    // before repeat_interval stays quiet.
+    let mut t = first;
+    let mut sent = 0;
+    while t < first + 3600 * S - 5 * M {
+        t += M;
+        d.receive(&alert("A", "a", AlertState::Firing, T0), t);
+        sent += d.tick(t).len();
+    }
+    assert_eq!(sent, 0, "no repeat before repeat_interval");
+    let mut repeat_at = None;
+    while repeat_at.is_none() && t < first + 2 * 3600 * S {
+        t += M;
+        d.receive(&alert("A", "a", AlertState::Firing, T0), t);
+        if !d.tick(t).is_empty() {
+            repeat_at = Some(t);
+        }
+    }
+    let repeat_at = repeat_at.expect("repeated");
+    assert!(repeat_at >= first + 3600 * S, "{}", repeat_at - first);
+    assert!(
+        repeat_at <= first + 3600 * S + 5 * M,
+        "{}",
+        repeat_at - first
+    );
+}
+
+#[test]
+fn resolve_timeout_resolves_stale_alerts() {
+    let mut d = Dispatcher::new(&config(), targets(true));
+    d.receive(&alert("A", "a", AlertState::Firing, T0), T0);
+    assert_eq!(d.tick(T0 + 30 * S).len(), 1);
+    // Not re-sent: at T0 + 5m it times out; the next flush is at 5m30s.
+    assert!(d.tick(T0 + 5 * M).is_empty());
+    let jobs = d.tick(T0 + 30 * S + 5 * M);
+    assert_eq!(jobs.len(), 1);
+    let n = &jobs[0].notification;
+    assert_eq!(n.status, GroupStatus::Resolved);
+    assert_eq!(n.alerts[0].ends_at_ms, Some(T0 + 5 * M));
+    assert_eq!(d.group_count(), 0);
+}
+
+#[test]
+fn refreshed_alert_does_not_time_out() {
+    let mut d = Dispatcher::new(&config(), targets(true));
+    d.receive(&alert("A", "a", AlertState::Firing, T0), T0);
+    assert_eq!(d.tick(T0 + 30 * S).len(), 1);
+    d.receive(&alert("A", "a", AlertState::Firing, T0), T0 + 4 * M);
+    assert!(d.tick(T0 + 30 * S + 5 * M).is_empty());
+    assert_eq!(d.group_count(), 1);
+}
+
+#[test]
+fn failed_delivery_is_resent_at_next_flush() {
+    let mut d = Dispatcher::new(&config(), targets(true));
+    d.receive(&alert("A", "a", AlertState::Firing, T0), T0);
+    let jobs = d.tick(T0 + 30 * S);
+    d.mark_failed(&jobs[0].notification.group_key, jobs[0].target);
+    assert_eq!(d.tick(T0 + 30 * S + 5 * M).len(), 1);
+    assert!(d.tick(T0 + 30 * S + 10 * M).is_empty());
+}
+
+#[test]
+fn pending_and_unknown_resolved_alerts_are_ignored() {
+    let mut d = Dispatcher::new(&config(), targets(true));
+    d.receive(&alert("A", "a", AlertState::Pending, T0), T0);
+    d.receive(&alert("A", "b", AlertState::Resolved, T0), T0);
+    assert_eq!(d.group_count(), 0);
+}
+
+#[test]
+fn fired_and_resolved_within_group_wait_is_not_notified() {
+    let mut d = Dispatcher::new(&config(), targets(true));
+    d.receive(&alert("A", "a", AlertState::Firing, T0), T0);
+    d.receive(
+        &alert("A", "a", AlertState::Resolved, T0 + 5 * S),
+        T0 + 5 * S,
+    );
+    assert!(d.tick(T0 + 30 * S).is_empty());
+    assert_eq!(d.group_count(), 0);
+}
+
+fn silence(d: &mut Dispatcher, name: &str, from: i64, to: i64) -> String {
+    use crate::silence::{Matcher, PostableSilence};
+    let p = PostableSilence {
+        id: None,
+        matchers: vec![Matcher::new("alertname", name, false, true).expect("matcher")],
+        starts_at: utc(from),
+        ends_at: utc(to),
+        created_by: "t".into(),
+        comment: "c".into(),
+    };
+    d.silences_mut().set(p, utc(from)).expect("silence")
+}
+
+#[test]
+fn silenced_alerts_are_not_notified_until_the_silence_ends() {
+    let mut d = Dispatcher::new(&config(), targets(true));
+    let id = silence(&mut d, "A", T0, T0 + 10 * M);
+    d.receive(&alert("A", "a", AlertState::Firing, T0), T0);
+    d.receive(&alert("B", "a", AlertState::Firing, T0), T0);
+    let jobs = d.tick(T0 + 30 * S);
+    assert_eq!(jobs.len(), 1, "only the unsilenced group");
+    assert_eq!(
+        jobs[0].notification.group_labels.get("alertname"),
+        Some("B")
+    );
+    let held = d.alerts(T0 + 30 * S);
+    let a = held
+        .iter()
+        .find(|h| h.labels.get("alertname") == Some("A"))
+        .expect("A held");
+    assert_eq!(a.silenced_by, vec![id]);
+    // Keep A fresh; its group flushes every 5 minutes, muted until 10m.
+    d.receive(&alert("A", "a", AlertState::Firing, T0), T0 + 4 * M);
+    d.receive(&alert("B", "a", AlertState::Firing, T0), T0 + 4 * M);
+    assert!(d.tick(T0 + 30 * S + 5 * M).is_empty());
+    d.receive(&alert("A", "a", AlertState::Firing, T0), T0 + 9 * M);
+    d.receive(&alert("B", "a", AlertState::Firing, T0), T0 + 9 * M);
+    let jobs = d.tick(T0 + 30 * S + 10 * M);
+    assert_eq!(jobs.len(), 1, "notified once the silence expired");
+    assert_eq!(
+        jobs[0].notification.group_labels.get("alertname"),
+        Some("A")
+    );
+}
+
+#[test]
+fn posted_alert_resolves_at_its_end_or_when_already_ended() {
+    let mut d = Dispatcher::new(&config(), targets(true));
+    let a = alert("A", "a", AlertState::Firing, T0);
+    d.receive_posted(&a, Some(T0 + 2 * M), T0);
+    assert_eq!(d.tick(T0 + 30 * S).len(), 1);
+    assert_eq!(d.alerts(T0 + M)[0].ends_at_ms, T0 + 2 * M);
+    assert!(!d.alerts(T0 + M)[0].resolved);
+    let jobs = d.tick(T0 + 30 * S + 5 * M);
+    assert_eq!(jobs[0].notification.status, GroupStatus::Resolved);
+    assert_eq!(jobs[0].notification.alerts[0].ends_at_ms, Some(T0 + 2 * M));
+    // A past end on a new alert of an unknown group: nothing to tell.
+    d.receive_posted(&a, Some(T0), T0 + 6 * M);
+    assert_eq!(d.group_count(), 0);
+}
+
+fn routed(yaml: &str, receivers: &[&str]) -> Dispatcher {
+    let loaded = crate::alertmanager::parse(yaml, "am.yml").expect("alertmanager.yml");
+    let targets = receivers
+        .iter()
+        .map(|r| Target {
+            receiver: (*r).into(),
+            integration: "test",
+            send_resolved: true,
+        })
+        .collect();
+    Dispatcher::with_routing(&config(), loaded.routing, targets)
+}
+
+fn labelled(pairs: &[(&str, &str)]) -> Alert {
+    let mut a = alert("A", "a", AlertState::Firing, T0);
+    a.labels = pairs.iter().copied().collect();
+    a
+}
+
+const TREE: &str = r#"
+route:
+  receiver: default
+  group_by: [alertname]
+  group_wait: 10s
+  routes:
+    - matchers: ['severity="critical"']
+      receiver: pager
+      group_wait: 1s
+      continue: true
+    - matchers: ['team="db"']
+      receiver: db
+      group_by: ['...']
+inhibit_rules:
+  - source_matchers: ['severity="critical"']
+    target_matchers: ['severity="warning"']
+    equal: [instance]
+receivers: [{name: default}, {name: pager}, {name: db}]
+"#;
+
+#[test]
+fn routes_pick_receivers_timing_and_group_keys() {
+    let mut d = routed(TREE, &["default", "pager", "db"]);
+    d.receive(
+        &labelled(&[
+            ("alertname", "Down"),
+            ("severity", "critical"),
+            ("team", "db"),
+        ]),
+        T0,
+    );
+    d.receive(&labelled(&[("alertname", "Other")]), T0);
+    assert_eq!(
+        d.group_count(),
+        3,
+        "pager and db for the first, default for the second"
+    );
+    let early = d.tick(T0 + S);
+    assert_eq!(early.len(), 1, "pager's group_wait is 1s");
+    assert_eq!(early[0].notification.receiver, "pager");
+    assert_eq!(
+        early[0].notification.group_key,
+        r#"{}/{severity="critical"}:{alertname="Down"}"#
+    );
+    let later = d.tick(T0 + 10 * S);
+    let mut got: Vec<(String, String)> = later
+        .iter()
+        .map(|j| {
+            (
+                j.notification.receiver.clone(),
+                j.notification.group_key.clone(),
+            )
+        })
+        .collect();
+    got.sort();
+    assert_eq!(
+        got,
+        [
+            (
+                "db".to_string(),
+                r#"{}/{team="db"}:{alertname="Down",severity="critical",team="db"}"#.to_string()
+            ),
+            (
+                "default".to_string(),
+                r#"{}:{alertname="Other"}"#.to_string()
+            ),
+        ]
+    );
+}
+
+#[test]
+fn inhibited_alerts_are_left_out_and_shown() {
+    let mut d = routed(TREE, &["default", "pager", "db"]);
+    let crit = labelled(&[
+        ("alertname", "Down"),
+        ("severity", "critical"),
+        ("instance", "x"),
+    ]);
+    let warn_x = labelled(&[
+        ("alertname", "Slow"),
+        ("severity", "warning"),
+        ("instance", "x"),
+    ]);
+    let warn_y = labelled(&[
+        ("alertname", "Slow"),
+        ("severity", "warning"),
+        ("instance", "y"),
+    ]);
+    for a in [&crit, &warn_x, &warn_y] {
+        d.receive(a, T0);
+    }
+    let jobs = d.tick(T0 + 10 * S);
+    let slow: Vec<&Job> = jobs
+        .iter()
+        .filter(|j| j.notification.group_labels.get("alertname") == Some("Slow"))
+        .collect();
+    assert_eq!(slow.len(), 1);
+    let instances: Vec<&str> = slow[0]
+        .notification
+        .alerts
+        .iter()
+        .filter_map(|a| a.labels.get("instance"))
+        .collect();
+    assert_eq!(instances, ["y"], "the warning on x is inhibited");
+    let held = d.alerts(T0 + 10 * S);
+    let x = held
+        .iter()
+        .find(|h| h.labels == warn_x.labels)
+        .expect("held");
+    assert_eq!(x.inhibited_by, [crit.fingerprint()]);
+    // The critical one resolves: the warning on x is notified next.
+    let mut resolved = crit.clone();
+    resolved.state = AlertState::Resolved;
+    resolved.resolved_at_ms = Some(T0 + M);
+    d.receive(&resolved, T0 + M);
+    let jobs = d.tick(T0 + 10 * S + 5 * M);
+    let slow = jobs
+        .iter()
+        .find(|j| j.notification.group_labels.get("alertname") == Some("Slow"))
+        .expect("Slow notified again");
+    assert_eq!(slow.notification.alerts.len(), 2);
+}
+
+#[test]
+fn mute_and_active_time_intervals_hold_notifications() {
+    let yaml = r#"
+route:
+  receiver: default
+  routes:
+    - matchers: ['team="a"']
+      receiver: default
+      mute_time_intervals: [always]
+    - matchers: ['team="b"']
+      receiver: default
+      active_time_intervals: [long-ago]
+time_intervals:
+  - name: always
+    time_intervals: [{years: ['2000:2999']}]
+  - name: long-ago
+    time_intervals: [{years: ['1999']}]
+receivers: [{name: default}]
+"#;
+    let mut d = routed(yaml, &["default"]);
+    d.receive(&labelled(&[("alertname", "A"), ("team", "a")]), T0);
+    d.receive(&labelled(&[("alertname", "B"), ("team", "b")]), T0);
+    d.receive(&labelled(&[("alertname", "C"), ("team", "c")]), T0);
+    let jobs = d.tick(T0 + 30 * S);
+    assert_eq!(jobs.len(), 1, "only the unmuted route");
+    assert_eq!(jobs[0].notification.alerts[0].labels.get("team"), Some("c"));
+    assert_eq!(d.group_count(), 3, "muted groups are kept for later");
+}
+
+#[test]
+fn every_target_gets_a_job() {
+    let mut t = targets(true);
+    t.push(Target {
+        receiver: "mail".into(),
+        integration: "email",
+        send_resolved: false,
+    });
+    let mut d = Dispatcher::new(&config(), t);
+    d.receive(&alert("A", "a", AlertState::Firing, T0), T0);
+    let jobs = d.tick(T0 + 30 * S);
+    let receivers: Vec<_> = jobs
+        .iter()
+        .map(|j| j.notification.receiver.as_str())
+        .collect();
+    assert_eq!(receivers, vec!["ops", "mail"]);
+}
