@@ -414,6 +414,36 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn bad_log_bodies_are_processed_or_counted_never_a_panic() {
+        use crate::metrics::{LOG_LINES_REJECTED, LOG_LINES_TRUNCATED};
+        let dir = tempfile::tempdir().expect("tempdir");
+        let storage = Arc::new(Storage::open(dir.path(), 1).expect("open"));
+        let analyzer = Analyzer::new(
+            AnalyzerConfig::default(),
+            storage.clone(),
+            Arc::new(MemoryBus::new(4)),
+        );
+        let rejected = LOG_LINES_REJECTED.with_label_values(&["empty"]).get();
+        let truncated = LOG_LINES_TRUNCATED.get();
+        let garbage =
+            String::from_utf8_lossy(&[0xff, 0x00, 0xfe, b' ', 0x1b, b'[', 0xc3]).into_owned();
+        let one_mb = "y".repeat(1 << 20);
+        let many_words = "w ".repeat(600_000);
+        let bodies = ["", "\n\t ", &garbage, &one_mb, &many_words, "\u{0}\u{0}"];
+        let n = analyzer
+            .ingest_logs(topics::LOGS, &payload(&bodies))
+            .expect("ingest");
+        assert_eq!(n, bodies.len(), "every record is stored");
+        assert!(LOG_LINES_REJECTED.with_label_values(&["empty"]).get() >= rejected + 2);
+        assert!(LOG_LINES_TRUNCATED.get() > truncated);
+        let n = storage
+            .sql("SELECT count(*) FROM logs WHERE template_id IS NOT NULL")
+            .await
+            .expect("sql");
+        assert_eq!(first_i64(&n), 4, "the non-empty bodies are mined");
+    }
+
+    #[tokio::test]
     async fn template_ids_and_line_counts_survive_a_restart() {
         let dir = tempfile::tempdir().expect("tempdir");
         let checkpoint = dir.path().join("state").join("detectors.cbor");

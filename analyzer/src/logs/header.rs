@@ -148,6 +148,41 @@ mod tests {
     }
 
     #[test]
+    fn huge_and_odd_lines_are_split_or_refused() {
+        let f = HeaderFormat::new("<Date> <Time> <Level> <Component>: <Content>").expect("format");
+        let huge = format!("081109 203615 INFO a.B: {}", "x ".repeat(500_000));
+        let s = f.split(&huge).expect("matches");
+        assert_eq!(s.content.len(), 999_999);
+        assert!(f.split("").is_none());
+        assert!(f.split("\u{0}\u{fffd}\u{fffd}").is_none());
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn random_lines_never_panic(line in "\\PC{0,120}", bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..200)) {
+            let lossy = String::from_utf8_lossy(&bytes);
+            for (_, format) in crate::eval::loghub::DEFAULT_FORMATS {
+                let f = HeaderFormat::new(format).expect("format");
+                for l in [line.as_str(), lossy.as_ref()] {
+                    if let Some(s) = f.split(l) {
+                        // The content is a piece of the line.
+                        proptest::prop_assert!(l.contains(s.content));
+                        proptest::prop_assert_eq!(s.fields.len(), f.fields().len() - 1);
+                    }
+                }
+            }
+        }
+
+        #[test]
+        fn random_formats_compile_or_fail_cleanly(format in "[<>A-Za-z_ ()\\[\\]|?*.:-]{0,40}") {
+            if let Ok(f) = HeaderFormat::new(&format) {
+                proptest::prop_assert!(f.fields().iter().any(|n| n == "Content"));
+                let _ = f.split("2024-01-01 INFO x: hello");
+            }
+        }
+    }
+
+    #[test]
     fn rejects_formats_without_content() {
         assert!(HeaderFormat::new("<Date> <Message>").is_err());
         assert!(HeaderFormat::new("<A> <A> <Content>").is_err());
