@@ -23,7 +23,20 @@
 //!   counted ([`metrics`]);
 //! - with a data directory, each notification is written to a durable
 //!   outbox before it is sent and removed once delivered; what is pending
-//!   at start-up is re-sent ([`outbox`]).
+//!   at start-up is re-sent ([`outbox`]). What each target was told about
+//!   each group (the notification log) is saved after the outbox, so a
+//!   restart neither repeats a notification nor forgets one owed
+//!   ([`state`]). Delivery stays at least once in one window: a crash
+//!   after a receiver accepted a notification and before its outbox entry
+//!   is removed re-sends it, with the same idempotency key (webhook header
+//!   `Idempotency-Key`, email `Message-ID`) so the receiver can drop it;
+//!   PagerDuty drops it by its `dedup_key`;
+//! - every attempt (sent, retried, failed) and every muting (silenced,
+//!   inhibited, acknowledged) is recorded in the notification history
+//!   ([`history`]: `GET /api/v1/notifications`, and Arrow for SQL);
+//! - an acknowledged group ([`ack`]) is muted until it resolves;
+//!   resolutions are always sent to targets told the alert fired, even
+//!   when it resolved while silenced, inhibited or acknowledged.
 //!
 //! - silences ([`silence`]) mute matching alerts; they are persisted under
 //!   the data directory and managed through Alertmanager's API v2
@@ -32,9 +45,9 @@
 //!
 //! Not done yet (later issues): TLS for SMTP (STARTTLS) and https URLs
 //! (webhook, Slack, PagerDuty: use an `http://` relay for now), Go
-//! templates, and jitter in retries. Groups and the notification log live
-//! in memory, so a restart re-notifies firing groups after `group_wait`;
-//! only notifications already due are kept, in the outbox.
+//! templates, and jitter in retries. Groups live in memory: after a
+//! restart they are re-created from the alerts the analyzer re-sends, and
+//! the saved notification log decides what is news.
 
 pub mod ack;
 pub mod alertmanager;
