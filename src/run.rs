@@ -235,10 +235,12 @@ pub async fn run(mut config: Config) -> anyhow::Result<()> {
         ));
         rules_task = Some(tokio::spawn(manager.clone().run(analyze_stop.clone())));
         tokio::spawn(reload_on_sighup(manager.clone(), analyze_stop.clone()));
-        app = app.merge(vigie_analyzer::http::router(
-            storage.clone(),
-            manager.clone(),
-        ));
+        app = app
+            .merge(vigie_analyzer::http::router(
+                storage.clone(),
+                manager.clone(),
+            ))
+            .merge(vigie_analyzer::http::analyzer_router(analyzer.clone()));
         summary = Some(tokio::spawn(log_summary(
             analyzer,
             manager,

@@ -16,7 +16,9 @@ use serde::Deserialize;
 use serde_json::json;
 use vigie_model::AlertState;
 
+use crate::feedback::Feedback;
 use crate::metrics::ERRORS;
+use crate::pipeline::Analyzer;
 use crate::rules::RuleManager;
 use crate::sql_json::to_json;
 use crate::storage::Storage;
@@ -216,6 +218,44 @@ async fn reload(State(s): State<ApiState>) -> Response {
         )
             .into_response(),
     }
+}
+
+/// `POST /api/v1/feedback`: applies operator feedback (see
+/// [`crate::feedback`]); 400 `bad_data` with the reason when the body, the
+/// selector or the window is unusable or matches no scored series.
+async fn post_feedback(State(a): State<Arc<Analyzer>>, body: Bytes) -> Response {
+    let fb: Feedback = match serde_json::from_slice(&body) {
+        Ok(f) => f,
+        Err(e) => {
+            ERRORS.with_label_values(&["feedback", "bad_body"]).inc();
+            return error(
+                StatusCode::BAD_REQUEST,
+                "bad_data",
+                format!(
+                    "expected {{\"series\": SELECTOR, \"start\": UNIX_S, \"end\": UNIX_S, \"kind\": \"false_alarm\"|\"missed_anomaly\"}}: {e}"
+                ),
+            );
+        }
+    };
+    match a.feedback(fb).await {
+        Ok(record) => Json(json!({"status": "success", "data": record})).into_response(),
+        Err(e) => {
+            ERRORS.with_label_values(&["feedback", "rejected"]).inc();
+            error(StatusCode::BAD_REQUEST, "bad_data", e.to_string())
+        }
+    }
+}
+
+/// `GET /api/v1/feedback`: every feedback record, oldest first.
+async fn get_feedback(State(a): State<Arc<Analyzer>>) -> Response {
+    Json(json!({"status": "success", "data": a.feedback_records()})).into_response()
+}
+
+/// Routes that need the running analyzer: `GET`/`POST /api/v1/feedback`.
+pub fn analyzer_router(analyzer: Arc<Analyzer>) -> Router {
+    Router::new()
+        .route("/api/v1/feedback", get(get_feedback).post(post_feedback))
+        .with_state(analyzer)
 }
 
 /// Routes of the analyzer API.

@@ -30,6 +30,7 @@ pub mod dedup;
 pub mod detect;
 pub mod error;
 pub mod eval;
+pub mod feedback;
 pub mod forecast;
 pub mod http;
 pub mod logs;

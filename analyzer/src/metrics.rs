@@ -122,3 +122,13 @@ pub(crate) static LOG_LINES_REJECTED: LazyLock<IntCounterVec> = LazyLock::new(||
     )
     .expect("metric registers once")
 });
+
+/// Operator feedback applied, by kind.
+pub(crate) static FEEDBACK: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    register_int_counter_vec!(
+        "vigie_feedback_total",
+        "Operator feedback (POST /api/v1/feedback) applied to anomaly scores, by kind.",
+        &["kind"]
+    )
+    .expect("metric registers once")
+});

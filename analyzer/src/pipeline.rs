@@ -39,9 +39,9 @@ fn now_ms() -> i64 {
 pub struct Analyzer {
     /// Sample storage.
     pub storage: Arc<Storage>,
-    scores: Mutex<ScoreBank>,
+    pub(crate) scores: Mutex<ScoreBank>,
     watermarks: Watermarks,
-    checkpoint: Option<std::path::PathBuf>,
+    pub(crate) checkpoint: Option<std::path::PathBuf>,
     dead_letters: Arc<dyn Publisher>,
     config: AnalyzerConfig,
     logs: Mutex<LogState>,

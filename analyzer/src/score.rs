@@ -20,6 +20,7 @@ use vigie_model::{Sample, SeriesKey};
 use crate::AnalyzerError;
 
 use crate::detect::{Detector, Ensemble, EnsembleConfig};
+use crate::feedback::{Calibration, FeedbackKind};
 use crate::forecast::{ForecastConfig, Forecaster, RESERVED_LABELS};
 use crate::metrics::SCORED_SERIES;
 
@@ -37,6 +38,9 @@ struct SeriesState {
     /// Absent in checkpoints written before forecasts existed.
     #[serde(default)]
     forecaster: Forecaster,
+    /// What operator feedback taught (absent in older checkpoints).
+    #[serde(default)]
+    calibration: Calibration,
 }
 
 /// Detectors for every series seen.
@@ -50,7 +54,8 @@ pub struct ScoreBank {
     forecast: Option<ForecastConfig>,
 }
 
-fn is_counter(metric: &str) -> bool {
+/// True for metrics scored on their per-second rate.
+pub fn is_counter(metric: &str) -> bool {
     ["_total", "_count", "_sum", "_bucket"]
         .iter()
         .any(|s| metric.ends_with(s))
@@ -135,6 +140,28 @@ impl ScoreBank {
         self.series.is_empty()
     }
 
+    /// Applies operator feedback to series `id`: `values` are its scored
+    /// values in the window (see [`scored_values`]), `max_score` its highest
+    /// score there. False when the series has no detector yet.
+    pub fn calibrate(
+        &mut self,
+        id: u64,
+        kind: FeedbackKind,
+        values: &[f64],
+        max_score: f64,
+    ) -> bool {
+        let Some(state) = self.series.get_mut(&id) else {
+            return false;
+        };
+        match kind {
+            FeedbackKind::FalseAlarm => state.calibration.mark_normal(values),
+            FeedbackKind::MissedAnomaly => {
+                state.calibration.mark_missed(max_score);
+                true
+            }
+        }
+    }
+
     /// Scores `samples` (in time order per series) and returns the score
     /// samples, followed by forecast outputs when forecasting is on.
     pub fn score(&mut self, samples: &[Sample]) -> Vec<Sample> {
@@ -155,6 +182,7 @@ impl ScoreBank {
                     last_raw: None,
                     counter: is_counter(&s.series.metric),
                     forecaster: Forecaster::default(),
+                    calibration: Calibration::default(),
                 }
             });
             let point = if state.counter {
@@ -189,6 +217,7 @@ impl ScoreBank {
             if let Some(v) = point
                 && let Some(score) = state.detector.update(s.ts_ms, v)
             {
+                let score = state.calibration.apply(v, score);
                 out.push(Sample {
                     series: state.output.clone(),
                     ts_ms: s.ts_ms,
@@ -200,6 +229,20 @@ impl ScoreBank {
         out.extend(forecasts);
         out
     }
+}
+
+/// The values the detector of `metric` sees for `points`: the values
+/// themselves, or for a counter the per-second rate between consecutive
+/// points (none across a reset).
+pub fn scored_values(metric: &str, points: &[(i64, f64)]) -> Vec<f64> {
+    if !is_counter(metric) {
+        return points.iter().map(|p| p.1).collect();
+    }
+    points
+        .windows(2)
+        .filter(|w| w[1].0 > w[0].0 && w[1].1 >= w[0].1)
+        .map(|w| (w[1].1 - w[0].1) / ((w[1].0 - w[0].0) as f64 / 1000.0))
+        .collect()
 }
 
 #[cfg(test)]
