@@ -221,7 +221,25 @@ fn word_difference(a: &str, b: &str) -> bool {
     core(a) && core(b) && (non_empty(a) || non_empty(b))
 }
 
-/// True when `token` matches `pattern`, where `<*>` stands for any text.
+/// True when `a` and `b` are `key=value` pairs (or lists of them) with
+/// different keys, such as `num=<*>,flags=<*>` and `topActivity=<*>`: the
+/// keys are part of the message's format, so they may be two events.
+fn key_difference(a: &str, b: &str) -> bool {
+    let key = |s: &str| -> Option<String> {
+        let (k, _) = s.split_once('=')?;
+        let k = k.trim_start_matches(|c: char| !c.is_alphanumeric());
+        (!k.is_empty()
+            && !k.contains(WILDCARD)
+            && k.chars()
+                .all(|c| c.is_alphanumeric() || c == '_' || c == '.'))
+        .then(|| k.to_string())
+    };
+    matches!((key(a), key(b)), (Some(x), Some(y)) if x != y)
+}
+
+/// True when `token` matches `pattern`, where `<*>` stands for any text,
+/// but a value ending a `key=<*>` is not empty (`rhost=` is another shape
+/// than `rhost=<*>`).
 fn glob_match(pattern: &str, token: &str) -> bool {
     let mut parts = pattern.split(WILDCARD);
     let Some(first) = parts.next() else {
@@ -240,7 +258,8 @@ fn glob_match(pattern: &str, token: &str) -> bool {
             None => return false,
         }
     }
-    rest.ends_with(last)
+    let key_value = last.is_empty() && pattern.ends_with(&format!("={WILDCARD}"));
+    rest.ends_with(last) && !(key_value && rest.is_empty())
 }
 
 impl TemplateMiner {
@@ -322,9 +341,10 @@ impl TemplateMiner {
             .collect();
         // Only word-for-word differences wait for more values; a difference
         // in a path, a list or a masked token makes a variable at once.
-        let words_differ = positions
-            .iter()
-            .any(|&i| word_difference(&cluster.tokens[i], &tokens[i]));
+        let words_differ = positions.iter().any(|&i| {
+            word_difference(&cluster.tokens[i], &tokens[i])
+                || key_difference(&cluster.tokens[i], &tokens[i])
+        });
         if !words_differ || self.config.min_variable_values <= 2 {
             return self.join(seq, &tokens, Vec::new());
         }
@@ -612,6 +632,20 @@ mod tests {
     }
 
     #[test]
+    fn different_keys_and_empty_values_are_other_shapes() {
+        let mut m = TemplateMiner::new(MinerConfig::default());
+        let a = m.add("getRecentTasks: num=5,flags=0x1,totalTasks=12");
+        let b = m.add("getRecentTasks: topActivity=ComponentInfo{com.a/.B}");
+        assert_ne!(a.id, b.id, "{} / {}", a.template, b.template);
+        assert!(key_difference("num=<*>", "topActivity=x"));
+        assert!(!key_difference("uid=<*>", "uid=0"));
+        let c = m.add("authentication failure; tty=NODEVssh rhost=10.0.0.1");
+        m.add("authentication failure; tty=NODEVssh rhost=10.0.0.2");
+        let d = m.add("authentication failure; tty=:0 rhost=");
+        assert_ne!(c.id, d.id, "{}", d.template);
+    }
+
+    #[test]
     fn merge_token_keeps_punctuated_affixes() {
         assert_eq!(merge_token("uid=a", "uid=b"), "uid=<*>");
         assert_eq!(merge_token("(foo)", "(bar)"), "(<*>)");
@@ -622,6 +656,9 @@ mod tests {
         assert!(glob_match("<*>", "x"));
         assert!(glob_match("a<*>b<*>c", "aXbYc"));
         assert!(!glob_match("(<*>)", "[x]"));
+        assert!(!glob_match("rhost=<*>", "rhost="));
+        assert!(glob_match("(<*>)", "()"));
+        assert!(glob_match("é<*>é", "éxé"));
     }
 
     #[test]
