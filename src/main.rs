@@ -2,6 +2,7 @@
 //! its own crate (see docs/ARCHITECTURE.md).
 
 mod backtest;
+mod alerts;
 mod config;
 mod run;
 mod sql;
@@ -62,6 +63,32 @@ enum Command {
     /// formats) and backtest them over history.
     #[command(subcommand)]
     Rules(RulesCommand),
+    /// Act on the alerts of a running Vigie.
+    #[command(subcommand)]
+    Alerts(AlertsCommand),
+}
+
+#[derive(Subcommand)]
+enum AlertsCommand {
+    /// Acknowledge an alert group: no more notifications about it until it
+    /// resolves (the resolution is still sent). ID is a group key (as in
+    /// notifications) or an alert fingerprint (every group it is in).
+    Ack {
+        /// Group key or alert fingerprint.
+        id: String,
+        /// Vigie's HTTP address.
+        #[arg(long, default_value = "http://127.0.0.1:9464")]
+        url: String,
+        /// File holding the API token (Vigie's [api] token_file).
+        #[arg(long)]
+        token_file: Option<PathBuf>,
+        /// Who acknowledges (default: $USER).
+        #[arg(long)]
+        by: Option<String>,
+        /// Why, or what is being done.
+        #[arg(long)]
+        comment: Option<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -271,6 +298,17 @@ fn main() -> ExitCode {
             .build()
             .map_err(anyhow::Error::from)
             .and_then(|rt| rt.block_on(sql::run(&url, &query, json))),
+        Command::Alerts(AlertsCommand::Ack {
+            id,
+            url,
+            token_file,
+            by,
+            comment,
+        }) => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(anyhow::Error::from)
+            .and_then(|rt| rt.block_on(alerts::ack(&url, &id, token_file.as_deref(), by, comment))),
         Command::Rules(command) => match rules(command) {
             Ok(true) => return ExitCode::SUCCESS,
             Ok(false) => return ExitCode::FAILURE,

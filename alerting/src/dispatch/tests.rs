@@ -501,3 +501,102 @@ fn every_target_gets_a_job() {
         .collect();
     assert_eq!(receivers, vec!["ops", "mail"]);
 }
+
+#[test]
+fn acknowledged_group_is_muted_until_it_resolves() {
+    let mut d = Dispatcher::new(&config(), targets(true));
+    d.receive(&alert("A", "a", AlertState::Firing, T0), T0);
+    let jobs = d.tick(T0 + 30 * S);
+    assert_eq!(jobs.len(), 1);
+    let key = jobs[0].notification.group_key.clone();
+    assert!(d.acknowledge("nothing-held", "me", "", T0).is_empty());
+    // By the fingerprint of one of its alerts.
+    let fp = alert("A", "a", AlertState::Firing, T0).fingerprint();
+    assert_eq!(d.acknowledge(&fp, "me", "on it", T0 + M), std::slice::from_ref(&key));
+    assert!(d.take_dirty(), "an ack is saved");
+    // A new alert joins and repeat_interval passes: nothing is sent.
+    let mut t = T0 + M;
+    while t < T0 + 3 * 3600 * S {
+        t += M;
+        d.receive(&alert("A", "a", AlertState::Firing, T0), t);
+        d.receive(&alert("A", "b", AlertState::Firing, T0 + 2 * M), t);
+        assert!(d.tick(t).is_empty(), "muted at {}", t - T0);
+    }
+    let records = d.take_records();
+    assert_eq!(records.len(), 1, "the muting is recorded once: {records:?}");
+    assert_eq!(records[0].status, RecordStatus::Acknowledged);
+    assert!(
+        records[0]
+            .detail
+            .as_deref()
+            .is_some_and(|x| x.contains("me") && x.contains("on it"))
+    );
+    // The resolution goes out, and clears the acknowledgement.
+    d.receive(&alert("A", "a", AlertState::Resolved, t + M), t + M);
+    d.receive(&alert("A", "b", AlertState::Resolved, t + M), t + M);
+    let jobs = d.tick(t + 6 * M);
+    assert_eq!(jobs.len(), 1);
+    assert_eq!(jobs[0].notification.status, GroupStatus::Resolved);
+    assert_eq!(d.group_count(), 0);
+    assert!(d.ack(&key).is_none(), "cleared when the group resolved");
+    // The same alert firing again is news.
+    d.receive(&alert("A", "a", AlertState::Firing, t + 10 * M), t + 10 * M);
+    assert_eq!(d.tick(t + 11 * M).len(), 1);
+}
+
+#[test]
+fn restored_log_keeps_a_re_created_group_quiet_and_owes_its_resolution() {
+    let mut d = Dispatcher::new(&config(), targets(true));
+    d.receive(&alert("A", "a", AlertState::Firing, T0), T0);
+    assert_eq!(d.tick(T0 + 30 * S).len(), 1);
+    let saved = d.snapshot();
+    assert_eq!(saved.log.len(), 1);
+
+    // A restart: the analyzer re-sends the firing alert.
+    let mut d = Dispatcher::new(&config(), targets(true));
+    d.restore(saved.clone(), T0 + M);
+    d.receive(&alert("A", "a", AlertState::Firing, T0), T0 + M);
+    assert!(d.tick(T0 + 2 * M).is_empty(), "already told");
+    // Another restart, and the alert resolves before it is re-sent: the
+    // resolution is still owed.
+    let mut d = Dispatcher::new(&config(), targets(true));
+    d.restore(saved.clone(), T0 + M);
+    d.receive(&alert("A", "a", AlertState::Resolved, T0 + M), T0 + M);
+    let jobs = d.tick(T0 + 2 * M);
+    assert_eq!(jobs.len(), 1);
+    assert_eq!(jobs[0].notification.status, GroupStatus::Resolved);
+    // Entries of groups that never come back are dropped.
+    let mut d = Dispatcher::new(&config(), targets(true));
+    d.restore(saved, T0 + M);
+    assert!(d.tick(T0 + 7 * M).is_empty());
+    assert!(d.snapshot().log.is_empty());
+}
+
+#[test]
+fn resolution_while_silenced_still_reaches_targets_told_it_fired() {
+    let mut d = Dispatcher::new(&config(), targets(true));
+    d.receive(&alert("A", "a", AlertState::Firing, T0), T0);
+    assert_eq!(d.tick(T0 + 30 * S).len(), 1);
+    silence(&mut d, "A", T0 + M, T0 + 3600 * S);
+    d.receive(&alert("A", "a", AlertState::Firing, T0), T0 + 2 * M);
+    assert!(d.tick(T0 + 30 * S + 5 * M).is_empty(), "silenced");
+    d.receive(
+        &alert("A", "a", AlertState::Resolved, T0 + 6 * M),
+        T0 + 6 * M,
+    );
+    let jobs = d.tick(T0 + 30 * S + 10 * M);
+    assert_eq!(
+        jobs.len(),
+        1,
+        "the resolution closes what the firing opened"
+    );
+    assert_eq!(jobs[0].notification.status, GroupStatus::Resolved);
+    // Silenced from the start: never told, so no resolution either.
+    d.receive(&alert("A", "z", AlertState::Firing, T0), T0 + 11 * M);
+    assert!(d.tick(T0 + 12 * M).is_empty());
+    d.receive(
+        &alert("A", "z", AlertState::Resolved, T0 + 12 * M),
+        T0 + 12 * M,
+    );
+    assert!(d.tick(T0 + 20 * M).is_empty());
+}
