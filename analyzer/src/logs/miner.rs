@@ -365,7 +365,22 @@ impl TemplateMiner {
                 }
             }
         }
-        if distinct.len() >= self.config.min_variable_values {
+        // One differing word in a long message is more likely a value
+        // (`user cyrus`, `user news`, ...), unless the words look like
+        // constants: upper case (`LOOKING`, `LEADING`) or very short (`x+`).
+        let value_like = |v: &str| {
+            let core: String = v.chars().filter(|c| c.is_alphabetic()).collect();
+            core.chars().count() >= 3 && core.chars().any(char::is_lowercase)
+        };
+        let needed = if positions.len() == 1
+            && tokens.len() >= 6
+            && distinct.iter().all(|v| v.iter().all(|t| value_like(t)))
+        {
+            self.config.min_variable_values.saturating_sub(1).max(2)
+        } else {
+            self.config.min_variable_values
+        };
+        if distinct.len() >= needed {
             if let Some(cluster) = self.clusters.get_mut(&seq) {
                 cluster.pending.retain(|p| p.positions != positions);
             }
@@ -602,16 +617,24 @@ mod tests {
         let c = m.add("session opened for user root by (uid=0)");
         let d = m.add("session opened for user news by (uid=0)");
         assert_ne!(c.id, a.id);
-        // Fewer than `min_variable_values` values: siblings.
+        // Fewer than `min_variable_values` values: siblings; one word
+        // differing in a long message merges one value earlier.
         assert!(d.is_new);
-        assert!(m.add("session opened for user test by (uid=0)").is_new);
-        let e = m.add("session opened for user cyrus by (uid=0)");
+        let e = m.add("session opened for user test by (uid=0)");
         assert_eq!(c.id, e.id);
         assert!(e.changed);
         assert_eq!(e.template, "session opened for user <*> by (uid=<*>)");
+        assert_eq!(m.add("session opened for user cyrus by (uid=0)").id, c.id);
         // The sibling's id now resolves to the merged template.
         assert_eq!(m.template(d.id).as_deref(), Some(e.template.as_str()));
         assert_eq!(m.len(), 2);
+        // Constants stay apart at three values.
+        for state in ["LOOKING", "LEADING", "FOLLOWING"] {
+            let n = m.add(&format!(
+                "Notification: 1 (n.leader), 0x0 (n.zxid), {state} (my state)"
+            ));
+            assert!(n.is_new, "{state}");
+        }
     }
 
     #[test]
