@@ -191,7 +191,10 @@ fn target_problem(target: &str) -> Option<&'static str> {
     }
 }
 
-fn label_problems(prefix: &str, labels: &BTreeMap<String, String>) -> Vec<(String, String)> {
+pub(crate) fn label_problems(
+    prefix: &str,
+    labels: &BTreeMap<String, String>,
+) -> Vec<(String, String)> {
     labels
         .keys()
         .filter_map(|name| {

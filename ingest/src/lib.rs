@@ -19,6 +19,10 @@
 //!   loses and repeats no line.
 //! - [`syslog`]: `[[syslog]]` receivers (RFC 5424 and RFC 3164 over UDP
 //!   and TCP) publishing records to `vigie.logs` like the tail does.
+//! - [`interop`]: `[[interop]]` Kafka topics other tools write metrics to
+//!   (InfluxDB line protocol, Telegraf JSON, Vector JSON), decoded into
+//!   samples for the same [`Emitter`]; bad messages go to the dead-letter
+//!   topic.
 //! - [`remote_write`]: the Prometheus remote-write 1.0 receiver
 //!   (`POST /api/v1/write`, snappy + protobuf).
 //! - [`sd`] and [`relabel`]: static and file_sd targets, `relabel_configs`
@@ -41,6 +45,7 @@ pub mod emit;
 pub mod error;
 pub mod exposition;
 pub mod host;
+pub mod interop;
 mod metrics;
 mod ratelimit;
 pub mod relabel;
@@ -66,6 +71,7 @@ pub use config::{HostConfig, ScrapeConfig};
 pub use emit::Emitter;
 pub use error::IngestError;
 pub use host::HostCollector;
+pub use interop::{InteropConfig, spawn_interop};
 pub use scrape::ScrapeTarget;
 pub use source::Source;
 pub use syslog::{SyslogConfig, spawn_syslog};

@@ -103,3 +103,57 @@ pub(crate) static TAIL_ERRORS: LazyLock<IntCounterVec> = LazyLock::new(|| {
     )
     .expect("metric registers once")
 });
+
+/// Interop messages read, by topic and format.
+pub(crate) static INTEROP_MESSAGES: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    register_int_counter_vec!(
+        "vigie_interop_messages_total",
+        "Messages read from interop topics, by topic and format.",
+        &["topic", "format"]
+    )
+    .expect("metric registers once")
+});
+
+/// Samples from interop topics handed to the bus, by topic and format.
+pub(crate) static INTEROP_SAMPLES: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    register_int_counter_vec!(
+        "vigie_interop_samples_total",
+        "Samples read from interop topics and handed to the bus, by topic and format.",
+        &["topic", "format"]
+    )
+    .expect("metric registers once")
+});
+
+/// Interop messages sent to the dead-letter topic, by topic, format and
+/// reason (`utf8`, `syntax`, `json`, `shape`, `timestamp`, `unsupported`).
+pub(crate) static INTEROP_REJECTED: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    register_int_counter_vec!(
+        "vigie_interop_rejected_total",
+        "Interop messages sent to vigie.deadletter, by topic, format and reason (utf8, syntax, json, shape, timestamp, unsupported).",
+        &["topic", "format", "reason"]
+    )
+    .expect("metric registers once")
+});
+
+/// Parts of interop messages left out without rejecting them, by topic,
+/// format and reason (`string_field`, `metric_name`, `tag_name`,
+/// `tag_type`, `field_type`).
+pub(crate) static INTEROP_SKIPPED: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    register_int_counter_vec!(
+        "vigie_interop_skipped_total",
+        "Values of interop messages left out (string fields, unusable names or types), by topic, format and reason.",
+        &["topic", "format", "reason"]
+    )
+    .expect("metric registers once")
+});
+
+/// Interop consumer failures, by topic and stage (`receive`, `publish`:
+/// retried, `commit`: read again later, `deadletter_publish`: dropped).
+pub(crate) static INTEROP_ERRORS: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    register_int_counter_vec!(
+        "vigie_interop_errors_total",
+        "Interop consumer failures, by topic and stage (receive, publish, commit, deadletter_publish).",
+        &["topic", "stage"]
+    )
+    .expect("metric registers once")
+});
