@@ -63,7 +63,7 @@ pub fn parse_time(s: &str, now_ms: i64) -> anyhow::Result<i64> {
     Ok(t.duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64)?)
 }
 
-fn fmt_time(ms: i64) -> String {
+pub fn fmt_time(ms: i64) -> String {
     let t = UNIX_EPOCH + Duration::from_millis(ms.max(0) as u64);
     humantime::format_rfc3339_seconds(t).to_string()
 }
@@ -72,17 +72,18 @@ fn fmt_duration(ms: i64) -> String {
     humantime::format_duration(Duration::from_secs((ms.max(0) / 1000) as u64)).to_string()
 }
 
-/// Fetches the raw samples of `selector` over `(to - range, to]` into `store`,
-/// skipping series already loaded. Returns the number of points added.
-async fn fetch(
+/// Raw series: labels and time-ordered points.
+pub type RawSeries = Vec<(LabelSet, Vec<(i64, f64)>)>;
+
+/// Fetches the raw samples of `selector` over `(to - range, to]` with an
+/// instant query of the range selector `selector[range]` at `to`.
+pub async fn fetch_raw(
     client: &reqwest::Client,
     url: &str,
     selector: &str,
     range_ms: i64,
     to_ms: i64,
-    loaded: &mut HashSet<LabelSet>,
-    store: &mut MemoryStore,
-) -> anyhow::Result<usize> {
+) -> anyhow::Result<RawSeries> {
     let query = format!("{selector}[{range_ms}ms]");
     let time = format!("{:.3}", to_ms as f64 / 1000.0);
     let endpoint = reqwest::Url::parse_with_params(
@@ -101,7 +102,7 @@ async fn fetch(
     if body["status"] != "success" {
         bail!("{url} refused `{query}`: {}", body["error"]);
     }
-    let mut points = 0;
+    let mut out = Vec::new();
     for series in body["data"]["result"].as_array().into_iter().flatten() {
         let labels: LabelSet = series["metric"]
             .as_object()
@@ -109,21 +110,19 @@ async fn fetch(
             .flatten()
             .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
             .collect();
-        if !loaded.insert(labels.clone()) {
-            continue;
-        }
-        for p in series["values"].as_array().into_iter().flatten() {
-            let t = p[0].as_f64().unwrap_or(f64::NAN);
-            let v = p[1].as_str().and_then(|v| v.parse::<f64>().ok());
-            if let Some(v) = v
-                && t.is_finite()
-            {
-                store.add(labels.clone(), (t * 1000.0).round() as i64, v);
-                points += 1;
-            }
-        }
+        let points = series["values"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|p| {
+                let t = p[0].as_f64()?;
+                let v = p[1].as_str()?.parse::<f64>().ok()?;
+                t.is_finite().then_some(((t * 1000.0).round() as i64, v))
+            })
+            .collect();
+        out.push((labels, points));
     }
-    Ok(points)
+    Ok(out)
 }
 
 /// Renders the report for a terminal.
@@ -212,16 +211,17 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
     let mut points = 0;
     for (selector, extent) in &wanted {
         spinner.set_message(selector.clone());
-        points += fetch(
-            &client,
-            &options.url,
-            selector,
-            to - from + extent,
-            to,
-            &mut loaded,
-            &mut mem,
-        )
-        .await?;
+        for (labels, series) in
+            fetch_raw(&client, &options.url, selector, to - from + extent, to).await?
+        {
+            // Two selectors may match the same series: load it once.
+            if loaded.insert(labels.clone()) {
+                points += series.len();
+                for (t, v) in series {
+                    mem.add(labels.clone(), t, v);
+                }
+            }
+        }
         spinner.inc(1);
     }
     spinner.finish_and_clear();

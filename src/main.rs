@@ -1,8 +1,8 @@
 //! The `vigie` command: CLI parsing and wiring only; every stage lives in
 //! its own crate (see docs/ARCHITECTURE.md).
 
-mod backtest;
 mod alerts;
+mod backtest;
 mod config;
 mod run;
 mod sql;

@@ -37,6 +37,7 @@ pub mod logs;
 mod metrics;
 pub mod pipeline;
 pub mod promql;
+pub mod replay;
 pub mod rules;
 pub mod score;
 pub mod sql_json;

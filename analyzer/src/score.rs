@@ -238,10 +238,9 @@ pub fn scored_values(metric: &str, points: &[(i64, f64)]) -> Vec<f64> {
     if !is_counter(metric) {
         return points.iter().map(|p| p.1).collect();
     }
-    points
-        .windows(2)
-        .filter(|w| w[1].0 > w[0].0 && w[1].1 >= w[0].1)
-        .map(|w| (w[1].1 - w[0].1) / ((w[1].0 - w[0].0) as f64 / 1000.0))
+    crate::replay::counter_rates(points)
+        .into_iter()
+        .map(|p| p.1)
         .collect()
 }
 
