@@ -3,20 +3,29 @@
 //! Appends go to the head. [`Storage::flush`] sorts the head by series id
 //! then time and writes it as one zstd-compressed Parquet file under
 //! `<data_dir>/samples/` (written to a `.tmp` name, then renamed, so a
-//! reader never sees half a file). Queries see the files and the head
-//! through one consistent snapshot, so a row is never missing or doubled
-//! while a flush runs.
+//! reader never sees half a file), named `<min ts>-<max ts>-<nanos>.parquet`.
+//! Queries see the files and the head through one consistent snapshot, so
+//! a row is never missing or doubled while a flush runs.
+//!
+//! Columns are encoded for time series: `ts` with `DELTA_BINARY_PACKED`
+//! (a fixed scrape interval costs almost nothing once sorted by series),
+//! `value` with `BYTE_STREAM_SPLIT`, the rest with dictionaries, all
+//! zstd. Once a 2 h window is closed (a newer file exists past its end),
+//! a background compaction ([`Storage::compact`], module `compact`) merges
+//! the window's flush files into one file, re-sorted by series then time.
 //!
 //! Log records (logs schema, see [`vigie_model::log_schema`]) live in a
 //! second store of the same kind under `<data_dir>/logs/` ([`Storage::logs`],
 //! sorted by time only); SQL sees them as table `logs`.
 
+mod compact;
 mod query;
 mod retention;
 mod select;
 
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use datafusion::arrow::array::{RecordBatch, TimestampMillisecondArray};
@@ -25,8 +34,10 @@ use datafusion::arrow::compute::{
 };
 use datafusion::arrow::datatypes::SchemaRef;
 use parquet::arrow::ArrowWriter;
-use parquet::basic::{Compression, ZstdLevel};
+use parquet::basic::{Compression, Encoding, ZstdLevel};
+use parquet::file::metadata::KeyValue;
 use parquet::file::properties::WriterProperties;
+use parquet::schema::types::ColumnPath;
 use tracing::{info, warn};
 use vigie_model::log_schema::logs_schema;
 use vigie_model::schema::{col, metrics_schema};
@@ -47,16 +58,139 @@ struct State {
     doomed: Vec<PathBuf>,
 }
 
+/// Rows per Parquet row group: a 2 h window of 1,000 series at 15 s is
+/// one row group.
+const ROW_GROUP_ROWS: usize = 1024 * 1024;
+
+/// What a store's files need, shared with the background compaction.
+struct Files {
+    dir: PathBuf,
+    schema: SchemaRef,
+    zstd_level: i32,
+    state: Mutex<State>,
+    /// Serialises compactions.
+    compact_lock: Mutex<()>,
+    /// A background compaction is running.
+    compacting: AtomicBool,
+}
+
+impl Files {
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
 /// Where samples (and, in [`Storage::logs`], log records) live.
 pub struct Storage {
+    store: Arc<Files>,
     dir: PathBuf,
     schema: SchemaRef,
     /// The logs store, beside a samples store.
     logs: Option<Box<Storage>>,
-    zstd_level: i32,
-    state: Mutex<State>,
     /// Serialises flushes.
     flush_lock: Mutex<()>,
+    /// Start a background compaction after a flush closes a window.
+    auto_compact: AtomicBool,
+}
+
+/// The time range `(min, max)` in ms a data file holds, from its name
+/// (`<min ms>-<max ms>-<nanos>[-c].parquet`, as flushes and compactions
+/// write it). `None` for other names.
+pub(crate) fn time_range(path: &Path) -> Option<(i64, i64)> {
+    let name = path.file_stem()?.to_str()?;
+    let mut parts = name.split('-');
+    let min = parts.next()?.parse().ok()?;
+    let max = parts.next()?.parse().ok()?;
+    Some((min, max))
+}
+
+/// The files that may hold samples in `[start_ms, end_ms]` (either bound
+/// optional), by the time range in their name; files named otherwise are
+/// kept.
+pub(crate) fn files_overlapping(
+    files: Vec<PathBuf>,
+    start_ms: Option<i64>,
+    end_ms: Option<i64>,
+) -> Vec<PathBuf> {
+    files
+        .into_iter()
+        .filter(|f| match time_range(f) {
+            Some((min, max)) => {
+                start_ms.is_none_or(|s| max >= s) && end_ms.is_none_or(|e| min <= e)
+            }
+            None => true,
+        })
+        .collect()
+}
+
+/// Writer settings of every data file: zstd, large row groups, delta
+/// timestamps, byte-stream-split values, optional key/value metadata.
+fn writer_props(zstd_level: i32, metadata: Option<Vec<KeyValue>>) -> WriterProperties {
+    WriterProperties::builder()
+        .set_compression(Compression::ZSTD(
+            ZstdLevel::try_new(zstd_level).unwrap_or_default(),
+        ))
+        .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
+        .set_column_dictionary_enabled(ColumnPath::from(col::TS), false)
+        .set_column_encoding(ColumnPath::from(col::TS), Encoding::DELTA_BINARY_PACKED)
+        .set_column_dictionary_enabled(ColumnPath::from(col::VALUE), false)
+        .set_column_encoding(ColumnPath::from(col::VALUE), Encoding::BYTE_STREAM_SPLIT)
+        .set_key_value_metadata(metadata)
+        .build()
+}
+
+/// Sorts `batches` by series id (when the schema has one) then time and
+/// writes them as one Parquet file in `dir`: to `<name>.tmp`, then renamed.
+/// `suffix` goes before `.parquet` (`"-c"` for compactions). Returns the
+/// file and its row count.
+fn write_sorted(
+    dir: &Path,
+    schema: &SchemaRef,
+    batches: &[RecordBatch],
+    zstd_level: i32,
+    suffix: &str,
+    metadata: Option<Vec<KeyValue>>,
+) -> Result<(PathBuf, usize), AnalyzerError> {
+    let all = concat_batches(schema, batches)?;
+    let mut sort = Vec::with_capacity(2);
+    if let Some(ids) = all.column_by_name(col::SERIES_ID) {
+        sort.push(SortColumn {
+            values: ids.clone(),
+            options: None,
+        });
+    }
+    sort.push(SortColumn {
+        values: all
+            .column_by_name(col::TS)
+            .cloned()
+            .ok_or_else(|| vigie_model::ModelError::Schema("missing ts".into()))?,
+        options: None,
+    });
+    let indices = lexsort_to_indices(&sort, None)?;
+    let sorted = take_record_batch(&all, &indices)?;
+    let ts = sorted
+        .column_by_name(col::TS)
+        .and_then(|c| c.as_any().downcast_ref::<TimestampMillisecondArray>())
+        .ok_or_else(|| vigie_model::ModelError::Schema("ts column".into()))?;
+    let min = datafusion::arrow::compute::min(ts).unwrap_or(0);
+    let max = datafusion::arrow::compute::max(ts).unwrap_or(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    let name = format!("{min:015}-{max:015}-{nanos}{suffix}.parquet");
+    let path = dir.join(&name);
+    let tmp = dir.join(format!("{name}.tmp"));
+    let file = fs::File::create(&tmp).map_err(io_err(&tmp))?;
+    let mut writer = ArrowWriter::try_new(
+        file,
+        schema.clone(),
+        Some(writer_props(zstd_level, metadata)),
+    )?;
+    writer.write(&sorted)?;
+    writer.close()?;
+    fs::rename(&tmp, &path).map_err(io_err(&path))?;
+    Ok((path, sorted.num_rows()))
 }
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> AnalyzerError + '_ {
@@ -100,22 +234,39 @@ impl Storage {
             }
         }
         files.sort();
+        let files = compact::finish_interrupted(files);
         info!(dir = %dir.display(), files = files.len(), "storage opened");
         Ok(Self {
+            store: Arc::new(Files {
+                dir: dir.clone(),
+                schema: schema.clone(),
+                zstd_level,
+                state: Mutex::new(State {
+                    files,
+                    ..State::default()
+                }),
+                compact_lock: Mutex::new(()),
+                compacting: AtomicBool::new(false),
+            }),
             dir,
             schema,
             logs,
-            zstd_level,
-            state: Mutex::new(State {
-                files,
-                ..State::default()
-            }),
             flush_lock: Mutex::new(()),
+            auto_compact: AtomicBool::new(true),
         })
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+        self.store.lock()
+    }
+
+    /// Turns the background compaction after flushes on (the default) or
+    /// off, here and in the logs store; [`Storage::compact`] still works.
+    pub fn set_auto_compact(&self, on: bool) {
+        self.auto_compact.store(on, Ordering::Relaxed);
+        if let Some(logs) = &self.logs {
+            logs.set_auto_compact(on);
+        }
     }
 
     /// The logs store (`None` for the logs store itself).
@@ -167,11 +318,17 @@ impl Storage {
         };
         match self.write_file(&batches) {
             Ok(path) => {
-                let mut state = self.lock();
-                state.flushing.clear();
-                state.files.push(path.clone());
-                HEAD_ROWS.set(state.head_rows as i64);
+                {
+                    let mut state = self.lock();
+                    state.flushing.clear();
+                    state.files.push(path.clone());
+                    state.files.sort();
+                    HEAD_ROWS.set(state.head_rows as i64);
+                }
                 FLUSHES.inc();
+                if self.auto_compact.load(Ordering::Relaxed) {
+                    compact::spawn_if_due(&self.store);
+                }
                 Ok(Some(path))
             }
             Err(e) => {
@@ -187,49 +344,15 @@ impl Storage {
     }
 
     fn write_file(&self, batches: &[RecordBatch]) -> Result<PathBuf, AnalyzerError> {
-        let schema = self.schema.clone();
-        let all = concat_batches(&schema, batches)?;
-        let mut sort = Vec::with_capacity(2);
-        if let Some(ids) = all.column_by_name(col::SERIES_ID) {
-            sort.push(SortColumn {
-                values: ids.clone(),
-                options: None,
-            });
-        }
-        sort.push(SortColumn {
-            values: all
-                .column_by_name(col::TS)
-                .cloned()
-                .ok_or_else(|| vigie_model::ModelError::Schema("missing ts".into()))?,
-            options: None,
-        });
-        let indices = lexsort_to_indices(&sort, None)?;
-        let sorted = take_record_batch(&all, &indices)?;
-        let ts = sorted
-            .column_by_name(col::TS)
-            .and_then(|c| c.as_any().downcast_ref::<TimestampMillisecondArray>())
-            .ok_or_else(|| vigie_model::ModelError::Schema("ts column".into()))?;
-        let min = datafusion::arrow::compute::min(ts).unwrap_or(0);
-        let max = datafusion::arrow::compute::max(ts).unwrap_or(0);
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0);
-        let name = format!("{min:015}-{max:015}-{nanos}.parquet");
-        let path = self.dir.join(&name);
-        let tmp = self.dir.join(format!("{name}.tmp"));
-        let props = WriterProperties::builder()
-            .set_compression(Compression::ZSTD(
-                ZstdLevel::try_new(self.zstd_level).unwrap_or_default(),
-            ))
-            .set_max_row_group_row_count(Some(128 * 1024))
-            .build();
-        let file = fs::File::create(&tmp).map_err(io_err(&tmp))?;
-        let mut writer = ArrowWriter::try_new(file, schema, Some(props))?;
-        writer.write(&sorted)?;
-        writer.close()?;
-        fs::rename(&tmp, &path).map_err(io_err(&path))?;
-        info!(file = %path.display(), rows = sorted.num_rows(), "flushed head to parquet");
+        let (path, rows) = write_sorted(
+            &self.dir,
+            &self.schema,
+            batches,
+            self.store.zstd_level,
+            "",
+            None,
+        )?;
+        info!(file = %path.display(), rows, "flushed head to parquet");
         Ok(path)
     }
 

@@ -15,13 +15,9 @@ use super::Storage;
 use crate::AnalyzerError;
 use crate::metrics::ERRORS;
 
-/// The newest timestamp a file holds, from its name
-/// (`<min ms>-<max ms>-<nanos>.parquet`, as `Storage::flush` writes it).
+/// The newest timestamp a file holds, from its name.
 fn max_ts(path: &Path) -> Option<i64> {
-    let name = path.file_stem()?.to_str()?;
-    let mut parts = name.split('-');
-    let _min = parts.next()?;
-    parts.next()?.parse().ok()
+    super::time_range(path).map(|r| r.1)
 }
 
 impl Storage {

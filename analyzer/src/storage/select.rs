@@ -33,9 +33,11 @@ impl Storage {
     /// Series matching `matchers` with their points in `[start_ms, end_ms]`
     /// (both optional), labels including `__name__`, points in time order.
     ///
-    /// An equality matcher on the metric name is pushed down to DataFusion
-    /// (`metric = '...'`), as is the time span; the other matchers are
-    /// applied once per series.
+    /// Files whose time range (from their name) misses the span are
+    /// skipped before DataFusion sees them; an equality matcher on the
+    /// metric name is pushed down to DataFusion (`metric = '...'`), as is
+    /// the time span (which prunes row groups and pages by their
+    /// statistics); the other matchers are applied once per series.
     pub async fn select_series(
         &self,
         matchers: &Matchers,
@@ -64,6 +66,9 @@ impl Storage {
             ));
         }
         let (files, head) = self.snapshot();
+        // Files whose name says they hold nothing in the span are not even
+        // handed to DataFusion.
+        let files = super::files_overlapping(files, start_ms, end_ms);
         let batches = query::run(&sql, files, head).await?;
         // series id -> index in `out`, or None when the matchers reject it.
         let mut index: HashMap<u64, Option<usize>> = HashMap::new();

@@ -93,3 +93,144 @@ async fn writes_are_rejected() {
         .expect_err("DDL must be refused");
     assert!(err.is_user_error(), "{err}");
 }
+
+/// Hour `h` after the epoch, in ms.
+const H: i64 = 3600 * 1000;
+
+/// Four files, one per 2 h window (0 h, 2 h, 4 h, 6 h), 30 min of 15 s
+/// samples of two series each.
+fn four_windows(storage: &Storage) -> Vec<PathBuf> {
+    storage.set_auto_compact(false);
+    for w in 0..4 {
+        let from = w * 2 * H;
+        let samples: Vec<Sample> = (0..120)
+            .flat_map(|i| {
+                ["a", "b"].map(|job| {
+                    Sample::new("m", Labels::new().with("job", job), from + i * 15_000, 1.0)
+                })
+            })
+            .collect();
+        storage.append(samples_to_batch(&samples).expect("batch"));
+        storage.flush().expect("flush");
+    }
+    storage.files()
+}
+
+/// The text of an `EXPLAIN ANALYZE` result (its `plan` column).
+async fn explain(storage: &Arc<Storage>, query: &str) -> String {
+    let out = storage
+        .sql(&format!("EXPLAIN ANALYZE {query}"))
+        .await
+        .expect("explain");
+    let mut text = String::new();
+    for b in &out {
+        let plan = b
+            .column_by_name("plan")
+            .expect("plan column")
+            .as_any()
+            .downcast_ref::<datafusion::arrow::array::StringArray>()
+            .expect("plan text");
+        for i in 0..b.num_rows() {
+            text.push_str(plan.value(i));
+            text.push('\n');
+        }
+    }
+    text
+}
+
+/// `name=<total> total → <matched> matched` from a plan's metrics.
+fn pruning(plan: &str, name: &str) -> (u64, u64) {
+    let at = plan
+        .find(&format!("{name}="))
+        .unwrap_or_else(|| panic!("no {name} in\n{plan}"));
+    let rest = &plan[at + name.len() + 1..];
+    let num = |s: &str| -> u64 {
+        s.trim_start()
+            .chars()
+            .take_while(char::is_ascii_digit)
+            .collect::<String>()
+            .parse()
+            .unwrap_or_else(|_| panic!("number after {name} in\n{plan}"))
+    };
+    let total = num(rest);
+    let matched_at = rest
+        .find('→')
+        .unwrap_or_else(|| panic!("{name}: no → in\n{plan}"));
+    let matched = num(&rest[matched_at + '→'.len_utf8()..]);
+    (total, matched)
+}
+
+#[tokio::test]
+async fn time_range_predicates_prune_files_in_explain_analyze() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let storage = Arc::new(Storage::open(dir.path(), 3).expect("open"));
+    assert_eq!(four_windows(&storage).len(), 4);
+    // The same path as POST /api/v1/sql: Storage::sql.
+    let plan = explain(
+        &storage,
+        "SELECT sum(value) FROM samples \
+         WHERE ts BETWEEN '1970-01-01T04:00:00Z' AND '1970-01-01T04:10:00Z'",
+    )
+    .await;
+    println!("{plan}");
+    let (total, matched) = pruning(&plan, "files_ranges_pruned_statistics");
+    assert_eq!(
+        (total, matched),
+        (4, 1),
+        "three files outside the range\n{plan}"
+    );
+    // And the result is right: 10 min of two series at 15 s, both ends in.
+    let out = storage
+        .sql(
+            "SELECT count(*) FROM samples \
+             WHERE ts BETWEEN '1970-01-01T04:00:00Z' AND '1970-01-01T04:10:00Z'",
+        )
+        .await
+        .expect("query");
+    let n = out[0]
+        .column(0)
+        .as_any()
+        .downcast_ref::<datafusion::arrow::array::Int64Array>()
+        .expect("count")
+        .value(0);
+    assert_eq!(n, 2 * 41);
+}
+
+#[tokio::test]
+async fn select_series_skips_files_outside_the_span_before_datafusion() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let storage = Arc::new(Storage::open(dir.path(), 3).expect("open"));
+    let files = four_windows(&storage);
+    // Garbage in the 0 h file: reading it would fail.
+    std::fs::write(&files[0], b"not parquet").expect("write");
+    let matchers = promql_parser::label::Matchers::new(vec![promql_parser::label::Matcher::new(
+        promql_parser::label::MatchOp::Equal,
+        "__name__",
+        "m",
+    )]);
+    let selected = storage
+        .select_series(&matchers, Some(4 * H), Some(6 * H + 60_000))
+        .await
+        .expect("the broken file is never opened");
+    assert_eq!(selected.len(), 2);
+    assert!(selected.iter().all(|(_, points)| points.len() == 120 + 5));
+    storage
+        .select_series(&matchers, Some(0), Some(H))
+        .await
+        .expect_err("a span over the broken file reads it");
+}
+
+#[test]
+fn files_overlapping_reads_ranges_from_names() {
+    let f = |a: i64, b: i64| PathBuf::from(format!("/d/{a:015}-{b:015}-1.parquet"));
+    let files = vec![f(0, 10), f(20, 30), PathBuf::from("/d/other.parquet")];
+    assert_eq!(
+        files_overlapping(files.clone(), Some(11), Some(19)),
+        vec![files[2].clone()]
+    );
+    assert_eq!(files_overlapping(files.clone(), Some(10), None), files);
+    assert_eq!(
+        files_overlapping(files.clone(), None, Some(5)),
+        vec![files[0].clone(), files[2].clone()]
+    );
+}
