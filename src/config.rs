@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use vigie_alerting::AlertingConfig;
 use vigie_analyzer::{AnalyzerConfig, RulesConfig};
 use vigie_bus::{BusConfig, BusKind};
-use vigie_ingest::{HostConfig, LogConfig, ScrapeConfig, SyslogConfig};
+use vigie_ingest::{HostConfig, InteropConfig, LogConfig, ScrapeConfig, SyslogConfig};
 
 /// Which stages run in this process.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
@@ -75,6 +75,10 @@ pub struct Config {
     /// Syslog receivers (`[[syslog]]`), published to `vigie.logs`.
     #[serde(default)]
     pub syslog: Vec<SyslogConfig>,
+    /// Kafka topics other tools write metrics to (`[[interop]]`: InfluxDB
+    /// line protocol, Telegraf JSON, Vector JSON); needs the Kafka bus.
+    #[serde(default)]
+    pub interop: Vec<InteropConfig>,
     /// Storage and detection.
     pub analyzer: AnalyzerConfig,
     /// Rule files.
@@ -96,6 +100,7 @@ impl Default for Config {
             scrape: Vec::new(),
             logs: Vec::new(),
             syslog: Vec::new(),
+            interop: Vec::new(),
             analyzer: AnalyzerConfig::default(),
             rules: RulesConfig::default(),
             alerting: AlertingConfig::default(),
@@ -168,6 +173,7 @@ impl Config {
         for (i, s) in self.syslog.iter().enumerate() {
             out.extend(s.problems(i));
         }
+        out.extend(vigie_ingest::interop::problems(&self.interop, &self.bus));
         out.extend(self.analyzer.problems());
         out.extend(self.rules.problems());
         if let Some(path) = &self.api.token_file
@@ -289,6 +295,19 @@ mod tests {
         assert!(c.problems().is_empty(), "{:?}", c.problems());
         let c = Config::parse("[[syslog]]\n[rules]\nfiles = []\n").expect("parse");
         assert!(c.problems().iter().any(|(k, _)| k == "syslog[0]"));
+    }
+
+    #[test]
+    fn interop_entries_parse_and_need_kafka() {
+        let text = "[[interop]]\ntopic = \"telegraf\"\nformat = \"influx\"\n[rules]\nfiles = []\n";
+        let c = Config::parse(text).expect("parse");
+        assert_eq!(c.interop.len(), 1);
+        assert!(c.problems().iter().any(|(k, _)| k == "interop"));
+        let c = Config::parse(&format!(
+            "[bus]\nkind = \"kafka\"\nbrokers = \"127.0.0.1:9092\"\n{text}"
+        ))
+        .expect("parse");
+        assert!(c.problems().is_empty(), "{:?}", c.problems());
     }
 
     #[test]

@@ -305,6 +305,19 @@ pub async fn run(mut config: Config) -> anyhow::Result<()> {
             collect_stop.clone(),
             Some(Arc::new(tail_state)),
         ));
+        // Interop topics (needs Kafka; check-config says so).
+        if !config.interop.is_empty() {
+            collectors.extend(
+                vigie_ingest::spawn_interop(
+                    &config.interop,
+                    &config.bus,
+                    emitter.clone(),
+                    bus.publisher.clone(),
+                    collect_stop.clone(),
+                )
+                .context("starting interop consumers (interop)")?,
+            );
+        }
         collectors.extend(vigie_ingest::spawn_collectors_with_targets(
             &config.scrape_jobs(),
             &config.host,

@@ -42,6 +42,7 @@ pub const BATCH_WAIT: Duration = Duration::from_millis(100);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
 static REJECT_LOG: LogLimiter = LogLimiter::new();
+static RECEIVE_LOG: LogLimiter = LogLimiter::new();
 
 /// Starts one consumer per `[[interop]]` entry, each a Kafka consumer in
 /// the entry's group, publishing to `emitter` and dead letters to
@@ -110,7 +111,9 @@ pub async fn run_consumer(
                 INTEROP_ERRORS
                     .with_label_values(&[labels[0], "receive"])
                     .inc();
-                warn!(%error, "receive failed; retrying");
+                if let Some(suppressed) = RECEIVE_LOG.check() {
+                    warn!(%error, suppressed, "receive failed (does the topic exist?); retrying");
+                }
                 tokio::time::sleep(Duration::from_millis(500)).await;
                 continue;
             }
@@ -129,7 +132,9 @@ pub async fn run_consumer(
                     INTEROP_ERRORS
                         .with_label_values(&[labels[0], "receive"])
                         .inc();
-                    warn!(%error, "receive failed");
+                    if let Some(suppressed) = RECEIVE_LOG.check() {
+                        warn!(%error, suppressed, "receive failed");
+                    }
                     break;
                 }
                 Err(_) => break,
