@@ -9,6 +9,7 @@ use std::hint::black_box;
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use vigie_analyzer::detect::{Detector, RobustZ};
+use vigie_analyzer::forecast::ForecastConfig;
 use vigie_analyzer::score::ScoreBank;
 use vigie_model::{Labels, Sample};
 
@@ -80,12 +81,26 @@ fn batch(series: usize, per_series: usize, start_ms: i64, values: &[f64]) -> Vec
 }
 
 fn score_bank(c: &mut Criterion) {
+    score_bank_with(c, "score_10k_samples_1k_series", None);
+    score_bank_with(
+        c,
+        "score_and_forecast_10k_samples_1k_series",
+        Some(ForecastConfig::default()),
+    );
+}
+
+/// The live path: `ScoreBank::score`, with the forecasters when `forecast`
+/// is given.
+fn score_bank_with(c: &mut Criterion, name: &str, forecast: Option<ForecastConfig>) {
     const SERIES: usize = 1_000;
     const PER_SERIES: usize = 10;
     let values = noisy_sine(4_096, 7);
     let template = batch(SERIES, PER_SERIES, 0, &values);
     let batch_span_ms = PER_SERIES as i64 * STEP_MS;
     let mut bank = ScoreBank::new(WINDOW, MIN_POINTS);
+    if let Some(f) = forecast {
+        bank = bank.with_forecast(f);
+    }
     // Warm up: enough batches that every window is full.
     let mut offset = 0i64;
     for _ in 0..(WINDOW / PER_SERIES + 1) {
@@ -102,7 +117,7 @@ fn score_bank(c: &mut Criterion) {
     assert_eq!(bank.len(), SERIES);
     let mut group = c.benchmark_group("score_bank");
     group.throughput(Throughput::Elements(template.len() as u64));
-    group.bench_function("score_10k_samples_1k_series", |b| {
+    group.bench_function(name, |b| {
         b.iter_batched(
             || {
                 // Untimed: the next batch, later in time than the last one.
