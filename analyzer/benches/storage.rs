@@ -11,7 +11,7 @@
 //! `cargo bench -p vigie-analyzer --bench storage`
 //!
 //! Environment: `VIGIE_BENCH_HOURS` (default 24), `VIGIE_BENCH_NODES`
-//! (default 10), and `VIGIE_BENCH_EXPORT=DIR` to also write the same
+//! (default 10), `VIGIE_BENCH_DATA=DIR` to keep the data directory, and `VIGIE_BENCH_EXPORT=DIR` to also write the same
 //! samples as OpenMetrics text (`DIR/node.om`, seconds, for
 //! `promtool tsdb create-blocks-from openmetrics`) and as Prometheus text
 //! with millisecond timestamps (`DIR/node.prom`, for VictoriaMetrics'
@@ -378,7 +378,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .collect();
     let steps = hours * 3600 * 1000 / STEP_MS;
     let dir = tempfile::tempdir()?;
-    let storage = Storage::open(dir.path(), 3)?;
+    let data = std::env::var_os("VIGIE_BENCH_DATA")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| dir.path().to_path_buf());
+    let storage = Storage::open(&data, 3)?;
     // Compaction runs once at the end, so both figures can be read.
     storage.set_auto_compact(false);
     let mut om = None;
@@ -417,6 +420,21 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             storage.flush()?;
         }
     }
+    // One more scrape, the first of the next day, closes the last window.
+    let ts = START_MS + steps * STEP_MS;
+    let mut samples = Vec::with_capacity(series.len());
+    for s in &mut series {
+        let v = s.step(ts, &mut rng);
+        if let (Some(om), Some(prom)) = (&mut om, &mut prom) {
+            line.clear();
+            exposition(&mut line, s, v);
+            writeln!(om, "{line} {}.{:03}", ts / 1000, ts % 1000)?;
+            writeln!(prom, "{line} {ts}")?;
+        }
+        samples.push(Sample::new(&s.name, s.labels.clone(), ts, v));
+    }
+    total += samples.len() as u64;
+    storage.append(samples_to_batch(&samples)?);
     storage.flush()?;
     if let Some(mut om) = om {
         writeln!(om, "# EOF")?;
