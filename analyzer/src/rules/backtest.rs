@@ -159,14 +159,11 @@ pub async fn backtest(
     let mut done: Vec<Episode> = Vec::new();
     let mut errors: BTreeMap<String, (String, usize)> = BTreeMap::new();
     let mut evaluations = 0usize;
-    loop {
-        // The group due first goes next, so groups interleave in time.
-        let Some(gi) = (0..groups.len())
-            .filter(|&i| next[i] <= to_ms)
-            .min_by_key(|&i| next[i])
-        else {
-            break;
-        };
+    // The group due first goes next, so groups interleave in time.
+    while let Some(gi) = (0..groups.len())
+        .filter(|&i| next[i] <= to_ms)
+        .min_by_key(|&i| next[i])
+    {
         let t = next[gi];
         next[gi] += interval(&groups[gi]);
         let group = &mut groups[gi];
