@@ -20,6 +20,7 @@
 //! old first bytes (a `copytruncate` copy).
 
 pub mod checkpoint;
+mod glob;
 pub mod multiline;
 
 use std::collections::BTreeMap;
@@ -57,7 +58,9 @@ fn default_poll_interval() -> Duration {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LogConfig {
-    /// The file (no globs).
+    /// The file, or a pattern with `*` in its last element
+    /// (`/var/log/nova/*.log`): every matching file is followed, including
+    /// files that appear later (see `tail::glob`).
     pub path: PathBuf,
     /// Labels added to every line (`source` = the path is always added
     /// unless set here).
@@ -89,6 +92,16 @@ impl LogConfig {
             out.push((
                 format!("logs[{i}].path"),
                 "must name a file, e.g. \"/var/log/syslog\"".into(),
+            ));
+        }
+        let parent_glob = self
+            .path
+            .parent()
+            .is_some_and(|p| p.to_string_lossy().contains('*'));
+        if parent_glob {
+            out.push((
+                format!("logs[{i}].path"),
+                "`*` is allowed in the file name only, e.g. \"/var/log/nova/*.log\"".into(),
             ));
         }
         if self.poll_interval.is_zero() {
@@ -187,6 +200,13 @@ impl Tailer {
             first_poll: true,
             resume: None,
         }
+    }
+
+    /// Reads the file from its start (not its end) when there is no saved
+    /// position: for a file that appeared while Vigie was running.
+    pub fn from_start(mut self) -> Self {
+        self.first_poll = false;
+        self
     }
 
     /// Resumes at a saved position on the first poll (see the module doc).
@@ -445,8 +465,9 @@ fn read_new(
     lines
 }
 
-/// Starts one task per `[[logs]]` entry, polling its file every
-/// `poll_interval` and publishing new records until `shutdown`. With
+/// Starts one task per `[[logs]]` entry, polling its file (or, for a
+/// pattern, every matching file: `tail::glob`) every `poll_interval` and
+/// publishing new records until `shutdown`. With
 /// `checkpoints`, each resumes at its saved position and saves it after
 /// every publish.
 pub fn spawn_tails(
@@ -458,6 +479,16 @@ pub fn spawn_tails(
     configs
         .iter()
         .map(|config| {
+            if glob::is_glob(config) {
+                let span = info_span!("tail_glob", pattern = %config.path.display());
+                let task = glob::run_glob(
+                    config.clone(),
+                    emitter.clone(),
+                    shutdown.clone(),
+                    checkpoints.clone(),
+                );
+                return tokio::spawn(task.instrument(span));
+            }
             let tailer = Tailer::new(config);
             let saved = checkpoints.as_ref().and_then(|c| c.get(tailer.source()));
             let tailer = tailer.resume_from(saved);
