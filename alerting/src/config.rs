@@ -38,6 +38,9 @@ pub struct AlertingConfig {
     /// used instead of `group_by`, the timing keys, `resolve_timeout` and
     /// `receivers` here ([`crate::alertmanager`]).
     pub alertmanager_config: Option<PathBuf>,
+    /// Flap detection (`[alerting.flapping]`): alerts changing state too
+    /// often are held firing and notified once ([`crate::flap`]).
+    pub flapping: crate::flap::FlapConfig,
 }
 
 impl Default for AlertingConfig {
@@ -51,6 +54,7 @@ impl Default for AlertingConfig {
             external_url: "http://127.0.0.1:9464".to_string(),
             receivers: Vec::new(),
             alertmanager_config: None,
+            flapping: crate::flap::FlapConfig::default(),
         }
     }
 }
@@ -388,6 +392,19 @@ impl AlertingConfig {
         ] {
             if d.is_zero() {
                 bad(key.into(), "must be greater than zero, e.g. \"5m\"".into());
+            }
+        }
+        if self.flapping.changes > 0 {
+            for (key, d) in [
+                ("alerting.flapping.window", self.flapping.window),
+                ("alerting.flapping.quiet", self.flapping.quiet),
+            ] {
+                if d.is_zero() {
+                    bad(
+                        key.into(),
+                        "must be greater than zero, e.g. \"10m\" (or set changes = 0 to turn flap detection off)".into(),
+                    );
+                }
             }
         }
         if !(self.external_url.starts_with("http://") || self.external_url.starts_with("https://"))

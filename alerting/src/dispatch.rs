@@ -12,6 +12,7 @@ use tracing::debug;
 use vigie_model::{Alert, AlertState, Labels};
 
 use crate::config::AlertingConfig;
+use crate::flap::Flaps;
 use crate::history::{Record, RecordStatus};
 use crate::notify::{GroupStatus, Notification, NotifiedAlert};
 use crate::route::Routing;
@@ -113,6 +114,8 @@ struct Group {
     /// Per target, the firing alerts whose muting was last recorded in the
     /// history (each muting is recorded once, not at every flush).
     muted_seen: Vec<BTreeSet<String>>,
+    /// An alert of the group started flapping: notify at the next flush.
+    flap_news: bool,
 }
 
 /// A group is identified by its route (index in the [`Routing`]) and key.
@@ -139,6 +142,8 @@ pub struct Dispatcher {
     /// After a restore: when log entries and acks of groups not re-created
     /// by then are dropped.
     orphans_after_ms: Option<i64>,
+    /// Recent state changes per alert.
+    flaps: Flaps,
 }
 
 /// `ms` since the epoch as a UTC time.
@@ -173,6 +178,7 @@ impl Dispatcher {
             records: Vec::new(),
             dirty: false,
             orphans_after_ms: None,
+            flaps: Flaps::new(config.flapping.clone()),
         }
     }
 
@@ -440,9 +446,16 @@ impl Dispatcher {
 
     fn insert(&mut self, alert: &Alert, deadline_ms: Option<i64>, now_ms: i64) {
         let fingerprint = alert.fingerprint();
+        if alert.state == AlertState::Pending {
+            return;
+        }
+        let flap = self
+            .flaps
+            .observe(&fingerprint, alert.state == AlertState::Firing, now_ms);
         let ends_at_ms = match alert.state {
-            AlertState::Pending => return,
-            AlertState::Firing => None,
+            // A flapping alert is held firing instead of resolving.
+            AlertState::Pending | AlertState::Firing => None,
+            AlertState::Resolved if flap.flapping => None,
             AlertState::Resolved => Some(alert.resolved_at_ms.unwrap_or(now_ms)),
         };
         let tracked = Tracked {
@@ -473,7 +486,9 @@ impl Dispatcher {
                 next_flush_ms: now_ms.saturating_add(group_wait_ms),
                 failed: vec![false; targets],
                 muted_seen: vec![BTreeSet::new(); targets],
+                flap_news: false,
             });
+            group.flap_news |= flap.started;
             group.alerts.insert(fingerprint.clone(), tracked.clone());
         }
     }
@@ -481,6 +496,7 @@ impl Dispatcher {
     /// Applies `resolve_timeout` and flushes the groups that are due.
     pub fn tick(&mut self, now_ms: i64) -> Vec<Job> {
         self.silences.gc(utc(now_ms));
+        self.settle_flaps(now_ms);
         self.expire(now_ms);
         self.drop_orphans(now_ms);
         let due: Vec<GroupId> = self
@@ -543,10 +559,28 @@ impl Dispatcher {
         }
     }
 
+    /// Alerts that stopped flapping while resolved resolve now (as of
+    /// their last resolution).
+    fn settle_flaps(&mut self, now_ms: i64) {
+        for (fp, at_ms) in self.flaps.settle(now_ms) {
+            for group in self.groups.values_mut() {
+                if let Some(alert) = group.alerts.get_mut(&fp)
+                    && alert.ends_at_ms.is_none()
+                {
+                    alert.ends_at_ms = Some(at_ms);
+                }
+            }
+        }
+    }
+
     fn expire(&mut self, now_ms: i64) {
         let timeout = self.resolve_timeout_ms;
+        let flaps = &self.flaps;
         for group in self.groups.values_mut() {
-            for alert in group.alerts.values_mut() {
+            for (fp, alert) in group.alerts.iter_mut() {
+                if flaps.is_flapping(fp) {
+                    continue;
+                }
                 let deadline = alert
                     .deadline_ms
                     .unwrap_or_else(|| alert.updated_ms.saturating_add(timeout));
@@ -677,6 +711,7 @@ impl Dispatcher {
                 });
             }
             let needs = group.failed[i]
+                || group.flap_news
                 || needs_update(
                     told,
                     &firing,
@@ -703,7 +738,14 @@ impl Dispatcher {
                         GroupStatus::Firing
                     },
                     labels: a.labels.clone(),
-                    annotations: a.annotations.clone(),
+                    annotations: match self.flaps.changes(fp) {
+                        Some(n) => a
+                            .annotations
+                            .clone()
+                            .with("flapping", "true")
+                            .with("flap_changes", n.to_string()),
+                        None => a.annotations.clone(),
+                    },
                     starts_at_ms: a.starts_at_ms,
                     ends_at_ms: a.ends_at_ms,
                     generator_url: a.generator_url.clone(),
@@ -745,6 +787,7 @@ impl Dispatcher {
                 },
             });
         }
+        group.flap_news = false;
         // Resolved alerts have now been notified (or skipped): forget them,
         // and the group once it is empty, with its log and acknowledgement.
         group.alerts.retain(|_, a| a.ends_at_ms.is_none());

@@ -56,6 +56,7 @@ pub mod auth;
 pub mod config;
 pub mod dispatch;
 pub mod error;
+pub mod flap;
 pub mod history;
 pub mod metrics;
 pub mod notify;

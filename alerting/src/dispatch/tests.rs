@@ -512,7 +512,10 @@ fn acknowledged_group_is_muted_until_it_resolves() {
     assert!(d.acknowledge("nothing-held", "me", "", T0).is_empty());
     // By the fingerprint of one of its alerts.
     let fp = alert("A", "a", AlertState::Firing, T0).fingerprint();
-    assert_eq!(d.acknowledge(&fp, "me", "on it", T0 + M), std::slice::from_ref(&key));
+    assert_eq!(
+        d.acknowledge(&fp, "me", "on it", T0 + M),
+        std::slice::from_ref(&key)
+    );
     assert!(d.take_dirty(), "an ack is saved");
     // A new alert joins and repeat_interval passes: nothing is sent.
     let mut t = T0 + M;
@@ -599,4 +602,79 @@ fn resolution_while_silenced_still_reaches_targets_told_it_fired() {
         T0 + 12 * M,
     );
     assert!(d.tick(T0 + 20 * M).is_empty());
+}
+
+/// Feeds an alert that crosses its threshold every 7 s for 30 minutes
+/// (the analyzer sends firing, then resolved, then firing, ...), then
+/// stays resolved for 30 minutes, ticking every second as the run loop
+/// does; returns the notifications.
+fn oscillate(flapping: crate::flap::FlapConfig) -> Vec<Job> {
+    let cfg = AlertingConfig {
+        group_interval: Duration::from_secs(60),
+        flapping,
+        ..config()
+    };
+    let mut d = Dispatcher::new(&cfg, targets(true));
+    let mut jobs = Vec::new();
+    let mut t = T0;
+    while t < T0 + 60 * M {
+        let step = (t - T0) / (7 * S);
+        if (t - T0) % (7 * S) == 0 && t < T0 + 30 * M {
+            let state = if step % 2 == 0 {
+                AlertState::Firing
+            } else {
+                AlertState::Resolved
+            };
+            d.receive(&alert("A", "a", state, t), t);
+        }
+        jobs.extend(d.tick(t));
+        t += S;
+    }
+    jobs
+}
+
+#[test]
+fn an_oscillating_alert_is_notified_once_as_flapping_then_resolved() {
+    // More than 4 changes within 5 minutes: flapping before group_wait ends.
+    let flapping = crate::flap::FlapConfig {
+        changes: 4,
+        window: Duration::from_secs(300),
+        quiet: Duration::from_secs(600),
+    };
+    let jobs = oscillate(flapping);
+    let summary: Vec<(GroupStatus, Option<&str>)> = jobs
+        .iter()
+        .map(|j| {
+            (
+                j.notification.status,
+                j.notification.alerts[0].annotations.get("flapping"),
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            (GroupStatus::Firing, Some("true")),
+            (GroupStatus::Resolved, None)
+        ],
+        "one notification while it flapped, one when it settled"
+    );
+    let changes: usize = jobs[0].notification.alerts[0]
+        .annotations
+        .get("flap_changes")
+        .and_then(|n| n.parse().ok())
+        .expect("flap_changes");
+    assert!(changes > 4, "{changes}");
+    // The resolution is dated at the last change and sent after the
+    // quiet window.
+    let resolved_at = jobs[1].notification.alerts[0].ends_at_ms.expect("ended");
+    assert_eq!(resolved_at, T0 + 1799 * S, "7 s × 257, the last report");
+    assert!(jobs[1].notification.notified_at_ms >= T0 + 40 * M);
+
+    // Without flap detection the same series pages dozens of times.
+    let off = oscillate(crate::flap::FlapConfig {
+        changes: 0,
+        ..crate::flap::FlapConfig::default()
+    });
+    assert!(off.len() >= 20, "{}", off.len());
 }
