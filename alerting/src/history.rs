@@ -339,7 +339,7 @@ impl History {
 /// | `integration` | Utf8 | webhook, email, pagerduty, slack |
 /// | `group_key` | Utf8 | the group key |
 /// | `group_status` | Utf8 | firing or resolved |
-/// | `alerts` | List<Utf8> | fingerprints |
+/// | `alerts` | `List<Utf8>` | fingerprints |
 /// | `attempt` | UInt32 | 1 for a first attempt, 0 for suppressions |
 /// | `idempotency_key` | Utf8 | empty for suppressions |
 /// | `detail` | Utf8, nullable | error, silence ids, inhibiting alerts, acknowledgement |
