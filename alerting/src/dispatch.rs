@@ -473,8 +473,10 @@ impl Dispatcher {
             let id = (route, format!("{}:{group_labels}", node.key));
             // A resolution is news only to targets told the alert fired:
             // its group is held, or was before a restart (the log says so).
-            let told = self.nflog.keys().any(|(_, key)| *key == id.1);
-            if ends_at_ms.is_some() && !self.groups.contains_key(&id) && !told {
+            if ends_at_ms.is_some()
+                && !self.groups.contains_key(&id)
+                && !self.nflog.keys().any(|(_, key)| *key == id.1)
+            {
                 debug!(group = %id.1, %fingerprint, "resolved alert for an unknown group ignored");
                 continue;
             }
