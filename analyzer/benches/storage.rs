@@ -64,7 +64,7 @@ impl Series {
             Kind::Counter { .. } => 0.0,
             Kind::Walk { unit, lo, hi, .. } => {
                 let span = ((hi - lo) / unit) as i64;
-                lo + unit * rng.i64(0..=span.max(0)) as f64
+                scaled((lo / unit).round() + rng.i64(0..=span.max(0)) as f64, unit)
             }
             Kind::Clock => 0.0,
         };
@@ -86,7 +86,7 @@ impl Series {
             Kind::Const(v) => v,
             Kind::Counter { max, scale } => {
                 self.units += rng.u64(0..=max);
-                self.units as f64 * scale
+                scaled(self.units as f64, scale)
             }
             Kind::Walk {
                 unit,
@@ -94,12 +94,23 @@ impl Series {
                 lo,
                 hi,
             } => {
-                let d = rng.i64(-steps..=steps) as f64 * unit;
-                self.value = (self.value + d).clamp(lo, hi);
+                // In whole units, as an exporter reads them (e.g. "3.07").
+                let k = (self.value / unit).round() + rng.i64(-steps..=steps) as f64;
+                self.value = scaled(k, unit).clamp(lo, hi);
                 self.value
             }
             Kind::Clock => (ts_ms as f64 + rng.f64()) / 1000.0,
         }
+    }
+}
+
+/// `units × unit`, computed as exporters do: ticks / 100 for 0.01 s, so
+/// values are the shortest decimals they print.
+fn scaled(units: f64, unit: f64) -> f64 {
+    if unit >= 1.0 {
+        units * unit
+    } else {
+        units / (1.0 / unit).round()
     }
 }
 

@@ -72,12 +72,22 @@ fn read(path: &Path, files: &Files) -> Result<Vec<RecordBatch>, AnalyzerError> {
     let reader = ParquetRecordBatchReaderBuilder::try_new(file)?
         .with_batch_size(64 * 1024)
         .build()?;
+    // Samples files hold values as decimals (storage::values).
+    let samples = files
+        .schema
+        .field_with_name(vigie_model::schema::col::VALUE)
+        .is_ok();
     reader
         .map(|b| {
-            Ok(RecordBatch::try_new(
-                files.schema.clone(),
-                b?.columns().to_vec(),
-            )?)
+            let b = b?;
+            if samples {
+                super::values::decode(&b)
+            } else {
+                Ok(RecordBatch::try_new(
+                    files.schema.clone(),
+                    b.columns().to_vec(),
+                )?)
+            }
         })
         .collect()
 }

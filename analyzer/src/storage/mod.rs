@@ -9,8 +9,10 @@
 //!
 //! Columns are encoded for time series: `ts` with `DELTA_BINARY_PACKED`
 //! (a fixed scrape interval costs almost nothing once sorted by series),
-//! `value` with `BYTE_STREAM_SPLIT`, the rest with dictionaries, all
-//! zstd. Once a 2 h window is closed (a newer file exists past its end),
+//! values as exact decimals `value_m / 10^value_e` with
+//! `DELTA_BINARY_PACKED` (module `values`; other values in `value_f`,
+//! `BYTE_STREAM_SPLIT`), the rest with dictionaries, all zstd; SQL's
+//! `samples` turns them back into `value`. Once a 2 h window is closed (a newer file exists past its end),
 //! a background compaction ([`Storage::compact`], module `compact`) merges
 //! the window's flush files into one file, re-sorted by series then time.
 //!
@@ -22,6 +24,7 @@ mod compact;
 mod query;
 mod retention;
 mod select;
+mod values;
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -135,6 +138,10 @@ fn writer_props(zstd_level: i32, metadata: Option<Vec<KeyValue>>) -> WriterPrope
         .set_column_encoding(ColumnPath::from(col::TS), Encoding::DELTA_BINARY_PACKED)
         .set_column_dictionary_enabled(ColumnPath::from(col::VALUE), false)
         .set_column_encoding(ColumnPath::from(col::VALUE), Encoding::BYTE_STREAM_SPLIT)
+        .set_column_dictionary_enabled(ColumnPath::from(values::M), false)
+        .set_column_encoding(ColumnPath::from(values::M), Encoding::DELTA_BINARY_PACKED)
+        .set_column_dictionary_enabled(ColumnPath::from(values::F), false)
+        .set_column_encoding(ColumnPath::from(values::F), Encoding::BYTE_STREAM_SPLIT)
         .set_key_value_metadata(metadata)
         .build()
 }
@@ -168,6 +175,12 @@ fn write_sorted(
     });
     let indices = lexsort_to_indices(&sort, None)?;
     let sorted = take_record_batch(&all, &indices)?;
+    // Samples go to disk with their values as decimals (module `values`).
+    let (sorted, schema) = if schema.field_with_name(col::VALUE).is_ok() {
+        (values::encode(&sorted)?, values::write_schema())
+    } else {
+        (sorted, schema.clone())
+    };
     let ts = sorted
         .column_by_name(col::TS)
         .and_then(|c| c.as_any().downcast_ref::<TimestampMillisecondArray>())
@@ -182,11 +195,7 @@ fn write_sorted(
     let path = dir.join(&name);
     let tmp = dir.join(format!("{name}.tmp"));
     let file = fs::File::create(&tmp).map_err(io_err(&tmp))?;
-    let mut writer = ArrowWriter::try_new(
-        file,
-        schema.clone(),
-        Some(writer_props(zstd_level, metadata)),
-    )?;
+    let mut writer = ArrowWriter::try_new(file, schema, Some(writer_props(zstd_level, metadata)))?;
     writer.write(&sorted)?;
     writer.close()?;
     fs::rename(&tmp, &path).map_err(io_err(&path))?;

@@ -12,7 +12,7 @@ use datafusion::datasource::listing::{
 };
 use datafusion::execution::context::SQLOptions;
 use datafusion::prelude::SessionContext;
-use vigie_model::schema::metrics_schema;
+use vigie_model::schema::{col, metrics_schema};
 
 use crate::AnalyzerError;
 
@@ -56,6 +56,8 @@ async fn register(
     files: Vec<PathBuf>,
     head: Vec<RecordBatch>,
 ) -> Result<(), AnalyzerError> {
+    // The samples files store values as decimals (storage::values).
+    let samples = schema.field_with_name(col::VALUE).is_ok();
     let mem = MemTable::try_new(schema.clone(), vec![head])?;
     if files.is_empty() {
         ctx.register_table(name, Arc::new(mem))?;
@@ -67,15 +69,34 @@ async fn register(
             .collect::<Result<Vec<_>, _>>()?;
         let options =
             ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension(".parquet");
+        let disk_schema = if samples {
+            super::values::table_schema()
+        } else {
+            schema.clone()
+        };
         let config = ListingTableConfig::new_with_multi_paths(urls)
             .with_listing_options(options)
-            .with_schema(schema);
+            .with_schema(disk_schema);
         ctx.register_table(
             format!("{name}_disk"),
             Arc::new(ListingTable::try_new(config)?),
         )?;
+        let disk = if samples {
+            // Values are stored as decimals (storage::values).
+            let mut cols: Vec<String> = schema
+                .fields()
+                .iter()
+                .map(|f| f.name().to_string())
+                .collect();
+            if let Some(v) = cols.iter_mut().find(|c| c.as_str() == col::VALUE) {
+                *v = format!("{} AS {}", super::values::value_sql(), col::VALUE);
+            }
+            cols.join(", ")
+        } else {
+            "*".to_string()
+        };
         ctx.sql(&format!(
-            "CREATE VIEW {name} AS SELECT * FROM {name}_disk UNION ALL SELECT * FROM {name}_head"
+            "CREATE VIEW {name} AS SELECT {disk} FROM {name}_disk UNION ALL SELECT * FROM {name}_head"
         ))
         .await?;
     }

@@ -1,0 +1,259 @@
+//! How sample values are laid out on disk: as exact decimals when they
+//! are, so that Parquet can delta-encode them.
+//!
+//! Most metric values are decimals with few digits: counters of bytes or
+//! packets (integers), CPU seconds in 1/100 s ticks, load averages with two
+//! decimals. Stored as `f64` their low mantissa bits look random and no
+//! general compressor finds the pattern; stored as the integer `m` of
+//! `m / 10^e`, sorted by series then time, `DELTA_BINARY_PACKED` keeps only
+//! the few bits a counter grows by or a gauge moves by (the idea behind
+//! VictoriaMetrics' decimal encoding). A value goes to `value_m` +
+//! `value_e` only when `m / 10^e` gives back the very same bits (so it is
+//! lossless, `-0.0`, NaN and infinities included, which go to `value_f`).
+//!
+//! Files written before this layout have a plain `value` column; the SQL
+//! view and compaction read both.
+
+use std::sync::{Arc, LazyLock};
+
+use datafusion::arrow::array::{
+    Array, ArrayRef, Float64Array, Float64Builder, Int64Array, Int64Builder, RecordBatch,
+    UInt8Array, UInt8Builder, UInt64Array,
+};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use vigie_model::schema::{col, metrics_schema};
+
+use crate::AnalyzerError;
+
+/// Integer part `m` of `value = m / 10^e`.
+pub(crate) const M: &str = "value_m";
+/// Decimal exponent `e` of `value = m / 10^e`.
+pub(crate) const E: &str = "value_e";
+/// The value itself when it is not such a decimal.
+pub(crate) const F: &str = "value_f";
+
+const POW10: [f64; 16] = [
+    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
+];
+/// 2^53: integers below it are exact in an `f64`.
+const EXACT: f64 = 9_007_199_254_740_992.0;
+
+/// `v` as `(m, e)` with `m / 10^e` bit-identical to `v`, fewest decimals
+/// first.
+pub(crate) fn to_decimal(v: f64) -> Option<(i64, u8)> {
+    if !v.is_finite() {
+        return None;
+    }
+    for (e, p) in POW10.iter().enumerate() {
+        let scaled = v * p;
+        if scaled.abs() >= EXACT {
+            return None;
+        }
+        // Checked as decoded: through the integer, so `-0.0` does not pass.
+        let m = scaled.round() as i64;
+        if (m as f64 / p).to_bits() == v.to_bits() {
+            return Some((m, e as u8));
+        }
+    }
+    None
+}
+
+/// Schema of the samples files as written now.
+static WRITE_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
+    let m = metrics_schema();
+    let mut fields: Vec<Field> = m
+        .fields()
+        .iter()
+        .filter(|f| f.name() != col::VALUE)
+        .map(|f| f.as_ref().clone())
+        .collect();
+    fields.push(Field::new(M, DataType::Int64, true));
+    fields.push(Field::new(E, DataType::UInt8, true));
+    fields.push(Field::new(F, DataType::Float64, true));
+    Arc::new(Schema::new(fields))
+});
+
+/// Schema of the samples files as written now.
+pub(crate) fn write_schema() -> SchemaRef {
+    WRITE_SCHEMA.clone()
+}
+
+/// Schema DataFusion reads the samples files with: every column of both
+/// layouts (a column a file lacks reads as NULL).
+pub(crate) fn table_schema() -> SchemaRef {
+    let mut fields: Vec<Field> = write_schema()
+        .fields()
+        .iter()
+        .map(|f| f.as_ref().clone())
+        .collect();
+    fields.push(Field::new(col::VALUE, DataType::Float64, true));
+    Arc::new(Schema::new(fields))
+}
+
+/// SQL for the `value` of a row of [`table_schema`].
+pub(crate) fn value_sql() -> String {
+    let mut case = format!("CASE {E}");
+    for (e, p) in POW10.iter().enumerate() {
+        case.push_str(&format!(" WHEN {e} THEN CAST({M} AS DOUBLE) / {p:.1}"));
+    }
+    case.push_str(" END");
+    format!("COALESCE({}, {F}, {case})", col::VALUE)
+}
+
+/// `v` as `m / 10^e` for this `e`, if exact.
+fn at_exponent(v: f64, e: u8) -> Option<(i64, u8)> {
+    let p = POW10.get(usize::from(e))?;
+    let scaled = v * p;
+    if !scaled.is_finite() || scaled.abs() >= EXACT {
+        return None;
+    }
+    let m = scaled.round() as i64;
+    ((m as f64 / p).to_bits() == v.to_bits()).then_some((m, e))
+}
+
+/// A metrics batch sorted by series in the on-disk layout
+/// ([`write_schema`]). Each series run shares one exponent (its values'
+/// largest), so consecutive `value_m` differ by what the series moved.
+pub(crate) fn encode(batch: &RecordBatch) -> Result<RecordBatch, AnalyzerError> {
+    let values = vigie_model::schema::column::<Float64Array>(batch, col::VALUE)?;
+    let ids = vigie_model::schema::column::<UInt64Array>(batch, col::SERIES_ID)?;
+    let n = values.len();
+    let mut decimals: Vec<Option<(i64, u8)>> =
+        values.iter().map(|v| v.and_then(to_decimal)).collect();
+    let mut start = 0;
+    while start < n {
+        let id = ids.value(start);
+        let end = (start..n).find(|&i| ids.value(i) != id).unwrap_or(n);
+        let top = decimals[start..end].iter().flatten().map(|d| d.1).max();
+        if let Some(top) = top {
+            for i in start..end {
+                if let Some(d) = decimals[i].filter(|d| d.1 != top) {
+                    decimals[i] = at_exponent(values.value(i), top).or(Some(d));
+                }
+            }
+        }
+        start = end;
+    }
+    let (mut m, mut e, mut f) = (
+        Int64Builder::with_capacity(n),
+        UInt8Builder::with_capacity(n),
+        Float64Builder::with_capacity(n),
+    );
+    for (v, d) in values.iter().zip(decimals) {
+        match d {
+            Some((mv, ev)) => {
+                m.append_value(mv);
+                e.append_value(ev);
+                f.append_null();
+            }
+            None => {
+                m.append_null();
+                e.append_null();
+                f.append_option(v);
+            }
+        }
+    }
+    let schema = batch.schema();
+    let mut columns: Vec<ArrayRef> = schema
+        .fields()
+        .iter()
+        .zip(batch.columns())
+        .filter(|(field, _)| field.name() != col::VALUE)
+        .map(|(_, c)| c.clone())
+        .collect();
+    columns.push(Arc::new(m.finish()));
+    columns.push(Arc::new(e.finish()));
+    columns.push(Arc::new(f.finish()));
+    Ok(RecordBatch::try_new(write_schema(), columns)?)
+}
+
+/// A batch read from a samples file (either layout) in the metrics schema.
+pub(crate) fn decode(batch: &RecordBatch) -> Result<RecordBatch, AnalyzerError> {
+    let target = metrics_schema();
+    let value: ArrayRef = match batch.column_by_name(col::VALUE) {
+        Some(v) => v.clone(),
+        None => {
+            let m = vigie_model::schema::column::<Int64Array>(batch, M)?;
+            let e = vigie_model::schema::column::<UInt8Array>(batch, E)?;
+            let f = vigie_model::schema::column::<Float64Array>(batch, F)?;
+            let out: Float64Array = (0..batch.num_rows())
+                .map(|i| {
+                    if m.is_valid(i) && e.is_valid(i) {
+                        let p = POW10.get(usize::from(e.value(i))).copied()?;
+                        Some(m.value(i) as f64 / p)
+                    } else {
+                        f.is_valid(i).then(|| f.value(i))
+                    }
+                })
+                .collect();
+            Arc::new(out)
+        }
+    };
+    let mut columns = Vec::with_capacity(target.fields().len());
+    for field in target.fields() {
+        if field.name() == col::VALUE {
+            columns.push(value.clone());
+        } else {
+            columns.push(batch.column_by_name(field.name()).cloned().ok_or_else(|| {
+                vigie_model::ModelError::Schema(format!(
+                    "stored file lacks column `{}`",
+                    field.name()
+                ))
+            })?);
+        }
+    }
+    Ok(RecordBatch::try_new(target, columns)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use vigie_model::schema::samples_to_batch;
+    use vigie_model::{Labels, Sample};
+
+    #[test]
+    fn decimals_are_found_and_exact() {
+        assert_eq!(to_decimal(0.0), Some((0, 0)));
+        assert_eq!(to_decimal(12.34), Some((1234, 2)));
+        let v = 1234.0 * 0.01;
+        let (m, e) = to_decimal(v).expect("a decimal");
+        assert_eq!((m as f64 / POW10[usize::from(e)]).to_bits(), v.to_bits());
+        assert_eq!(to_decimal(17_179_869_184.0), Some((17_179_869_184, 0)));
+        assert_eq!(to_decimal(-0.0), None, "the sign of zero is kept");
+        assert_eq!(to_decimal(f64::NAN), None);
+        assert_eq!(to_decimal(f64::INFINITY), None);
+        assert_eq!(to_decimal(1e300), None);
+        assert_eq!(
+            to_decimal(std::f64::consts::PI),
+            Some((3_141_592_653_589_793, 15))
+        );
+        assert_eq!(to_decimal(0.1 + 0.2), None, "17 significant digits");
+    }
+
+    proptest! {
+        #[test]
+        fn encode_then_decode_gives_back_the_bits(values in proptest::collection::vec(
+            prop_oneof![
+                any::<f64>(),
+                (0i64..1_000_000_000).prop_map(|m| m as f64 / 100.0),
+                (-1_000_000i64..1_000_000).prop_map(|m| m as f64),
+                Just(f64::NAN),
+                Just(-0.0),
+            ],
+            1..50,
+        )) {
+            let samples: Vec<Sample> = values
+                .iter()
+                .enumerate()
+                .map(|(i, v)| Sample::new("m", Labels::new(), i as i64, *v))
+                .collect();
+            let batch = samples_to_batch(&samples).expect("batch");
+            let back = decode(&encode(&batch).expect("encode")).expect("decode");
+            let got = back.column(4).as_any().downcast_ref::<Float64Array>().expect("f64");
+            for (i, v) in values.iter().enumerate() {
+                prop_assert_eq!(got.value(i).to_bits(), v.to_bits(), "value {}", v);
+            }
+        }
+    }
+}
