@@ -50,6 +50,7 @@
 //! the saved notification log decides what is news.
 
 pub mod ack;
+pub mod actions;
 pub mod alertmanager;
 pub mod api;
 pub mod auth;
