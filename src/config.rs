@@ -85,6 +85,9 @@ pub struct Config {
     pub rules: RulesConfig,
     /// Notification.
     pub alerting: AlertingConfig,
+    /// Remediation actions (`[[action]]`), run by the alert role.
+    #[serde(default)]
+    pub action: Vec<vigie_alerting::actions::ActionConfig>,
 }
 
 impl Default for Config {
@@ -104,6 +107,7 @@ impl Default for Config {
             analyzer: AnalyzerConfig::default(),
             rules: RulesConfig::default(),
             alerting: AlertingConfig::default(),
+            action: Vec::new(),
         }
     }
 }
@@ -182,6 +186,7 @@ impl Config {
             out.push(("api.token_file".into(), e.to_string()));
         }
         out.extend(self.alerting.problems());
+        out.extend(vigie_alerting::actions::problems(&self.action));
         out
     }
 
@@ -308,6 +313,25 @@ mod tests {
         ))
         .expect("parse");
         assert!(c.problems().is_empty(), "{:?}", c.problems());
+    }
+
+    #[test]
+    fn action_blocks_parse_and_are_checked() {
+        let c = Config::parse(
+            "[[action]]\nname = \"evacuate\"\nmatchers = '{alertname=\"HypervisorFailing\"}'\nurl = \"http://127.0.0.1:8080/evacuate\"\nrate_limit = { max = 3, per = \"1h\" }\nblast_radius = { max_targets = 2, window = \"10m\" }\ncooldown = \"30m\"\nverify_within = \"5m\"\n[rules]\nfiles = []\n",
+        )
+        .expect("parse");
+        assert_eq!(c.action.len(), 1);
+        assert_eq!(c.action[0].target_label, "instance");
+        assert!(c.problems().is_empty(), "{:?}", c.problems());
+        let c = Config::parse(
+            "[[action]]\nname = \"x\"\nmatchers = \"{\"\nurl = \"nope\"\nsecret_file = \"/nonexistent/secret\"\n[rules]\nfiles = []\n",
+        )
+        .expect("parse");
+        let keys: Vec<String> = c.problems().into_iter().map(|(k, _)| k).collect();
+        for k in ["action[0].url", "action[0].secret_file"] {
+            assert!(keys.iter().any(|x| x == k), "{k} not in {keys:?}");
+        }
     }
 
     #[test]

@@ -27,6 +27,8 @@ struct Bus {
     publisher: Arc<dyn Publisher>,
     metrics: Option<Box<dyn Subscriber>>,
     alerts: Option<Box<dyn Subscriber>>,
+    /// `vigie.alerts` again, for the action engine (`[[action]]`).
+    actions: Option<Box<dyn Subscriber>>,
 }
 
 async fn connect_bus(config: &Config) -> anyhow::Result<Bus> {
@@ -37,10 +39,13 @@ async fn connect_bus(config: &Config) -> anyhow::Result<Bus> {
             let metrics: Box<dyn Subscriber> =
                 Box::new(bus.subscribe(&[topics::METRICS, topics::LOGS]));
             let alerts: Box<dyn Subscriber> = Box::new(bus.subscribe(&[topics::ALERTS]));
+            let actions: Option<Box<dyn Subscriber>> = (!config.action.is_empty())
+                .then(|| Box::new(bus.subscribe(&[topics::ALERTS])) as Box<dyn Subscriber>);
             Ok(Bus {
                 publisher: Arc::new(bus),
                 metrics: Some(metrics),
                 alerts: Some(alerts),
+                actions,
             })
         }
         BusKind::Kafka => {
@@ -78,10 +83,22 @@ async fn connect_bus(config: &Config) -> anyhow::Result<Bus> {
             } else {
                 None
             };
+            let actions: Option<Box<dyn Subscriber>> =
+                if config.runs(Role::Alert) && !config.action.is_empty() {
+                    let group = format!("{}-actions", c.group_id);
+                    Some(Box::new(KafkaSubscriber::new(
+                        c,
+                        Some(&group),
+                        &[topics::ALERTS],
+                    )?))
+                } else {
+                    None
+                };
             Ok(Bus {
                 publisher,
                 metrics,
                 alerts,
+                actions,
             })
         }
     }
@@ -269,6 +286,23 @@ pub async fn run(mut config: Config) -> anyhow::Result<()> {
         }));
     }
 
+    // Remediation actions: their own subscription to vigie.alerts.
+    let mut actions_task = None;
+    if let Some(subscriber) = bus.actions {
+        let audit = vigie_alerting::actions::AuditLog::open(
+            vigie_alerting::actions::audit_path(&config.data_dir),
+        )
+        .context("opening the action audit log (data_dir/state/actions.jsonl)")?;
+        let engine = vigie_alerting::actions::ActionEngine::new(
+            &config.action,
+            audit,
+            Some(bus.publisher.clone()),
+        )
+        .context("starting actions (action)")?;
+        app = app.merge(vigie_alerting::actions::router(engine.clone()));
+        actions_task = Some(tokio::spawn(engine.run(subscriber, alert_stop.clone())));
+    }
+
     // Syslog receivers bind before HTTP answers, so a ready Vigie listens.
     let mut syslog = Vec::new();
     if config.runs(Role::Collect) {
@@ -347,6 +381,9 @@ pub async fn run(mut config: Config) -> anyhow::Result<()> {
     let _ = bus.publisher.flush(Duration::from_secs(10)).await;
     alert_stop.cancel();
     if let Some(t) = alerting_task {
+        let _ = t.await;
+    }
+    if let Some(t) = actions_task {
         let _ = t.await;
     }
     http_stop.cancel();
