@@ -126,9 +126,9 @@ pub(crate) fn encode(batch: &RecordBatch) -> Result<RecordBatch, AnalyzerError> 
         let end = (start..n).find(|&i| ids.value(i) != id).unwrap_or(n);
         let top = decimals[start..end].iter().flatten().map(|d| d.1).max();
         if let Some(top) = top {
-            for i in start..end {
-                if let Some(d) = decimals[i].filter(|d| d.1 != top) {
-                    decimals[i] = at_exponent(values.value(i), top).or(Some(d));
+            for (i, slot) in decimals.iter_mut().enumerate().take(end).skip(start) {
+                if let Some(d) = slot.filter(|d| d.1 != top) {
+                    *slot = at_exponent(values.value(i), top).or(Some(d));
                 }
             }
         }
