@@ -79,9 +79,9 @@ async fn without_a_token_vigie_listens_on_loopback_only() {
     let mut child = Command::new(env!("CARGO_BIN_EXE_vigie"))
         .args(["run", "--config", "vigie.toml"])
         .current_dir(dir.path())
-        // tracing writes to stdout.
-        .stdout(log)
-        .stderr(Stdio::null())
+        // tracing writes to stderr.
+        .stdout(Stdio::null())
+        .stderr(log)
         .spawn()
         .expect("start vigie");
     let read_log = || std::fs::read_to_string(dir.path().join("vigie.log")).unwrap_or_default();
