@@ -1,6 +1,7 @@
 //! The `vigie` command: CLI parsing and wiring only; every stage lives in
 //! its own crate (see docs/ARCHITECTURE.md).
 
+mod actions_cli;
 mod alerts;
 mod backtest;
 mod config;
@@ -99,6 +100,34 @@ enum Command {
     /// Act on the alerts of a running Vigie.
     #[command(subcommand)]
     Alerts(AlertsCommand),
+    /// Approve or deny remediation actions waiting for approval
+    /// (`require_approval`; `GET /api/v1/actions` lists them).
+    #[command(subcommand)]
+    Actions(ActionsCommand),
+}
+
+/// Where and as whom `vigie actions` decides.
+#[derive(clap::Args)]
+struct Decision {
+    /// The pending action's id (`GET /api/v1/actions`).
+    id: String,
+    /// Vigie's HTTP address.
+    #[arg(long, default_value = "http://127.0.0.1:9464")]
+    url: String,
+    /// File holding the API token (Vigie's [api] token_file).
+    #[arg(long)]
+    token_file: Option<PathBuf>,
+    /// Who decides (default: $USER).
+    #[arg(long)]
+    by: Option<String>,
+}
+
+#[derive(Subcommand)]
+enum ActionsCommand {
+    /// Approve a pending action: it runs now.
+    Approve(Decision),
+    /// Deny a pending action: it does not run.
+    Deny(Decision),
 }
 
 #[derive(Subcommand)]
@@ -369,6 +398,25 @@ fn main() -> ExitCode {
             .build()
             .map_err(anyhow::Error::from)
             .and_then(|rt| rt.block_on(alerts::ack(&url, &id, token_file.as_deref(), by, comment))),
+        Command::Actions(command) => {
+            let (approve, d) = match command {
+                ActionsCommand::Approve(d) => (true, d),
+                ActionsCommand::Deny(d) => (false, d),
+            };
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(anyhow::Error::from)
+                .and_then(|rt| {
+                    rt.block_on(actions_cli::decide(
+                        &d.url,
+                        &d.id,
+                        approve,
+                        d.token_file.as_deref(),
+                        d.by,
+                    ))
+                })
+        }
         Command::Rules(command) => match rules(command) {
             Ok(true) => return ExitCode::SUCCESS,
             Ok(false) => return ExitCode::FAILURE,
