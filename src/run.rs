@@ -208,6 +208,19 @@ pub async fn run(mut config: Config) -> anyhow::Result<()> {
             Storage::open(&config.data_dir, config.analyzer.zstd_level)
                 .context("opening storage (data_dir)")?,
         );
+        // Alerting's notification history, as SQL table `notifications`
+        // (read from the data dir, so it works with alerting elsewhere on
+        // the same disk too).
+        let history = vigie_alerting::history::History::open(&config.data_dir);
+        storage.add_table(
+            "notifications",
+            Arc::new(move || {
+                history
+                    .record_batch()
+                    .map(|b| (b.schema(), vec![b]))
+                    .map_err(|e| e.to_string())
+            }),
+        );
         let groups = load_paths(&config.rules.files, config.rules.interval)
             .context("loading rule files (rules.files)")?;
         let rule_count: usize = groups.iter().map(|g| g.rule_count()).sum();
@@ -289,9 +302,9 @@ pub async fn run(mut config: Config) -> anyhow::Result<()> {
     // Remediation actions: their own subscription to vigie.alerts.
     let mut actions_task = None;
     if let Some(subscriber) = bus.actions {
-        let audit = vigie_alerting::actions::AuditLog::open(
-            vigie_alerting::actions::audit_path(&config.data_dir),
-        )
+        let audit = vigie_alerting::actions::AuditLog::open(vigie_alerting::actions::audit_path(
+            &config.data_dir,
+        ))
         .context("opening the action audit log (data_dir/state/actions.jsonl)")?;
         let engine = vigie_alerting::actions::ActionEngine::new(
             &config.action,

@@ -107,6 +107,25 @@ async fn gauge_jump_fires_pages_and_resolves() {
         metrics.contains("vigie_notifications_total{integration=\"webhook\",receiver=\"ops\"}"),
         "{metrics}"
     );
+    // Every delivery is in SQL table `notifications`: the firing page by
+    // webhook and email, the resolution by webhook (email, as in
+    // Alertmanager, does not send resolutions unless asked).
+    let want = ["email/firing", "webhook/firing", "webhook/resolved"];
+    let rows = wait_for("deliveries in SQL", Duration::from_secs(30), || async {
+        let sent = vigie
+            .sql("SELECT integration, group_status, count(*) AS n FROM notifications WHERE status = 'sent' GROUP BY 1, 2 ORDER BY 1, 2")
+            .await;
+        let rows: Vec<String> = sent["rows"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|r| format!("{}/{}/{}", r[0].as_str().unwrap_or("?"), r[1].as_str().unwrap_or("?"), r[2]))
+            .collect();
+        (rows.len() >= want.len()).then_some(rows)
+    })
+    .await;
+    let want: Vec<String> = want.iter().map(|w| format!("{w}/1")).collect();
+    assert_eq!(rows, want);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -94,7 +94,13 @@ pub struct Storage {
     flush_lock: Mutex<()>,
     /// Start a background compaction after a flush closes a window.
     auto_compact: AtomicBool,
+    /// Tables other stages contribute to SQL (see [`Storage::add_table`]).
+    tables: Mutex<Vec<(String, TableSource)>>,
 }
+
+/// A table another stage offers to SQL: called at each query for its
+/// schema and rows (e.g. alerting's notification history).
+pub type TableSource = Arc<dyn Fn() -> Result<(SchemaRef, Vec<RecordBatch>), String> + Send + Sync>;
 
 /// The time range `(min, max)` in ms a data file holds, from its name
 /// (`<min ms>-<max ms>-<nanos>[-c].parquet`, as flushes and compactions
@@ -262,6 +268,7 @@ impl Storage {
             logs,
             flush_lock: Mutex::new(()),
             auto_compact: AtomicBool::new(true),
+            tables: Mutex::new(Vec::new()),
         })
     }
 
@@ -373,11 +380,33 @@ impl Storage {
         (state.files.clone(), batches)
     }
 
-    /// Runs a read-only SQL query over tables `samples` and `logs`.
+    /// Offers table `name` to SQL; `source` is read at every query.
+    pub fn add_table(&self, name: impl Into<String>, source: TableSource) {
+        self.tables
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push((name.into(), source));
+    }
+
+    /// Runs a read-only SQL query over tables `samples` and `logs`, and
+    /// the tables added with [`Storage::add_table`].
     pub async fn sql(self: &Arc<Self>, query: &str) -> Result<Vec<RecordBatch>, AnalyzerError> {
         let (files, head) = self.snapshot();
         let logs = self.logs.as_ref().map(|l| (l.schema.clone(), l.snapshot()));
-        query::run_with_logs(query, files, head, logs).await
+        let sources = self
+            .tables
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let mut extra = Vec::with_capacity(sources.len());
+        for (name, source) in sources {
+            let (schema, batches) = source().map_err(|message| AnalyzerError::Eval {
+                what: format!("table {name}"),
+                message,
+            })?;
+            extra.push((name, schema, batches));
+        }
+        query::run_with_logs(query, files, head, logs, extra).await
     }
 }
 

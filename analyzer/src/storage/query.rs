@@ -25,20 +25,25 @@ pub(super) async fn run(
     files: Vec<PathBuf>,
     head: Vec<RecordBatch>,
 ) -> Result<Vec<RecordBatch>, AnalyzerError> {
-    run_with_logs(query, files, head, None).await
+    run_with_logs(query, files, head, None, Vec::new()).await
 }
 
-/// Like [`run`], plus table `logs` from its schema, files and batches.
+/// Like [`run`], plus table `logs` from its schema, files and batches,
+/// and in-memory `extra` tables (name, schema, rows).
 pub(super) async fn run_with_logs(
     query: &str,
     files: Vec<PathBuf>,
     head: Vec<RecordBatch>,
     logs: Option<(SchemaRef, Snapshot)>,
+    extra: Vec<(String, SchemaRef, Vec<RecordBatch>)>,
 ) -> Result<Vec<RecordBatch>, AnalyzerError> {
     let ctx = SessionContext::new();
     register(&ctx, "samples", metrics_schema(), files, head).await?;
     if let Some((schema, (files, head))) = logs {
         register(&ctx, "logs", schema, files, head).await?;
+    }
+    for (name, schema, batches) in extra {
+        ctx.register_table(name, Arc::new(MemTable::try_new(schema, vec![batches])?))?;
     }
     let options = SQLOptions::new()
         .with_allow_ddl(false)
