@@ -211,6 +211,26 @@ impl AuditLog {
     }
 }
 
+/// The audit log at `path` as one batch of [`schema`], read afresh (for
+/// SQL table `actions` in a process that does not run the engine, or
+/// on every query); a missing file is an empty table.
+pub fn read_batch(path: &Path) -> Result<RecordBatch, AuditError> {
+    let records: Vec<AuditRecord> = match std::fs::read_to_string(path) {
+        Ok(text) => text
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+        Err(source) => {
+            return Err(AuditError::Io {
+                path: path.to_path_buf(),
+                source,
+            });
+        }
+    };
+    to_batch(&records)
+}
+
 /// The schema of SQL table `actions`:
 ///
 /// | column | type | notes |

@@ -48,7 +48,7 @@ pub mod config;
 pub mod engine;
 
 pub use api::router;
-pub use audit::{AuditLog, AuditRecord, Decision, audit_path};
+pub use audit::{AuditLog, AuditRecord, Decision, audit_path, read_batch};
 pub use config::{ActionConfig, BlastRadius, RateLimit, problems};
 pub use engine::{
     ActionEngine, ActionError, ESCALATION_LABEL, PendingAction, SIGNATURE_HEADER, sign,
