@@ -175,3 +175,45 @@ async fn an_evacuation_resolves_the_alert_and_is_verified() {
     assert_eq!(*controller.rejected.lock().expect("lock"), 1);
     assert_eq!(controller.evacuated.lock().expect("lock").len(), 1);
 }
+
+async fn refuse() -> StatusCode {
+    StatusCode::SERVICE_UNAVAILABLE
+}
+
+/// A failed action pages a human: the escalation alert goes through the
+/// dispatcher to the receiver of the original alert's route.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_action_pages_the_routes_receiver() {
+    let target = Target::start(0).await;
+    target.set(95.0);
+    let app = Router::new().route("/evacuate", post(refuse));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let controller_url = format!("http://{}/evacuate", listener.local_addr().expect("addr"));
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let hook = Webhook::start().await;
+    let config = format!(
+        "[[scrape]]\njob = \"hypervisor\"\ntargets = [\"{}\"]\ninterval = \"1s\"\ntimeout = \"1s\"\n\
+         [alerting]\ngroup_wait = \"1s\"\ngroup_interval = \"1s\"\n\
+         [[alerting.receivers]]\nname = \"ops\"\n\
+         [[alerting.receivers.webhook_configs]]\nurl = \"{}\"\n\
+         [[action]]\nname = \"evacuate\"\nmatchers = '{{alertname=\"HypervisorFailing\"}}'\n\
+         url = \"{controller_url}\"\nretries = 0\n",
+        target.addr,
+        hook.url()
+    );
+    let vigie = Vigie::start(&config, RULES).await;
+    let page = wait_for("the page", Duration::from_secs(60), || async {
+        hook.received
+            .lock()
+            .expect("lock")
+            .iter()
+            .flat_map(|p| p["alerts"].as_array().cloned().unwrap_or_default())
+            .find(|a| a["labels"]["vigie_action"] == "evacuate")
+    })
+    .await;
+    assert_eq!(page["labels"]["vigie_escalation"], "failed", "{page}");
+    assert_eq!(page["labels"]["alertname"], "HypervisorFailing");
+    assert_eq!(page["status"], "firing", "{page}\n{}", vigie.log());
+}
