@@ -419,6 +419,19 @@ impl ActionEngine {
                                 Some(detail),
                             );
                         };
+                        // Forget what no guardrail looks at any more.
+                        let per = c.rate_limit.as_ref().map_or(0, |r| ms(r.per));
+                        if let Some(v) = s.acted.get_mut(&c.name) {
+                            v.retain(|t| now - t < per);
+                        }
+                        let window = c.blast_radius.as_ref().map_or(0, |b| ms(b.window));
+                        if let Some(v) = s.targets.get_mut(&c.name) {
+                            v.retain(|(t, _)| now - t < window);
+                        }
+                        let cooldown = ms(c.cooldown);
+                        let name = c.name.clone();
+                        s.last_on_target
+                            .retain(|(a, _), t| *a != name || now - *t < cooldown);
                         if target.is_empty() {
                             skip(
                                 reason::NO_TARGET,
