@@ -57,7 +57,10 @@ fn by(body: &Bytes) -> Result<String, String> {
 fn answer(id: &str, decision: &str, result: Result<(), ActionError>) -> Response {
     match result {
         Ok(()) => axum::Json(json!({"id": id, "decision": decision})).into_response(),
-        Err(e) => (StatusCode::NOT_FOUND, axum::Json(json!(e.to_string()))).into_response(),
+        Err(e @ ActionError::NotPending(_)) => {
+            (StatusCode::NOT_FOUND, axum::Json(json!(e.to_string()))).into_response()
+        }
+        Err(e) => (StatusCode::CONFLICT, axum::Json(json!(e.to_string()))).into_response(),
     }
 }
 

@@ -35,6 +35,12 @@ pub enum ActionError {
     /// No pending action has this id.
     #[error("no pending action {0}")]
     NotPending(String),
+    /// The pending action's alert is not known yet (approved right after
+    /// a restart, before the analyzer re-sent it): try again shortly.
+    #[error(
+        "the alert of pending action {0} has not been re-sent since the restart; try again in a minute"
+    )]
+    AlertUnknown(String),
     /// Building the HTTP client failed.
     #[error("http client: {0}")]
     Client(String),
@@ -247,7 +253,7 @@ impl ActionEngine {
                 _ => {}
             }
             match r.decision {
-                Decision::Resolved | Decision::Verified | Decision::Denied => {
+                Decision::Resolved | Decision::Verified => {
                     s.episodes.remove(&key);
                     s.pending.remove(&r.id);
                 }
@@ -790,8 +796,19 @@ impl ActionEngine {
             let mut s = self.lock();
             let p = s
                 .pending
-                .remove(id)
+                .get(id)
+                .cloned()
                 .ok_or_else(|| ActionError::NotPending(id.to_string()))?;
+            let alert = p
+                .alert
+                .clone()
+                .or_else(|| {
+                    s.episodes
+                        .get(&(p.action.clone(), p.fingerprint.clone()))
+                        .and_then(|e| e.alert.clone())
+                })
+                .ok_or_else(|| ActionError::AlertUnknown(id.to_string()))?;
+            s.pending.remove(id);
             self.record(
                 id,
                 &p.action,
@@ -804,13 +821,8 @@ impl ActionEngine {
             let Some(i) = self.actions.iter().position(|a| a.config.name == p.action) else {
                 return Ok(());
             };
-            let alert = p.alert.clone().or_else(|| {
-                s.episodes
-                    .get(&(p.action.clone(), p.fingerprint.clone()))
-                    .and_then(|e| e.alert.clone())
-            });
             let started = self.start_locked(&mut s, i, id, &p.target, &p.fingerprint, now_ms());
-            started.zip(alert)
+            started.map(|run| (run, alert))
         };
         if let Some(((i, id, target), alert)) = run {
             self.spawn_run(i, id, target, alert);

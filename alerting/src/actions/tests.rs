@@ -539,3 +539,36 @@ async fn run_loop_reads_alerts_from_the_bus() {
         ["ran", "succeeded"]
     );
 }
+
+#[tokio::test]
+async fn a_pending_approval_survives_a_restart() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (ctl, url) = controller(100).await;
+    let config = [ActionConfig {
+        require_approval: true,
+        ..action(&url, &dir)
+    }];
+    let path = audit_path(dir.path());
+    {
+        let e = ActionEngine::new(&config, AuditLog::open(path.clone()).expect("open"), None)
+            .expect("engine");
+        e.observe(&alert("hv1", AlertState::Firing)).await;
+        assert_eq!(e.pending().len(), 1);
+    }
+    let e = ActionEngine::new(&config, AuditLog::open(path).expect("open"), None).expect("engine");
+    let pending = e.pending();
+    assert_eq!(pending.len(), 1, "restored");
+    let id = pending[0].id.clone();
+    // Before the analyzer re-sends the alert, approval must wait.
+    assert!(matches!(
+        e.approve(&id, "alice").await,
+        Err(ActionError::AlertUnknown(_))
+    ));
+    e.observe(&alert("hv1", AlertState::Firing)).await; // the re-send
+    assert_eq!(e.pending().len(), 1, "the re-send does not ask again");
+    e.approve(&id, "alice").await.expect("approve");
+    e.wait_idle().await;
+    assert_eq!(ctl.calls().len(), 1);
+    let d: Vec<&str> = decisions(&e).iter().map(|x| x.1).collect();
+    assert_eq!(d, ["pending_approval", "approved", "ran", "succeeded"]);
+}
