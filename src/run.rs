@@ -221,6 +221,16 @@ pub async fn run(mut config: Config) -> anyhow::Result<()> {
                     .map_err(|e| e.to_string())
             }),
         );
+        // The remediation audit log, as SQL table `actions`.
+        let actions_log = vigie_alerting::actions::audit_path(&config.data_dir);
+        storage.add_table(
+            "actions",
+            Arc::new(move || {
+                vigie_alerting::actions::read_batch(&actions_log)
+                    .map(|b| (b.schema(), vec![b]))
+                    .map_err(|e| e.to_string())
+            }),
+        );
         let groups = load_paths(&config.rules.files, config.rules.interval)
             .context("loading rule files (rules.files)")?;
         let rule_count: usize = groups.iter().map(|g| g.rule_count()).sum();

@@ -149,6 +149,23 @@ async fn an_evacuation_resolves_the_alert_and_is_verified() {
         ["ran", "succeeded", "verified", "resolved"],
         "{text}"
     );
+    // The same story through SQL table `actions`.
+    let sql = vigie
+        .sql(&format!(
+            "SELECT decision FROM actions WHERE id = '{id}' ORDER BY time"
+        ))
+        .await;
+    let decisions: Vec<&str> = sql["rows"]
+        .as_array()
+        .expect("rows")
+        .iter()
+        .filter_map(|r| r[0].as_str())
+        .collect();
+    // (Two decisions may share a millisecond: compare as sets.)
+    let (mut decisions, mut want) = (decisions, story.clone());
+    decisions.sort_unstable();
+    want.sort_unstable();
+    assert_eq!(decisions, want, "{sql}");
 
     // Nobody was paged about the action (no escalation alert).
     let escalations: Vec<Value> = hook
