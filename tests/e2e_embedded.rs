@@ -107,10 +107,15 @@ async fn gauge_jump_fires_pages_and_resolves() {
         metrics.contains("vigie_notifications_total{integration=\"webhook\",receiver=\"ops\"}"),
         "{metrics}"
     );
-    // Every delivery is in SQL table `notifications`: the firing page by
-    // webhook and email, the resolution by webhook (email, as in
-    // Alertmanager, does not send resolutions unless asked).
-    let want = ["email/firing", "webhook/firing", "webhook/resolved"];
+    // Every delivery is in SQL table `notifications`: the firing page and
+    // the resolution, by webhook and by email (Vigie's receivers send
+    // resolutions by default).
+    let want = [
+        "email/firing",
+        "email/resolved",
+        "webhook/firing",
+        "webhook/resolved",
+    ];
     let rows = wait_for("deliveries in SQL", Duration::from_secs(30), || async {
         let sent = vigie
             .sql("SELECT integration, group_status, count(*) AS n FROM notifications WHERE status = 'sent' GROUP BY 1, 2 ORDER BY 1, 2")
