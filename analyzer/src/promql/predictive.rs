@@ -38,11 +38,20 @@ use crate::score::{ANOMALY_SCORE, FOR_LABEL};
 /// Names of the predictive functions.
 pub const FUNCTIONS: [&str; 3] = ["anomaly_score", "forecast", "time_to_threshold"];
 
-/// Teaches the parser the predictive functions (once per process).
+/// Teaches the parser the predictive functions, and `holt_winters`
+/// (Prometheus 2's name of `double_exponential_smoothing`, still used by
+/// dashboards written for Prometheus 2), once per process.
 pub(crate) fn register() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
         let _ = register_extra_functions(vec![
+            Function::new(
+                "holt_winters",
+                vec![ValueType::Matrix, ValueType::Scalar, ValueType::Scalar],
+                0,
+                ValueType::Vector,
+                false,
+            ),
             Function::new(
                 "anomaly_score",
                 vec![ValueType::Vector],

@@ -311,3 +311,14 @@ fn predictive_functions_reject_what_they_cannot_answer() {
         assert!(err.contains(needle), "{q}: {err}");
     }
 }
+
+#[test]
+fn holt_winters_is_double_exponential_smoothing() {
+    let mut s = MemoryStore::new();
+    let vals: Vec<Option<f64>> = (0..10).map(|i| Some((i * i) as f64)).collect();
+    load(&mut s, &[("__name__", "g")], 60, &vals);
+    let old = instant(&s, "holt_winters(g[10m], 0.5, 0.5)", 540);
+    let new = instant(&s, "double_exponential_smoothing(g[10m], 0.5, 0.5)", 540);
+    assert_eq!(old.len(), 1);
+    assert_eq!(old, new);
+}
