@@ -3,6 +3,7 @@
 
 mod actions_cli;
 mod alerts;
+mod api_client;
 mod backtest;
 mod config;
 mod replay;
