@@ -874,7 +874,11 @@ impl RuleManager {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).map_err(io)?;
         }
-        let tmp = path.with_extension("tmp");
+        // Groups evaluate concurrently and each saves the whole state: one
+        // temporary file per save, so two saves never rename the same one.
+        static SAVES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = SAVES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let tmp = path.with_extension(format!("{n}.tmp"));
         let mut buf = Vec::new();
         ciborium::into_writer(&saved, &mut buf)
             .map_err(|e| io(std::io::Error::other(e.to_string())))?;
