@@ -35,17 +35,26 @@ fn client_config(config: &BusConfig) -> ClientConfig {
 /// Creates `topics` that do not exist yet (`partitions`, `replication`
 /// from the config); existing topics are left alone.
 pub async fn ensure_topics(config: &BusConfig, topics: &[&str]) -> Result<(), BusError> {
+    let partitions = i32::try_from(config.partitions).unwrap_or(i32::MAX);
+    let with: Vec<(&str, i32)> = topics.iter().map(|t| (*t, partitions)).collect();
+    ensure_topics_with(config, &with).await
+}
+
+/// Creates `topic` with exactly one partition if it does not exist yet (an
+/// election topic, see [`crate::election`]).
+pub async fn ensure_topic(config: &BusConfig, topic: &str) -> Result<(), BusError> {
+    ensure_topics_with(config, &[(topic, 1)]).await
+}
+
+/// [`ensure_topics`] with a partition count per topic.
+async fn ensure_topics_with(config: &BusConfig, topics: &[(&str, i32)]) -> Result<(), BusError> {
     let admin: AdminClient<DefaultClientContext> = client_config(config)
         .create()
         .map_err(|e| BusError::kafka("creating admin client", e))?;
     let new: Vec<NewTopic<'_>> = topics
         .iter()
-        .map(|t| {
-            NewTopic::new(
-                t,
-                config.partitions as i32,
-                TopicReplication::Fixed(config.replication),
-            )
+        .map(|(t, partitions)| {
+            NewTopic::new(t, *partitions, TopicReplication::Fixed(config.replication))
         })
         .collect();
     let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));

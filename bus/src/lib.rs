@@ -11,9 +11,13 @@
 //!   processes; offsets are committed only when the caller says the data is
 //!   stored ([`Subscriber::commit`]), which gives at-least-once delivery.
 //!
+//! [`Leadership`] elects one process of a group to do what must happen
+//! once (notifications), through a Kafka consumer group ([`election`]).
+//!
 //! The bus moves opaque bytes: encoding is `vigie-model`'s job.
 
 pub mod config;
+pub mod election;
 pub mod error;
 pub mod kafka;
 pub mod memory;
@@ -23,6 +27,7 @@ use async_trait::async_trait;
 use std::time::Duration;
 
 pub use config::{BusConfig, BusKind};
+pub use election::Leadership;
 pub use error::BusError;
 
 /// A message on the bus.

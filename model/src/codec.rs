@@ -1,11 +1,12 @@
-//! Message codecs: Arrow IPC for record batches, JSON for alerts.
+//! Message codecs: Arrow IPC for record batches, JSON for alerts and
+//! notification log entries.
 
 use arrow::array::RecordBatch;
 use arrow::buffer::Buffer;
 use arrow::ipc::reader::StreamDecoder;
 use arrow::ipc::writer::StreamWriter;
 
-use crate::{Alert, ModelError};
+use crate::{Alert, ModelError, NotificationLogEntry};
 
 /// Encodes one record batch as an Arrow IPC stream (schema + batch).
 pub fn encode_batch(batch: &RecordBatch) -> Result<Vec<u8>, ModelError> {
@@ -52,6 +53,16 @@ pub fn encode_alert(alert: &Alert) -> Result<Vec<u8>, ModelError> {
 
 /// Decodes an alert from JSON.
 pub fn decode_alert(payload: &[u8]) -> Result<Alert, ModelError> {
+    Ok(serde_json::from_slice(payload)?)
+}
+
+/// Encodes a notification log entry (`vigie.nflog`) as JSON.
+pub fn encode_nflog(entry: &NotificationLogEntry) -> Result<Vec<u8>, ModelError> {
+    Ok(serde_json::to_vec(entry)?)
+}
+
+/// Decodes a notification log entry from JSON.
+pub fn decode_nflog(payload: &[u8]) -> Result<NotificationLogEntry, ModelError> {
     Ok(serde_json::from_slice(payload)?)
 }
 

@@ -6,6 +6,8 @@
 //! | `vigie.alerts` | alert fingerprint (16 hex chars) | JSON [`crate::Alert`] |
 //! | `vigie.logs` | source | Arrow IPC stream, logs schema |
 //! | `vigie.deadletter` | original key | original payload, headers below |
+//! | `vigie.nflog` | alert group key | JSON [`crate::NotificationLogEntry`] |
+//! | `vigie.alerting.leader` | (none: never written) | one partition; its consumer group elects the notifying alerting process |
 
 /// Metric samples, Arrow IPC record batches keyed by series id.
 pub const METRICS: &str = "vigie.metrics";
@@ -15,6 +17,13 @@ pub const ALERTS: &str = "vigie.alerts";
 pub const LOGS: &str = "vigie.logs";
 /// Messages that could not be decoded or processed.
 pub const DEADLETTER: &str = "vigie.deadletter";
+/// What the leading alerting process notified (its notification log), JSON,
+/// so its peers know what was sent when they take over.
+pub const NFLOG: &str = "vigie.nflog";
+/// The election topic of alerting processes in high availability: one
+/// partition, no messages; the member of its consumer group holding
+/// partition 0 sends the notifications.
+pub const ALERTING_LEADER: &str = "vigie.alerting.leader";
 
 /// Header on a dead-letter message: why it was rejected.
 pub const HEADER_ERROR: &str = "vigie-error";
