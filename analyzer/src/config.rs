@@ -30,6 +30,8 @@ pub struct AnalyzerConfig {
     pub retention_bytes: u64,
     /// `[analyzer.forecast]`: forecasts and time to threshold.
     pub forecast: ForecastConfig,
+    /// `[analyzer.anomaly_events]`: onset and end events on `vigie.anomalies`.
+    pub anomaly_events: crate::episodes::EpisodeConfig,
 }
 
 impl Default for AnalyzerConfig {
@@ -43,6 +45,7 @@ impl Default for AnalyzerConfig {
             retention: Duration::from_secs(15 * 24 * 3600),
             retention_bytes: 0,
             forecast: ForecastConfig::default(),
+            anomaly_events: crate::episodes::EpisodeConfig::default(),
         }
     }
 }
@@ -76,6 +79,7 @@ impl AnalyzerConfig {
             out.push(("analyzer.zstd_level".into(), "must be 1..=22".into()));
         }
         out.extend(self.forecast.problems());
+        out.extend(self.anomaly_events.problems());
         out
     }
 }

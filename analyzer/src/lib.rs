@@ -28,6 +28,7 @@
 pub mod config;
 pub mod dedup;
 pub mod detect;
+pub mod episodes;
 pub mod error;
 pub mod eval;
 pub mod feedback;

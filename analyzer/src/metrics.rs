@@ -132,3 +132,14 @@ pub(crate) static FEEDBACK: LazyLock<IntCounterVec> = LazyLock::new(|| {
     )
     .expect("metric registers once")
 });
+
+/// Anomaly events published on `vigie.anomalies`, by phase; `suppressed`
+/// counts onsets not announced because of `anomaly_events.min_interval`.
+pub(crate) static ANOMALY_EVENTS: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    register_int_counter_vec!(
+        "vigie_anomaly_events_total",
+        "Anomaly episode events: published onsets and ends, and onsets suppressed by min_interval.",
+        &["phase"]
+    )
+    .expect("metric registers once")
+});

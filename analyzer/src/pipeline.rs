@@ -19,11 +19,12 @@ use tracing::{Instrument, debug, error, info, info_span, warn};
 use vigie_bus::{Delivery, Position, Publisher, Subscriber};
 use vigie_model::log_schema::{batch_to_logs, check_logs_batch, templated_logs_to_batch};
 use vigie_model::schema::{batch_to_samples, samples_to_batch};
-use vigie_model::{Labels, Sample, codec, topics};
+use vigie_model::{AnomalyEvent, Labels, Sample, codec, topics};
 
 use crate::dedup::Watermarks;
+use crate::episodes::Episodes;
 use crate::logs::{LogState, MinerConfig};
-use crate::metrics::{DEAD_LETTERS, ERRORS};
+use crate::metrics::{ANOMALY_EVENTS, DEAD_LETTERS, ERRORS};
 use crate::score::ScoreBank;
 use crate::storage::Storage;
 use crate::{AnalyzerConfig, AnalyzerError};
@@ -45,6 +46,10 @@ pub struct Analyzer {
     dead_letters: Arc<dyn Publisher>,
     config: AnalyzerConfig,
     logs: Mutex<LogState>,
+    /// Anomaly episodes, when events go to `vigie.anomalies`.
+    episodes: Mutex<Episodes>,
+    anomaly_events: Option<Arc<dyn Publisher>>,
+    pending_events: Mutex<Vec<AnomalyEvent>>,
 }
 
 /// Metric name of the per-template line counters.
@@ -61,6 +66,7 @@ impl Analyzer {
         dead_letters: Arc<dyn Publisher>,
     ) -> Self {
         Self {
+            episodes: Mutex::new(Episodes::new(config.anomaly_events.clone())),
             scores: Mutex::new(
                 ScoreBank::new(config.detector_window, config.detector_min_points)
                     .with_forecast(config.forecast.clone()),
@@ -70,6 +76,8 @@ impl Analyzer {
             storage,
             dead_letters,
             config,
+            anomaly_events: None,
+            pending_events: Mutex::new(Vec::new()),
             logs: Mutex::new(LogState::new(MinerConfig::default())),
         }
     }
@@ -100,6 +108,55 @@ impl Analyzer {
     /// Number of series with a stored sample.
     pub fn series_count(&self) -> usize {
         self.watermarks.len()
+    }
+
+    /// Publishes anomaly episode events ([`crate::episodes`]) to
+    /// `vigie.anomalies` through `publisher` after each metrics message.
+    pub fn with_anomaly_events(mut self, publisher: Arc<dyn Publisher>) -> Self {
+        self.anomaly_events = Some(publisher);
+        self
+    }
+
+    /// Publishes the anomaly events found since the last call; a failed
+    /// publish is logged and counted, the event dropped.
+    async fn publish_anomaly_events(&self) {
+        let Some(publisher) = &self.anomaly_events else {
+            return;
+        };
+        let events = std::mem::take(
+            &mut *self
+                .pending_events
+                .lock()
+                .unwrap_or_else(|e| e.into_inner()),
+        );
+        for event in events {
+            let payload = match event.encode() {
+                Ok(p) => p,
+                Err(e) => {
+                    ERRORS
+                        .with_label_values(&["anomaly_events", "encode"])
+                        .inc();
+                    warn!(error = %e, series = %event.series(), "cannot encode anomaly event");
+                    continue;
+                }
+            };
+            let message =
+                vigie_bus::Message::new(topics::ANOMALIES, event.key().into_bytes(), payload);
+            match publisher.publish(message).await {
+                Ok(()) => {
+                    ANOMALY_EVENTS
+                        .with_label_values(&[event.phase.as_str()])
+                        .inc();
+                    debug!(series = %event.series(), phase = event.phase.as_str(), "anomaly event");
+                }
+                Err(e) => {
+                    ERRORS
+                        .with_label_values(&["anomaly_events", "publish"])
+                        .inc();
+                    warn!(error = %e, series = %event.series(), "cannot publish anomaly event");
+                }
+            }
+        }
     }
 
     /// Where the detectors are checkpointed; the log miner and its line
@@ -138,6 +195,22 @@ impl Analyzer {
         if !scores.is_empty() {
             self.storage.append(samples_to_batch(&scores)?);
             stored += scores.len();
+            if self.anomaly_events.is_some() {
+                let observed = self
+                    .episodes
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .observe(&scores);
+                if observed.suppressed > 0 {
+                    ANOMALY_EVENTS
+                        .with_label_values(&["suppressed"])
+                        .inc_by(observed.suppressed as u64);
+                }
+                self.pending_events
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .extend(observed.events);
+            }
         }
         Ok(stored)
     }
@@ -205,7 +278,11 @@ impl Analyzer {
     async fn handle(&self, delivery: &Delivery) {
         let m = &delivery.message;
         let result = match m.topic.as_str() {
-            topics::METRICS => self.ingest(&m.topic, &m.payload),
+            topics::METRICS => {
+                let stored = self.ingest(&m.topic, &m.payload);
+                self.publish_anomaly_events().await;
+                stored
+            }
             topics::LOGS => self.ingest_logs(&m.topic, &m.payload),
             _ => {
                 warn!(topic = %m.topic, "message from an unexpected topic ignored");

@@ -13,12 +13,14 @@
 //!   and JSON encoding of alerts for `vigie.alerts`.
 //! - [`topics`]: topic names and header names.
 //! - [`Alert`]: an alert instance as produced by rule evaluation.
+//! - [`AnomalyEvent`]: the start or end of a series' anomaly episode.
 //! - [`LogRecord`]: one log line with its source labels; [`log_schema`]: the
 //!   Arrow schema of a logs batch.
 //!
 //! This crate does no I/O and knows nothing about Kafka, storage or HTTP.
 
 pub mod alert;
+pub mod anomaly;
 pub mod codec;
 pub mod error;
 pub mod log;
@@ -29,6 +31,7 @@ pub mod schema;
 pub mod topics;
 
 pub use alert::{Alert, AlertState};
+pub use anomaly::{AnomalyEvent, AnomalyPhase};
 pub use error::ModelError;
 pub use log::LogRecord;
 pub use nflog::NotificationLogEntry;

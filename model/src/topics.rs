@@ -5,6 +5,7 @@
 //! | `vigie.metrics` | shard number `series_id % shards` (u32, big endian) | Arrow IPC stream, metrics schema |
 //! | `vigie.alerts` | alert fingerprint (16 hex chars) | JSON [`crate::Alert`] |
 //! | `vigie.logs` | source | Arrow IPC stream, logs schema |
+//! | `vigie.anomalies` | scored series id (16 hex digits) | JSON [`crate::AnomalyEvent`] |
 //! | `vigie.deadletter` | original key | original payload, headers below |
 //! | `vigie.nflog` | alert group key | JSON [`crate::NotificationLogEntry`] |
 //! | `vigie.alerting.leader` | (none: never written) | one partition; its consumer group elects the notifying alerting process |
@@ -15,6 +16,8 @@ pub const METRICS: &str = "vigie.metrics";
 pub const ALERTS: &str = "vigie.alerts";
 /// Log records, Arrow IPC record batches.
 pub const LOGS: &str = "vigie.logs";
+/// Anomaly episodes (onset, end) of scored series, JSON.
+pub const ANOMALIES: &str = "vigie.anomalies";
 /// Messages that could not be decoded or processed.
 pub const DEADLETTER: &str = "vigie.deadletter";
 /// What the leading alerting process notified (its notification log), JSON,
