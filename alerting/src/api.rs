@@ -143,6 +143,7 @@ fn spawn_loop(
 /// `POST /api/v1/alerts/groups/{id}/ack`.
 pub fn router(state: Arc<Shared>) -> Router {
     let mut extra = crate::ack::router(Arc::clone(&state));
+    extra = extra.merge(crate::incident::router(Arc::clone(&state)));
     if let Some(history) = state.history() {
         extra = extra.merge(crate::history::router(history.clone()));
     }

@@ -41,6 +41,9 @@ pub struct AlertingConfig {
     /// Flap detection (`[alerting.flapping]`): alerts changing state too
     /// often are held firing and notified once ([`crate::flap`]).
     pub flapping: crate::flap::FlapConfig,
+    /// Incidents with root-cause hints (`[alerting.incidents]`,
+    /// [`crate::incident`]).
+    pub incidents: crate::incident::IncidentConfig,
 }
 
 impl Default for AlertingConfig {
@@ -55,6 +58,7 @@ impl Default for AlertingConfig {
             receivers: Vec::new(),
             alertmanager_config: None,
             flapping: crate::flap::FlapConfig::default(),
+            incidents: crate::incident::IncidentConfig::default(),
         }
     }
 }
@@ -393,6 +397,9 @@ impl AlertingConfig {
             if d.is_zero() {
                 bad(key.into(), "must be greater than zero, e.g. \"5m\"".into());
             }
+        }
+        for (key, msg) in self.incidents.problems() {
+            bad(key, msg);
         }
         if self.flapping.changes > 0 {
             for (key, d) in [

@@ -144,6 +144,8 @@ pub struct Dispatcher {
     orphans_after_ms: Option<i64>,
     /// Recent state changes per alert.
     flaps: Flaps,
+    /// Incidents: alerts and anomalies per host or service ([`crate::incident`]).
+    incidents: crate::incident::IncidentTracker,
 }
 
 /// `ms` since the epoch as a UTC time.
@@ -179,6 +181,10 @@ impl Dispatcher {
             dirty: false,
             orphans_after_ms: None,
             flaps: Flaps::new(config.flapping.clone()),
+            incidents: crate::incident::IncidentTracker::new(
+                config.incidents.clone(),
+                config.resolve_timeout,
+            ),
         }
     }
 
@@ -331,6 +337,16 @@ impl Dispatcher {
         &self.routing
     }
 
+    /// The incident tracker.
+    pub fn incidents(&self) -> &crate::incident::IncidentTracker {
+        &self.incidents
+    }
+
+    /// The incident tracker, to feed it anomaly events or list incidents.
+    pub fn incidents_mut(&mut self) -> &mut crate::incident::IncidentTracker {
+        &mut self.incidents
+    }
+
     /// Every alert held, firing or resolved but not yet notified, in
     /// group then fingerprint order (an alert on several routes appears
     /// once per group), with the silences muting it at `now_ms` and the
@@ -467,6 +483,13 @@ impl Dispatcher {
             updated_ms: now_ms,
             deadline_ms,
         };
+        self.incidents.observe_alert(
+            &fingerprint,
+            &alert.labels,
+            alert.active_at_ms,
+            ends_at_ms,
+            now_ms,
+        );
         for route in self.routing.matching(&alert.labels) {
             let node = &self.routing.routes[route];
             let group_labels = node.group_labels(&alert.labels);
@@ -772,6 +795,7 @@ impl Dispatcher {
             );
             self.dirty = true;
             alerts.sort_by_key(|a| a.status == GroupStatus::Resolved);
+            let incident = self.incidents.hint_for(&alerts, now_ms);
             jobs.push(Job {
                 target: i,
                 notification: Notification {
@@ -786,6 +810,7 @@ impl Dispatcher {
                     alerts,
                     external_url: self.external_url.clone(),
                     notified_at_ms: now_ms,
+                    incident,
                 },
             });
         }

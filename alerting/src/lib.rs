@@ -59,6 +59,7 @@ pub mod dispatch;
 pub mod error;
 pub mod flap;
 pub mod history;
+pub mod incident;
 pub mod metrics;
 pub mod notify;
 pub mod outbox;

@@ -63,3 +63,62 @@ pub static HISTORY_ERRORS: LazyLock<IntCounter> = LazyLock::new(|| {
     )
     .expect("metric registers once")
 });
+
+/// Alerts and anomaly events taken in by the incident tracker, by source
+/// (`alert`, `anomaly`) and outcome (`opened`, `joined`, `updated`,
+/// `unscoped`, `stale`, `unmatched`, `capped`).
+pub static INCIDENT_EVENTS: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    register_int_counter_vec!(
+        "vigie_incident_events_total",
+        "Alerts and anomaly events taken in by the incident tracker, by source and outcome.",
+        &["source", "outcome"]
+    )
+    .expect("metric registers once")
+});
+
+/// Things the incident tracker left out to stay bounded, by cap
+/// (`open`: an incident not opened, `members`: a member not kept,
+/// `closed`: a closed incident forgotten early).
+pub static INCIDENTS_CAPPED: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    register_int_counter_vec!(
+        "vigie_incidents_capped_total",
+        "Incidents or members the incident tracker left out to stay bounded, by cap.",
+        &["cap"]
+    )
+    .expect("metric registers once")
+});
+
+/// Incidents open now.
+pub static INCIDENTS_OPEN: LazyLock<IntGauge> = LazyLock::new(|| {
+    register_int_gauge!("vigie_incidents_open", "Incidents open now.")
+        .expect("metric registers once")
+});
+
+/// Messages on `vigie.anomalies` that could not be decoded.
+pub static INCIDENT_DECODE_ERRORS: LazyLock<IntCounter> = LazyLock::new(|| {
+    register_int_counter!(
+        "vigie_incident_decode_errors_total",
+        "Messages on vigie.anomalies that could not be decoded and were skipped."
+    )
+    .expect("metric registers once")
+});
+
+/// `GET /api/v1/incidents` requests refused (bad parameters).
+pub static INCIDENT_REQUESTS_REFUSED: LazyLock<IntCounter> = LazyLock::new(|| {
+    register_int_counter!(
+        "vigie_incident_requests_refused_total",
+        "GET /api/v1/incidents requests refused for bad parameters (HTTP 400)."
+    )
+    .expect("metric registers once")
+});
+
+/// Notification template fields that failed to render (Vigie's default
+/// text was sent instead), by integration and field.
+pub static TEMPLATE_ERRORS: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    register_int_counter_vec!(
+        "vigie_notification_template_errors_total",
+        "Notification template fields that failed to render and were replaced by Vigie's default text, by integration and field.",
+        &["integration", "field"]
+    )
+    .expect("metric registers once")
+});

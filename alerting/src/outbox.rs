@@ -184,6 +184,7 @@ mod tests {
                 alerts: vec![],
                 external_url: String::new(),
                 notified_at_ms: 0,
+                incident: None,
             },
         }
     }

@@ -369,6 +369,8 @@ pub async fn run_shared(
                                       "undecodable alert skipped");
                             }
                         }
+                    } else if message.topic == vigie_model::topics::ANOMALIES {
+                        crate::incident::receive(&state, &message.payload);
                     } else {
                         debug!(topic = %message.topic, "message on an unexpected topic skipped");
                     }

@@ -28,6 +28,7 @@ fn notification(group: &str, fingerprint: &str) -> Notification {
         }],
         external_url: String::new(),
         notified_at_ms: 1_700_000_000_000,
+        incident: None,
     }
 }
 

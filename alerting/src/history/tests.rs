@@ -19,6 +19,7 @@ fn note(group: &str, at: i64) -> Notification {
         }],
         external_url: String::new(),
         notified_at_ms: at,
+        incident: None,
     }
 }
 

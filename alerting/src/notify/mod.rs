@@ -73,6 +73,10 @@ pub struct Notification {
     /// 0 in entries written before this field existed.
     #[serde(default)]
     pub notified_at_ms: i64,
+    /// The incident of these alerts with its probable root cause
+    /// ([`crate::incident`]); `None` when none holds them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub incident: Option<crate::incident::IncidentHint>,
 }
 
 /// The HTTP header carrying [`Notification::idempotency_key`] on webhooks.
@@ -263,6 +267,7 @@ mod tests {
             ],
             external_url: String::new(),
             notified_at_ms: 0,
+            incident: None,
         };
         assert_eq!(
             n.common_labels(),

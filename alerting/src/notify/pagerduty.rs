@@ -94,6 +94,10 @@ pub struct CustomDetails<'a> {
     pub firing: Vec<DetailAlert<'a>>,
     /// The resolved alerts.
     pub resolved: Vec<DetailAlert<'a>>,
+    /// The incident of these alerts with its probable root cause and
+    /// chain ([`crate::incident`]); absent when none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub incident: Option<serde_json::Value>,
 }
 
 /// One alert in [`CustomDetails`].
@@ -159,6 +163,7 @@ impl<'a> PagerdutyEvent<'a> {
                     num_resolved: resolved.len(),
                     firing,
                     resolved,
+                    incident: n.incident.as_ref().map(|i| i.to_json()),
                 },
             },
             client: CLIENT,

@@ -96,6 +96,7 @@ pub fn default_text(n: &Notification) -> String {
                 .unwrap_or("");
             format!("{}: {what}", a.status.as_str())
         })
+        .chain(n.incident.as_ref().and_then(|i| i.summary_line()))
         .collect::<Vec<_>>()
         .join("\n")
 }

@@ -55,6 +55,10 @@ pub struct WebhookPayload<'a> {
     pub external_url: &'a str,
     /// The alerts.
     pub alerts: Vec<WebhookAlert<'a>>,
+    /// Vigie's addition: the incident of these alerts, with its probable
+    /// root cause and chain ([`crate::incident`]); absent when none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub incident: Option<serde_json::Value>,
 }
 
 /// One alert in a [`WebhookPayload`].
@@ -101,6 +105,7 @@ impl<'a> WebhookPayload<'a> {
             common_labels: n.common_labels(),
             common_annotations: n.common_annotations(),
             external_url: &n.external_url,
+            incident: n.incident.as_ref().map(|i| i.to_json()),
             alerts: n.alerts[..keep]
                 .iter()
                 .map(|a| WebhookAlert {

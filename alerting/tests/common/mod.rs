@@ -82,6 +82,7 @@ pub fn notification(status: GroupStatus, alerts: Vec<NotifiedAlert>) -> Notifica
         alerts,
         external_url: "http://vigie.test:9464".into(),
         notified_at_ms: 1_700_000_100_000,
+        incident: None,
     }
 }
 
