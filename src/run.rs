@@ -38,7 +38,9 @@ async fn connect_bus(config: &Config) -> anyhow::Result<Bus> {
             let bus = MemoryBus::new(c.channel_capacity);
             let metrics: Box<dyn Subscriber> =
                 Box::new(bus.subscribe(&[topics::METRICS, topics::LOGS]));
-            let alerts: Box<dyn Subscriber> = Box::new(bus.subscribe(&[topics::ALERTS]));
+            // Alerting reads anomaly events too, for incidents.
+            let alerts: Box<dyn Subscriber> =
+                Box::new(bus.subscribe(&[topics::ALERTS, topics::ANOMALIES]));
             let actions: Option<Box<dyn Subscriber>> = (!config.action.is_empty())
                 .then(|| Box::new(bus.subscribe(&[topics::ALERTS])) as Box<dyn Subscriber>);
             Ok(Bus {
@@ -58,6 +60,7 @@ async fn connect_bus(config: &Config) -> anyhow::Result<Bus> {
                         topics::ALERTS,
                         topics::DEADLETTER,
                         topics::LOGS,
+                        topics::ANOMALIES,
                     ],
                 )
                 .await
@@ -153,6 +156,32 @@ fn loopback_only(listen: std::net::SocketAddr) -> std::net::SocketAddr {
     } else {
         std::net::SocketAddr::from(([127, 0, 0, 1], listen.port()))
     }
+}
+
+/// With Kafka, alerting's subscription plus `vigie.anomalies` in a consumer
+/// group of this process's own (`alerting.incidents.consumer_group`), so
+/// every alerting process sees every anomaly event; the memory bus
+/// subscription already has it.
+fn with_anomalies(
+    config: &Config,
+    alerts: Box<dyn Subscriber>,
+) -> anyhow::Result<Box<dyn Subscriber>> {
+    let incidents = &config.alerting.incidents;
+    if config.bus.kind != BusKind::Kafka || !incidents.enabled {
+        return Ok(alerts);
+    }
+    let group = incidents
+        .consumer_group
+        .clone()
+        .unwrap_or_else(|| vigie_alerting::incident::default_consumer_group(&config.bus.group_id));
+    info!(%group, "reading vigie.anomalies for incidents");
+    let anomalies = KafkaSubscriber::new(&config.bus, Some(&group), &[topics::ANOMALIES])
+        .context("subscribing to vigie.anomalies (alerting.incidents.consumer_group)")?;
+    Ok(Box::new(vigie_alerting::incident::Merged::new(
+        alerts,
+        Box::new(anomalies),
+        &[topics::ANOMALIES],
+    )))
 }
 
 /// Runs Vigie until SIGINT/SIGTERM.
@@ -260,7 +289,8 @@ pub async fn run(mut config: Config) -> anyhow::Result<()> {
                 storage.clone(),
                 bus.publisher.clone(),
             )
-            .with_checkpoint(config.data_dir.join("state").join("detectors.cbor")),
+            .with_checkpoint(config.data_dir.join("state").join("detectors.cbor"))
+            .with_anomaly_events(bus.publisher.clone()),
         );
         let series = analyzer
             .restore()
@@ -294,6 +324,7 @@ pub async fn run(mut config: Config) -> anyhow::Result<()> {
         let subscriber = bus
             .alerts
             .context("the alert role needs an alerts subscription")?;
+        let subscriber = with_anomalies(&config, subscriber)?;
         let alerting = config.alerting.clone();
         let stop = alert_stop.clone();
         // Alertmanager API v2 (amtool, Prometheus) shares the loop's state.
