@@ -272,3 +272,49 @@ fn delays_format_compactly_and_config_problems_name_keys() {
     );
     assert!(default_consumer_group("vigie").starts_with("vigie-incidents-"));
 }
+
+#[tokio::test]
+async fn merged_subscriber_delivers_both_and_commits_to_the_owner() {
+    use vigie_bus::memory::MemoryBus;
+    use vigie_bus::{Message, Publisher, Subscriber};
+    let alerts_bus = MemoryBus::new(8);
+    let anomalies_bus = MemoryBus::new(8);
+    let mut merged = Merged::new(
+        Box::new(alerts_bus.subscribe(&[vigie_model::topics::ALERTS])),
+        Box::new(anomalies_bus.subscribe(&[vigie_model::topics::ANOMALIES])),
+        &[vigie_model::topics::ANOMALIES],
+    );
+    alerts_bus
+        .publish(Message::new(
+            vigie_model::topics::ALERTS,
+            vec![],
+            b"a".to_vec(),
+        ))
+        .await
+        .expect("publish");
+    anomalies_bus
+        .publish(Message::new(
+            vigie_model::topics::ANOMALIES,
+            vec![],
+            b"b".to_vec(),
+        ))
+        .await
+        .expect("publish");
+    let mut seen = Vec::new();
+    for _ in 0..2 {
+        let d = merged.recv().await.expect("recv").expect("open");
+        merged
+            .commit(&d.message.topic, d.position)
+            .await
+            .expect("commit goes to the subscriber that read it");
+        seen.push(d.message.topic);
+    }
+    seen.sort();
+    assert_eq!(seen, vec!["vigie.alerts", "vigie.anomalies"]);
+    drop(alerts_bus);
+    drop(anomalies_bus);
+    assert!(
+        merged.recv().await.expect("recv").is_none(),
+        "closed once both are"
+    );
+}
