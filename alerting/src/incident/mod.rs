@@ -9,7 +9,9 @@
 //! - the *scope* of an alert or anomaly is the value of the first of
 //!   `scope_labels` it carries (`instance` without its port); events of the
 //!   same scope within `window` of an open incident join it, others open a
-//!   new one;
+//!   new one; an event also joins an open incident whose scope is the value
+//!   of another of its scope labels (a VM alert naming its `hypervisor`
+//!   joins the hypervisor's incident);
 //! - the *root cause* is the incident's earliest anomaly onset; the *chain*
 //!   is every other member in time order with its delay after the root;
 //! - an incident closes once none of its alerts fires and nothing happened

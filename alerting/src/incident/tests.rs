@@ -318,3 +318,31 @@ async fn merged_subscriber_delivers_both_and_commits_to_the_owner() {
         "closed once both are"
     );
 }
+
+#[test]
+fn a_vm_alert_naming_its_hypervisor_joins_the_hypervisors_incident() {
+    let mut t = tracker();
+    let mut hot = onset("node_hwmon_temp_celsius", "x", T0);
+    hot.labels = Labels::new().with("instance", "hv-3:9100");
+    t.observe_anomaly(&hot, T0);
+    // The VM's own scope is its instance; its hypervisor label matches.
+    t.observe_alert(
+        "fp-vm",
+        &Labels::new()
+            .with("alertname", "InstanceDown")
+            .with("instance", "vm-1:9100")
+            .with("hypervisor", "hv-3"),
+        T0 + 3 * MIN,
+        None,
+        T0 + 3 * MIN,
+    );
+    let all = t.list(T0 + 3 * MIN, None);
+    assert_eq!(all.len(), 1, "{all:#?}");
+    let hint = all[0].hint();
+    assert_eq!(all[0].scope, "hv-3");
+    assert_eq!(
+        hint.root_cause.map(|c| c.metric),
+        Some("node_hwmon_temp_celsius".to_string())
+    );
+    assert_eq!(hint.chain[0].name, "InstanceDown");
+}

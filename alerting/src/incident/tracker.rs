@@ -168,12 +168,31 @@ impl IncidentTracker {
         })
     }
 
-    /// The open incident of `scope` that an event at `at_ms` joins.
-    fn find_open(&self, scope: &str, at_ms: i64) -> Option<String> {
+    /// Every scope value of an event with `labels`, in `scope_labels`
+    /// order: a VM's alert naming its `hypervisor` joins the hypervisor's
+    /// incident too.
+    fn scope_values(&self, labels: &Labels) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        for l in &self.config.scope_labels {
+            if let Some(v) = labels.get(l).filter(|v| !v.is_empty()) {
+                let v = if l == "instance" { strip_port(v) } else { v };
+                if !out.iter().any(|o| o == v) {
+                    out.push(v.to_string());
+                }
+            }
+        }
+        out
+    }
+
+    /// The open incident that an event with scope `values` at `at_ms`
+    /// joins: one whose scope is among them (the earlier in `values`
+    /// the better), within `window`.
+    fn find_open(&self, values: &[String], at_ms: i64) -> Option<String> {
         let window = ms(self.config.window);
+        let rank = |scope: &str| values.iter().position(|v| v == scope);
         self.incidents
             .values()
-            .filter(|i| i.is_open() && i.scope == scope)
+            .filter(|i| i.is_open() && rank(&i.scope).is_some())
             .filter(|i| {
                 let until = if i.firing() {
                     i64::MAX
@@ -182,7 +201,7 @@ impl IncidentTracker {
                 };
                 at_ms >= i.opened_ms.saturating_sub(window) && at_ms <= until
             })
-            .max_by_key(|i| i.opened_ms)
+            .max_by_key(|i| (std::cmp::Reverse(rank(&i.scope)), i.opened_ms))
             .map(|i| i.id.clone())
     }
 
@@ -223,7 +242,8 @@ impl IncidentTracker {
 
     /// Adds `member` to the open incident of its scope, or opens one.
     fn join(&mut self, scope: (String, String), member: Member, source: &str) -> Option<String> {
-        match self.find_open(&scope.1, member.at_ms) {
+        let values = self.scope_values(&member.labels);
+        match self.find_open(&values, member.at_ms) {
             Some(id) => {
                 let max = self.config.max_members;
                 let incident = self.incidents.get_mut(&id)?;
