@@ -23,7 +23,7 @@ async fn gauge_jump_fires_pages_and_resolves() {
         "{}[alerting]\ngroup_wait = \"1s\"\ngroup_interval = \"2s\"\nexternal_url = \"http://vigie.test\"\n\
          [[alerting.receivers]]\nname = \"ops\"\n\
          [[alerting.receivers.webhook_configs]]\nurl = \"{}\"\n\
-         [[alerting.receivers.email_configs]]\nto = [\"oncall@example.com\"]\nfrom = \"vigie@example.com\"\nsmarthost = \"127.0.0.1:{}\"\n",
+         [[alerting.receivers.email_configs]]\nto = [\"oncall@example.com\"]\nfrom = \"vigie@example.com\"\nsmarthost = \"127.0.0.1:{}\"\nrequire_tls = false\nsend_resolved = true\n",
         scrape_job("app", &target),
         hook.url(),
         smtp.port

@@ -1,11 +1,12 @@
 //! Loading an existing `alertmanager.yml`, unchanged, for the subset Vigie
-//! supports: `global` (SMTP, Slack and PagerDuty defaults,
-//! `resolve_timeout`), the `route` tree (`receiver`, `matchers` and the
+//! supports: `global` (SMTP, Slack and PagerDuty defaults, `http_config`,
+//! `smtp_tls_config`, `resolve_timeout`), the `route` tree (`receiver`, `matchers` and the
 //! legacy `match`/`match_re`, `continue`, `group_by`, `group_wait`,
 //! `group_interval`, `repeat_interval`, `mute_time_intervals`,
 //! `active_time_intervals`, `routes`), `inhibit_rules` (`source_matchers`,
 //! `target_matchers`, legacy `source_match[_re]`/`target_match[_re]`,
-//! `equal`), `receivers` (webhook, email, PagerDuty, Slack), `time_intervals`
+//! `equal`), `receivers` (webhook, email, PagerDuty, Slack, with their
+//! `http_config.tls_config` and email `tls_config`), `time_intervals`
 //! and `mute_time_intervals`, and `templates`.
 //!
 //! Every key outside that subset is rejected with the file, the key path
@@ -15,7 +16,7 @@
 //! templates, and a warning says so.
 
 use std::collections::{BTreeMap, HashSet};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -27,6 +28,7 @@ use crate::config::{
 };
 use crate::route::{InhibitRule, Range, RouteNode, Routing, TimeInterval, route_key};
 use crate::silence::{Matcher, valid_label_name};
+use crate::tls::{HttpConfig, TlsConfig};
 
 /// Alertmanager's default `resolve_timeout`.
 pub const DEFAULT_RESOLVE_TIMEOUT: Duration = Duration::from_secs(5 * 60);
@@ -87,19 +89,21 @@ pub struct Loaded {
 
 /// Keys Alertmanager knows that Vigie does not support yet.
 const UNSUPPORTED: &[&str] = &[
-    "http_config",
     "url_file",
     "html",
     "text",
-    "tls_config",
     "smtp_hello",
-    "smtp_auth_identity",
     "smtp_auth_secret",
-    "smtp_auth_password_file",
-    "auth_identity",
     "auth_secret",
-    "auth_password_file",
     "hello",
+    "basic_auth",
+    "authorization",
+    "oauth2",
+    "proxy_url",
+    "follow_redirects",
+    "enable_http2",
+    "min_version",
+    "max_version",
     "service_key",
     "routing_key_file",
     "api_url_file",
@@ -154,7 +158,30 @@ pub fn load(path: &Path) -> Result<Loaded, AlertmanagerError> {
         file: file.clone(),
         message: e.to_string(),
     })?;
-    parse(&text, &file)
+    let mut loaded = parse(&text, &file)?;
+    // Relative TLS and password files are relative to the file, as in
+    // Alertmanager.
+    let dir = path.parent().unwrap_or(Path::new("."));
+    for r in &mut loaded.receivers {
+        for w in &mut r.webhook_configs {
+            w.http_config.tls_config.resolve_paths(dir);
+        }
+        for p in &mut r.pagerduty_configs {
+            p.http_config.tls_config.resolve_paths(dir);
+        }
+        for s in &mut r.slack_configs {
+            s.http_config.tls_config.resolve_paths(dir);
+        }
+        for m in &mut r.email_configs {
+            m.tls_config.resolve_paths(dir);
+            if let Some(f) = &mut m.auth_password_file
+                && f.is_relative()
+            {
+                *f = dir.join(&*f);
+            }
+        }
+    }
+    Ok(loaded)
 }
 
 /// Parses and converts `alertmanager.yml` text; `file` names it in errors.
@@ -218,7 +245,11 @@ struct AmGlobal {
     smtp_smarthost: Option<String>,
     smtp_auth_username: Option<String>,
     smtp_auth_password: Option<String>,
+    smtp_auth_password_file: Option<PathBuf>,
+    smtp_auth_identity: Option<String>,
     smtp_require_tls: Option<bool>,
+    smtp_tls_config: Option<TlsConfig>,
+    http_config: Option<HttpConfig>,
     slack_api_url: Option<String>,
     pagerduty_url: Option<String>,
 }
@@ -268,6 +299,7 @@ struct AmWebhook {
     send_resolved: Option<bool>,
     #[serde(default)]
     max_alerts: usize,
+    http_config: Option<HttpConfig>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -278,7 +310,10 @@ struct AmEmail {
     smarthost: Option<String>,
     auth_username: Option<String>,
     auth_password: Option<String>,
+    auth_password_file: Option<PathBuf>,
+    auth_identity: Option<String>,
     require_tls: Option<bool>,
+    tls_config: Option<TlsConfig>,
     #[serde(default)]
     headers: BTreeMap<String, String>,
     send_resolved: Option<bool>,
@@ -291,6 +326,7 @@ struct AmPagerduty {
     url: Option<String>,
     severity: Option<String>,
     send_resolved: Option<bool>,
+    http_config: Option<HttpConfig>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -302,6 +338,7 @@ struct AmSlack {
     title: Option<String>,
     text: Option<String>,
     send_resolved: Option<bool>,
+    http_config: Option<HttpConfig>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -694,6 +731,12 @@ fn convert(raw: AmFile) -> Result<Loaded, Problems> {
     let mut problems: Problems = Vec::new();
     let mut warnings = Vec::new();
     let g = &raw.global;
+    // A receiver's own `http_config`, else the global one (as Alertmanager).
+    let http_config = |own: &Option<HttpConfig>| {
+        own.clone()
+            .or_else(|| g.http_config.clone())
+            .unwrap_or_default()
+    };
 
     // Time intervals (both spellings share one namespace).
     let mut time_intervals = BTreeMap::new();
@@ -746,6 +789,7 @@ fn convert(raw: AmFile) -> Result<Loaded, Problems> {
                 send_resolved: w.send_resolved.unwrap_or(true),
                 timeout: DEFAULT_TIMEOUT,
                 max_alerts: w.max_alerts,
+                http_config: http_config(&w.http_config),
             });
         }
         for (e, m) in am.email_configs.iter().enumerate() {
@@ -764,6 +808,17 @@ fn convert(raw: AmFile) -> Result<Loaded, Problems> {
                     "no SMTP server: set `smarthost` here or `smtp_smarthost` in `global`".into(),
                 ));
             }
+            // As Alertmanager: the global password (or file) only when the
+            // receiver sets neither.
+            let (auth_password, auth_password_file) =
+                if m.auth_password.is_none() && m.auth_password_file.is_none() {
+                    (
+                        g.smtp_auth_password.clone(),
+                        g.smtp_auth_password_file.clone(),
+                    )
+                } else {
+                    (m.auth_password.clone(), m.auth_password_file.clone())
+                };
             recv.email_configs.push(EmailConfig {
                 to: m
                     .to
@@ -777,12 +832,21 @@ fn convert(raw: AmFile) -> Result<Loaded, Problems> {
                     .auth_username
                     .clone()
                     .or_else(|| g.smtp_auth_username.clone()),
-                auth_password: m
-                    .auth_password
+                auth_password,
+                auth_password_file,
+                auth_identity: m
+                    .auth_identity
                     .clone()
-                    .or_else(|| g.smtp_auth_password.clone()),
+                    .or_else(|| g.smtp_auth_identity.clone()),
                 // Alertmanager's default is true.
                 require_tls: m.require_tls.or(g.smtp_require_tls).unwrap_or(true),
+                // Alertmanager decides by the port alone (465: implicit TLS).
+                implicit_tls: None,
+                tls_config: m
+                    .tls_config
+                    .clone()
+                    .or_else(|| g.smtp_tls_config.clone())
+                    .unwrap_or_default(),
                 send_resolved: m.send_resolved.unwrap_or(false),
                 headers: m.headers.clone(),
             });
@@ -807,6 +871,7 @@ fn convert(raw: AmFile) -> Result<Loaded, Problems> {
                 severity,
                 send_resolved: pd.send_resolved.unwrap_or(true),
                 timeout: DEFAULT_TIMEOUT,
+                http_config: http_config(&pd.http_config),
             });
         }
         for (s, sl) in am.slack_configs.iter().enumerate() {
@@ -837,6 +902,7 @@ fn convert(raw: AmFile) -> Result<Loaded, Problems> {
                 text,
                 send_resolved: sl.send_resolved.unwrap_or(false),
                 timeout: DEFAULT_TIMEOUT,
+                http_config: http_config(&sl.http_config),
             });
         }
         receivers.push(recv);

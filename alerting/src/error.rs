@@ -69,6 +69,25 @@ pub enum NotifyError {
     /// The notification could not be built (bad address, header, ...).
     #[error("building the notification: {0}")]
     Build(String),
+    /// The TLS handshake failed (untrusted or expired certificate, wrong
+    /// name, no STARTTLS although `require_tls`, ...).
+    #[error("TLS: {message}")]
+    Tls {
+        /// What failed, e.g. `invalid peer certificate: UnknownIssuer`.
+        message: String,
+        /// False when the server's certificate was refused or STARTTLS is
+        /// missing: only a configuration change helps.
+        retriable: bool,
+    },
+    /// The SMTP server refused to authenticate (wrong user or password, no
+    /// common mechanism).
+    #[error("smtp auth: {message}")]
+    Auth {
+        /// The server's answer.
+        message: String,
+        /// True only for temporary refusals (4xx).
+        retriable: bool,
+    },
 }
 
 impl NotifyError {
@@ -79,7 +98,9 @@ impl NotifyError {
         match self {
             NotifyError::Http { status, .. } => *status >= 500 || *status == 429 || *status == 408,
             NotifyError::Transport(_) => true,
-            NotifyError::Smtp { retriable, .. } => *retriable,
+            NotifyError::Smtp { retriable, .. }
+            | NotifyError::Tls { retriable, .. }
+            | NotifyError::Auth { retriable, .. } => *retriable,
             NotifyError::Build(_) => false,
         }
     }
@@ -92,6 +113,8 @@ impl NotifyError {
             NotifyError::Transport(_) => "transport",
             NotifyError::Smtp { .. } => "smtp",
             NotifyError::Build(_) => "build",
+            NotifyError::Tls { .. } => "tls",
+            NotifyError::Auth { .. } => "auth",
         }
     }
 }

@@ -17,10 +17,11 @@
 //!   and timing), inhibition rules and mute/active time intervals;
 //! - each route's receiver gets its groups, through its integrations: an
 //!   Alertmanager-compatible webhook (payload version 4), email over
-//!   plain SMTP, PagerDuty's Events API v2 (trigger and resolve with a
-//!   stable `dedup_key` per group) and Slack/Mattermost incoming webhooks
-//!   ([`notify`]); failures are retried with exponential back-off and
-//!   counted ([`metrics`]);
+//!   SMTP (STARTTLS or implicit TLS, AUTH PLAIN/LOGIN), PagerDuty's Events
+//!   API v2 (trigger and resolve with a stable `dedup_key` per group) and
+//!   Slack/Mattermost incoming webhooks ([`notify`]), over http or https
+//!   as `tls_config` says ([`tls`], [`http`]); failures are retried with
+//!   exponential back-off and counted ([`metrics`]);
 //! - with a data directory, each notification is written to a durable
 //!   outbox before it is sent and removed once delivered; what is pending
 //!   at start-up is re-sent ([`outbox`]). What each target was told about
@@ -43,11 +44,10 @@
 //!   ([`api`]), which also takes alerts from a Prometheus
 //!   (`POST /api/v2/alerts`) and lists them for `amtool`.
 //!
-//! Not done yet (later issues): TLS for SMTP (STARTTLS) and https URLs
-//! (webhook, Slack, PagerDuty: use an `http://` relay for now), Go
-//! templates, and jitter in retries. Groups live in memory: after a
-//! restart they are re-created from the alerts the analyzer re-sends, and
-//! the saved notification log decides what is news.
+//! Not done yet (later issues): Go templates, and jitter in retries.
+//! Groups live in memory: after a restart they are re-created from the
+//! alerts the analyzer re-sends, and the saved notification log decides
+//! what is news.
 
 pub mod ack;
 pub mod actions;
@@ -59,6 +59,7 @@ pub mod dispatch;
 pub mod error;
 pub mod flap;
 pub mod history;
+pub mod http;
 pub mod incident;
 pub mod metrics;
 pub mod notify;
@@ -67,6 +68,7 @@ pub mod route;
 pub mod runner;
 pub mod silence;
 pub mod state;
+pub mod tls;
 
 pub use alertmanager::AlertmanagerError;
 pub use api::{AlertingTask, router, start, start_with_notifiers};

@@ -36,6 +36,7 @@ impl Api {
                         send_resolved: true,
                         timeout: Duration::from_secs(5),
                         max_alerts: 0,
+                        http_config: Default::default(),
                     }],
                     ..ReceiverConfig::default()
                 })

@@ -55,6 +55,7 @@ fn config(url: String) -> AlertingConfig {
                 send_resolved: true,
                 timeout: Duration::from_secs(2),
                 max_alerts: 0,
+                http_config: Default::default(),
             }],
             ..ReceiverConfig::default()
         }],

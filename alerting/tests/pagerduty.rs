@@ -17,6 +17,7 @@ fn notifier(url: String, severity: Option<&str>) -> PagerdutyNotifier {
         severity: severity.map(str::to_string),
         send_resolved: true,
         timeout: Duration::from_secs(5),
+        http_config: Default::default(),
     })
     .expect("notifier")
 }

@@ -26,6 +26,7 @@ async fn flaky_webhook_gets_the_notification_once_after_retries() {
                 send_resolved: true,
                 timeout: Duration::from_secs(5),
                 max_alerts: 0,
+                http_config: Default::default(),
             }],
             ..ReceiverConfig::default()
         }],

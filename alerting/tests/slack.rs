@@ -19,6 +19,7 @@ fn config(api_url: String) -> SlackConfig {
         text: None,
         send_resolved: false,
         timeout: Duration::from_secs(5),
+        http_config: Default::default(),
     }
 }
 

@@ -14,6 +14,7 @@ fn notifier(url: &str) -> WebhookNotifier {
         send_resolved: true,
         timeout: Duration::from_secs(5),
         max_alerts: 0,
+        http_config: Default::default(),
     })
     .expect("notifier")
 }

@@ -42,7 +42,7 @@ pub struct ActionConfig {
     /// Alertmanager matchers on the alert's labels, e.g.
     /// `{alertname="HypervisorFailing", severity=~"critical|page"}`.
     pub matchers: String,
-    /// The `http://` URL called with a JSON POST.
+    /// The `http://` or `https://` URL called with a JSON POST.
     pub url: String,
     /// A file holding the HMAC-SHA256 key; the body's signature goes in
     /// header `X-Vigie-Signature: sha256=<hex>`. Without it, no signature.
@@ -72,6 +72,8 @@ pub struct ActionConfig {
     /// escalated to the route's receiver.
     #[serde(with = "humantime_serde")]
     pub verify_within: Option<Duration>,
+    /// TLS settings of an https `url` (`http_config.tls_config`).
+    pub http_config: crate::tls::HttpConfig,
 }
 
 impl Default for ActionConfig {
@@ -91,6 +93,7 @@ impl Default for ActionConfig {
             blast_radius: None,
             require_approval: false,
             verify_within: None,
+            http_config: crate::tls::HttpConfig::default(),
         }
     }
 }
@@ -143,11 +146,19 @@ pub fn problems(actions: &[ActionConfig]) -> Vec<(String, String)> {
         }
         match reqwest::Url::parse(&a.url) {
             Ok(u) if u.scheme() == "http" || u.scheme() == "https" => {}
-            Ok(_) | Err(_) => out.push((key("url"), format!("{:?} is not an http:// URL", a.url))),
+            Ok(_) | Err(_) => out.push((
+                key("url"),
+                format!("{:?} is not an http:// or https:// URL", a.url),
+            )),
         }
         if let Err(e) = a.read_secret() {
             out.push((key("secret_file"), e));
         }
+        out.extend(
+            a.http_config
+                .tls_config
+                .problems(&key("http_config.tls_config")),
+        );
         if a.timeout.is_zero() {
             out.push((key("timeout"), "must be more than 0, e.g. \"10s\"".into()));
         }

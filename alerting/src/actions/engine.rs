@@ -102,6 +102,8 @@ struct Action {
     config: ActionConfig,
     matchers: Vec<Matcher>,
     secret: Option<Vec<u8>>,
+    /// HTTP(S) client with the action's `http_config` and `timeout`.
+    client: crate::http::HttpClient,
 }
 
 /// One firing episode of one alert for one action.
@@ -136,7 +138,6 @@ struct State {
 pub struct ActionEngine {
     actions: Vec<Action>,
     audit: AuditLog,
-    client: reqwest::Client,
     publisher: Option<Arc<dyn Publisher>>,
     state: Mutex<State>,
     in_flight: tokio::sync::watch::Sender<usize>,
@@ -183,19 +184,18 @@ impl ActionEngine {
             let secret = c
                 .read_secret()
                 .map_err(|e| ActionError::Config(vec![("secret_file".into(), e)]))?;
+            let client = crate::http::HttpClient::new(&c.http_config.tls_config, c.timeout)
+                .map_err(|e| ActionError::Client(format!("http_config.{e}")))?;
             actions.push(Action {
                 config: c.clone(),
                 matchers,
                 secret,
+                client,
             });
         }
-        let client = reqwest::Client::builder()
-            .build()
-            .map_err(|e| ActionError::Client(e.to_string()))?;
         let engine = Self {
             actions,
             audit,
-            client,
             publisher,
             state: Mutex::new(State::default()),
             in_flight: tokio::sync::watch::channel(0).0,
@@ -756,30 +756,34 @@ impl ActionEngine {
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(Duration::from_secs(30));
             }
-            let mut req = self
-                .client
-                .post(&c.url)
-                .timeout(c.timeout)
-                .header(reqwest::header::CONTENT_TYPE, "application/json")
-                .header("Idempotency-Key", id)
-                .body(body.clone());
-            if let Some(secret) = &action.secret {
-                req = req.header(SIGNATURE_HEADER, sign(secret, &body));
+            let signature = action.secret.as_ref().map(|s| sign(s, &body));
+            let mut headers = vec![("Idempotency-Key", id)];
+            if let Some(sig) = &signature {
+                headers.push((SIGNATURE_HEADER, sig.as_str()));
             }
-            match req.send().await {
-                Ok(resp) if resp.status().is_success() => {
+            match action
+                .client
+                .post(&c.url, "application/json", &headers, body.clone())
+                .await
+            {
+                Ok(resp) if (200..300).contains(&resp.status) => {
                     return Ok(format!(
                         "HTTP {} after {} attempt(s)",
-                        resp.status().as_u16(),
+                        resp.status,
                         attempt + 1
                     ));
                 }
                 Ok(resp) => {
-                    let status = resp.status();
-                    last = format!("HTTP {}", status.as_u16());
-                    if !(status.is_server_error() || status.as_u16() == 429) {
+                    last = format!("HTTP {}", resp.status);
+                    if !(resp.status >= 500 || resp.status == 429) {
                         return Err(last);
                     }
+                }
+                Err(e @ crate::http::HttpError::Tls {
+                    retriable: false, ..
+                }) => {
+                    // An untrusted certificate stays untrusted: no retries.
+                    return Err(e.to_string());
                 }
                 Err(e) => last = e.to_string(),
             }

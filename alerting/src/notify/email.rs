@@ -1,16 +1,55 @@
-//! Email over plain SMTP (no TLS yet), with Alertmanager's default subject.
+//! Email over SMTP, with Alertmanager's default subject and its transport
+//! rules: implicit TLS on port 465 (or `implicit_tls`), else STARTTLS when
+//! `require_tls`, else plain text; then AUTH (PLAIN, else LOGIN) when
+//! `auth_username` is set and the server offers it. One connection per
+//! notification, as Alertmanager does.
+//!
+//! Failures are classified for logs and the `reason` label of
+//! `vigie_notifications_failed_total`: `tls` (handshake, untrusted
+//! certificate, no STARTTLS), `auth` (credentials refused), `smtp` (the
+//! rest of the conversation).
 
 use std::fmt::Write as _;
+use std::time::Duration;
 
 use async_trait::async_trait;
+use lettre::Message;
 use lettre::message::header::{HeaderName, HeaderValue};
 use lettre::message::{Mailbox, MultiPart};
-use lettre::transport::smtp::authentication::Credentials;
-use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use lettre::transport::smtp::authentication::{Credentials, Mechanism};
+use lettre::transport::smtp::client::{
+    AsyncSmtpConnection, Certificate, CertificateStore, Identity, TlsParameters,
+};
+use lettre::transport::smtp::extension::ClientId;
 
 use super::{GroupStatus, Notification, NotifiedAlert, Notifier, rfc3339};
 use crate::NotifyError;
 use crate::config::{EmailConfig, split_smarthost};
+use crate::http::error_chain;
+use crate::tls::{TlsConfig, tls_failure};
+
+/// How long one SMTP conversation may take, connection to QUIT.
+const SMTP_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How the connection is protected.
+#[derive(Clone)]
+enum Security {
+    /// Plain text (`require_tls = false`).
+    Plain,
+    /// STARTTLS, required.
+    StartTls(TlsParameters),
+    /// TLS from the first byte.
+    Implicit(TlsParameters),
+}
+
+/// AUTH credentials.
+#[derive(Clone)]
+struct Login {
+    username: String,
+    password: String,
+    /// PLAIN's authorization identity, when set and not the user itself.
+    identity: Option<String>,
+}
 
 /// Sends one email per notification through an SMTP relay.
 pub struct EmailNotifier {
@@ -19,19 +58,18 @@ pub struct EmailNotifier {
     send_resolved: bool,
     headers: Vec<(String, String)>,
     subject_override: Option<String>,
-    transport: AsyncSmtpTransport<Tokio1Executor>,
+    host: String,
+    port: u16,
+    security: Security,
+    login: Option<Login>,
+    timeout: Duration,
 }
 
 impl EmailNotifier {
     /// Builds the notifier; fails on anything `AlertingConfig::problems`
-    /// would report (bad addresses, smarthost, TLS requested).
+    /// would report (bad addresses, smarthost, unreadable password or TLS
+    /// files).
     pub fn new(config: &EmailConfig) -> Result<Self, NotifyError> {
-        if config.require_tls {
-            return Err(NotifyError::Build(
-                "require_tls: TLS (STARTTLS) support is not built yet; set require_tls = false"
-                    .into(),
-            ));
-        }
         let parse = |s: &str| {
             s.parse::<Mailbox>()
                 .map_err(|e| NotifyError::Build(format!("address {s:?}: {e}")))
@@ -48,12 +86,27 @@ impl EmailNotifier {
         let (host, port) = split_smarthost(&config.smarthost).ok_or_else(|| {
             NotifyError::Build(format!("smarthost {:?} is not host:port", config.smarthost))
         })?;
-        let mut builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host)
-            .port(port)
-            .timeout(Some(std::time::Duration::from_secs(30)));
-        if let (Some(user), Some(pass)) = (&config.auth_username, &config.auth_password) {
-            builder = builder.credentials(Credentials::new(user.clone(), pass.clone()));
-        }
+        let security = if config.uses_implicit_tls() {
+            Security::Implicit(tls_parameters(&host, &config.tls_config)?)
+        } else if config.require_tls {
+            Security::StartTls(tls_parameters(&host, &config.tls_config)?)
+        } else {
+            Security::Plain
+        };
+        let password = config
+            .password()
+            .map_err(|e| NotifyError::Build(format!("auth_password_file: {e}")))?;
+        let login = match (&config.auth_username, password) {
+            (Some(username), Some(password)) => Some(Login {
+                username: username.clone(),
+                password,
+                identity: config
+                    .auth_identity
+                    .clone()
+                    .filter(|i| !i.is_empty() && i != username),
+            }),
+            _ => None,
+        };
         let mut headers = Vec::new();
         let mut subject_override = None;
         for (name, value) in &config.headers {
@@ -71,7 +124,11 @@ impl EmailNotifier {
             send_resolved: config.send_resolved,
             headers,
             subject_override,
-            transport: builder.build(),
+            host,
+            port,
+            security,
+            login,
+            timeout: SMTP_TIMEOUT,
         })
     }
 
@@ -96,6 +153,185 @@ impl EmailNotifier {
             ))
             .map_err(|e| NotifyError::Build(e.to_string()))
     }
+
+    /// One SMTP conversation: connect, secure, authenticate, send, quit.
+    async fn deliver(&self, message: &Message) -> Result<(), NotifyError> {
+        let hello = ClientId::default();
+        let server = (self.host.as_str(), self.port);
+        let implicit = match &self.security {
+            Security::Implicit(params) => Some(params.clone()),
+            _ => None,
+        };
+        let mut conn =
+            AsyncSmtpConnection::connect_tokio1(server, Some(self.timeout), &hello, implicit, None)
+                .await
+                .map_err(|e| classify("connecting", &e))?;
+        if let Security::StartTls(params) = &self.security {
+            if !conn.can_starttls() {
+                conn.abort().await;
+                return Err(NotifyError::Tls {
+                    message: format!(
+                        "require_tls is true but {}:{} does not offer STARTTLS; set require_tls = false to send in plain text",
+                        self.host, self.port
+                    ),
+                    retriable: false,
+                });
+            }
+            conn.starttls(params.clone(), &hello)
+                .await
+                .map_err(|e| classify("STARTTLS", &e))?;
+        }
+        if let Some(login) = &self.login {
+            let result = authenticate(&mut conn, login).await;
+            if result.is_err() {
+                conn.abort().await;
+            }
+            result?;
+        }
+        let envelope = message.envelope();
+        conn.send(envelope, &message.formatted())
+            .await
+            .map_err(|e| classify("sending", &e))?;
+        let _ = conn.quit().await;
+        Ok(())
+    }
+}
+
+/// lettre's TLS parameters for `tls`, verifying `server_name` or `host`.
+fn tls_parameters(host: &str, tls: &TlsConfig) -> Result<TlsParameters, NotifyError> {
+    let build = |e: String| NotifyError::Build(format!("tls_config.{e}"));
+    // The same checks (and messages) as the HTTP integrations.
+    tls.client_config().map_err(|e| build(e.to_string()))?;
+    let lettre_err = |field: &str, e: lettre::transport::smtp::Error| {
+        build(format!("{field}: {}", error_chain(&e)))
+    };
+    let mut b = TlsParameters::builder(tls.server_name_or(host).to_string());
+    if let Some(ca) = &tls.ca_file {
+        let pem = std::fs::read(ca)
+            .map_err(|e| build(format!("ca_file: cannot read {}: {e}", ca.display())))?;
+        let cert = Certificate::from_pem(&pem).map_err(|e| lettre_err("ca_file", e))?;
+        b = b
+            .certificate_store(CertificateStore::None)
+            .add_root_certificate(cert);
+    }
+    if let (Some(cert), Some(key)) = (&tls.cert_file, &tls.key_file) {
+        let leaf = crate::tls::read_certs(cert).map_err(|e| build(format!("cert_file: {e}")))?;
+        let key_pem = std::fs::read(key)
+            .map_err(|e| build(format!("key_file: cannot read {}: {e}", key.display())))?;
+        // lettre 0.11's rustls `Identity::from_pem` takes the certificate's
+        // bytes as DER (only the key is parsed from PEM): give it the
+        // leaf's DER.
+        let identity = Identity::from_pem(leaf[0].as_ref(), &key_pem)
+            .map_err(|e| lettre_err("key_file", e))?;
+        b = b.identify_with(identity);
+    }
+    if tls.insecure_skip_verify {
+        b = b
+            .dangerous_accept_invalid_certs(true)
+            .dangerous_accept_invalid_hostnames(true);
+    }
+    b.build_rustls().map_err(|e| lettre_err("ca_file", e))
+}
+
+/// AUTH with the first of PLAIN and LOGIN the server offers; nothing when
+/// it offers neither (as Alertmanager: the server then decides).
+async fn authenticate(conn: &mut AsyncSmtpConnection, login: &Login) -> Result<(), NotifyError> {
+    let info = conn.server_info();
+    let plain = info.supports_auth_mechanism(Mechanism::Plain);
+    let mechanism = if plain {
+        Mechanism::Plain
+    } else if info.supports_auth_mechanism(Mechanism::Login) {
+        Mechanism::Login
+    } else {
+        tracing::debug!(server = %info.name(), "the SMTP server offers neither AUTH PLAIN nor LOGIN: sending without AUTH");
+        return Ok(());
+    };
+    let result = match (&login.identity, mechanism) {
+        (Some(identity), Mechanism::Plain) => {
+            let token = format!("{identity}\0{}\0{}", login.username, login.password);
+            conn.command(format!("AUTH PLAIN {}\r\n", base64(token.as_bytes())))
+                .await
+                .map(|_| ())
+        }
+        _ => {
+            let credentials = Credentials::new(login.username.clone(), login.password.clone());
+            conn.auth(&[mechanism], &credentials).await.map(|_| ())
+        }
+    };
+    result.map_err(|e| {
+        if let Some(tls) = tls_failure(&e) {
+            return NotifyError::Tls {
+                message: format!("AUTH: {}", tls.message),
+                retriable: tls.retriable,
+            };
+        }
+        NotifyError::Auth {
+            message: format!(
+                "AUTH {mechanism} as {:?} refused: {}",
+                login.username,
+                error_chain(&e)
+            ),
+            retriable: e.is_transient(),
+        }
+    })
+}
+
+/// An SMTP failure during `step`, as `tls`, `auth` or `smtp`.
+fn classify(step: &str, e: &lettre::transport::smtp::Error) -> NotifyError {
+    if let Some(tls) = tls_failure(e) {
+        return NotifyError::Tls {
+            message: format!("{step}: {}", tls.message),
+            retriable: tls.retriable,
+        };
+    }
+    let message = format!("{step}: {}", error_chain(e));
+    if e.is_tls() {
+        return NotifyError::Tls {
+            message,
+            retriable: true,
+        };
+    }
+    let code = e.status().map(|c| c.to_string());
+    match code.as_deref() {
+        Some("530") if message.to_ascii_uppercase().contains("STARTTLS") => NotifyError::Tls {
+            message: format!("{message} (the server wants STARTTLS: set require_tls = true)"),
+            retriable: false,
+        },
+        Some("530" | "534" | "535" | "538") => NotifyError::Auth {
+            message,
+            retriable: false,
+        },
+        Some("454") => NotifyError::Auth {
+            message,
+            retriable: true,
+        },
+        _ => NotifyError::Smtp {
+            retriable: !e.is_permanent(),
+            message,
+        },
+    }
+}
+
+/// Standard base64 with padding (AUTH PLAIN's encoding).
+fn base64(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let b = [
+            chunk[0],
+            chunk.get(1).copied().unwrap_or(0),
+            chunk.get(2).copied().unwrap_or(0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(char::from(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize]));
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
 }
 
 #[async_trait]
@@ -110,14 +346,15 @@ impl Notifier for EmailNotifier {
 
     async fn notify(&self, n: &Notification) -> Result<(), NotifyError> {
         let message = self.message(n)?;
-        self.transport
-            .send(message)
+        tokio::time::timeout(self.timeout, self.deliver(&message))
             .await
-            .map(|_| ())
-            .map_err(|e| NotifyError::Smtp {
-                retriable: !e.is_permanent(),
-                message: e.to_string(),
-            })
+            .map_err(|_| NotifyError::Smtp {
+                message: format!(
+                    "{}:{} did not finish the conversation within {:?}",
+                    self.host, self.port, self.timeout
+                ),
+                retriable: true,
+            })?
     }
 }
 
@@ -290,4 +527,25 @@ fn esc(s: &str) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base64_matches_rfc4648() {
+        for (plain, encoded) in [
+            ("", ""),
+            ("f", "Zg=="),
+            ("fo", "Zm8="),
+            ("foo", "Zm9v"),
+            ("foob", "Zm9vYg=="),
+            ("fooba", "Zm9vYmE="),
+            ("foobar", "Zm9vYmFy"),
+        ] {
+            assert_eq!(base64(plain.as_bytes()), encoded, "{plain:?}");
+        }
+        assert_eq!(base64(b"admin\0u\0p"), "YWRtaW4AdQBw");
+    }
 }

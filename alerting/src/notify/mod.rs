@@ -175,19 +175,20 @@ pub trait Notifier: Send + Sync {
 /// How much of an error response body is kept in the error.
 const BODY_EXCERPT: usize = 256;
 
-/// The HTTP client of one integration, with its request timeout.
-pub(crate) fn http_client(timeout: Duration) -> Result<reqwest::Client, NotifyError> {
-    reqwest::Client::builder()
-        .timeout(timeout)
-        .user_agent(concat!("vigie-alerting/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .map_err(|e| NotifyError::Build(e.to_string()))
+/// The HTTP(S) client of one integration: its `http_config` and request
+/// timeout. Unusable TLS files are a [`NotifyError::Build`] naming the key.
+pub(crate) fn http_client(
+    config: &crate::tls::HttpConfig,
+    timeout: Duration,
+) -> Result<crate::http::HttpClient, NotifyError> {
+    crate::http::HttpClient::new(&config.tls_config, timeout)
+        .map_err(|e| NotifyError::Build(format!("http_config.{e}")))
 }
 
 /// POSTs `body` as JSON to `url`; any 2xx answer is success, anything else
 /// an [`NotifyError::Http`] with the start of the answer's body.
 pub(crate) async fn post_json<T: Serialize + ?Sized>(
-    client: &reqwest::Client,
+    client: &crate::http::HttpClient,
     url: &str,
     body: &T,
 ) -> Result<(), NotifyError> {
@@ -196,43 +197,33 @@ pub(crate) async fn post_json<T: Serialize + ?Sized>(
 
 /// [`post_json`] with extra request headers.
 pub(crate) async fn post_json_with<T: Serialize + ?Sized>(
-    client: &reqwest::Client,
+    client: &crate::http::HttpClient,
     url: &str,
     body: &T,
     headers: &[(&str, &str)],
 ) -> Result<(), NotifyError> {
-    let mut request = client.post(url).json(body);
-    for (name, value) in headers {
-        request = request.header(*name, *value);
-    }
-    let response = request
-        .send()
+    use crate::http::HttpError;
+    let json = serde_json::to_vec(body).map_err(|e| NotifyError::Build(e.to_string()))?;
+    let response = client
+        .post(url, "application/json", headers, json)
         .await
-        .map_err(|e| NotifyError::Transport(error_chain(&e)))?;
-    let status = response.status();
-    if status.is_success() {
+        .map_err(|e| match e {
+            HttpError::Tls { message, retriable } => NotifyError::Tls { message, retriable },
+            HttpError::Transport(m) => NotifyError::Transport(m),
+            HttpError::Request(m) => NotifyError::Build(m),
+        })?;
+    if (200..300).contains(&response.status) {
         return Ok(());
     }
-    let body = response.text().await.unwrap_or_default();
+    let body = response.body;
     let mut excerpt: String = body.chars().take(BODY_EXCERPT).collect();
     if excerpt.len() < body.len() {
         excerpt.push('…');
     }
     Err(NotifyError::Http {
-        status: status.as_u16(),
+        status: response.status,
         body: excerpt,
     })
-}
-
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut source = e.source();
-    while let Some(inner) = source {
-        s.push_str(": ");
-        s.push_str(&inner.to_string());
-        source = inner.source();
-    }
-    s
 }
 
 #[cfg(test)]

@@ -5,9 +5,8 @@
 //! from the receiver and the group key, so PagerDuty keeps one incident per
 //! alert group and the resolve closes it.
 //!
-//! TLS is not built into Vigie yet: the default URL (https) is reported by
-//! [`crate::AlertingConfig::problems`] and `url` must name an `http://`
-//! relay until TLS support lands.
+//! Events go to PagerDuty's https URL by default, verified against the
+//! system's roots or `http_config.tls_config` ([`crate::tls`]).
 
 use async_trait::async_trait;
 use md5::{Digest, Md5};
@@ -31,7 +30,7 @@ pub struct PagerdutyNotifier {
     url: String,
     severity: Option<String>,
     send_resolved: bool,
-    client: reqwest::Client,
+    client: crate::http::HttpClient,
 }
 
 impl PagerdutyNotifier {
@@ -42,7 +41,7 @@ impl PagerdutyNotifier {
             url: config.url.clone(),
             severity: config.severity.clone(),
             send_resolved: config.send_resolved,
-            client: http_client(config.timeout)?,
+            client: http_client(&config.http_config, config.timeout)?,
         })
     }
 

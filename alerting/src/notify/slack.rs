@@ -17,7 +17,7 @@ pub struct SlackNotifier {
     title: Option<String>,
     text: Option<String>,
     send_resolved: bool,
-    client: reqwest::Client,
+    client: crate::http::HttpClient,
 }
 
 impl SlackNotifier {
@@ -30,7 +30,7 @@ impl SlackNotifier {
             title: config.title.clone(),
             text: config.text.clone(),
             send_resolved: config.send_resolved,
-            client: http_client(config.timeout)?,
+            client: http_client(&config.http_config, config.timeout)?,
         })
     }
 

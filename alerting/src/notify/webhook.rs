@@ -15,7 +15,7 @@ pub struct WebhookNotifier {
     url: String,
     send_resolved: bool,
     max_alerts: usize,
-    client: reqwest::Client,
+    client: crate::http::HttpClient,
 }
 
 impl WebhookNotifier {
@@ -25,7 +25,7 @@ impl WebhookNotifier {
             url: config.url.clone(),
             send_resolved: config.send_resolved,
             max_alerts: config.max_alerts,
-            client: http_client(config.timeout)?,
+            client: http_client(&config.http_config, config.timeout)?,
         })
     }
 }

@@ -1,6 +1,12 @@
-//! Shared test helpers: a recording webhook server and notification builders.
+//! Shared test helpers: a recording webhook server and notification
+//! builders; a real SMTP server ([`smtp`]), a real HTTPS server ([`https`])
+//! and throwaway certificates ([`pki`]).
 
 #![allow(dead_code)]
+
+pub mod https;
+pub mod pki;
+pub mod smtp;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -324,6 +330,7 @@ pub fn quick_config(url: &str) -> vigie_alerting::AlertingConfig {
                 send_resolved: true,
                 timeout: std::time::Duration::from_secs(2),
                 max_alerts: 0,
+                http_config: Default::default(),
             }],
             ..vigie_alerting::ReceiverConfig::default()
         }],
