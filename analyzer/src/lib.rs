@@ -14,6 +14,8 @@
 //!    and stores its output as the series `vigie_anomaly_score{for="<metric>", ...}`,
 //!    with a [`forecast::Forecaster`] per series writing `vigie_forecast`
 //!    bands and `vigie_time_to_threshold_seconds` for configured limits;
+//!    [`episodes`] turns the scores into anomaly onset and end events on
+//!    `vigie.anomalies`, which alerting groups into incidents;
 //! 4. [`rules`] evaluates Prometheus rule files on an interval with the
 //!    [`promql`] engine over storage, stores recorded series and publishes
 //!    alert state changes to `vigie.alerts`.
