@@ -43,6 +43,10 @@
 //!   the data directory and managed through Alertmanager's API v2
 //!   ([`api`]), which also takes alerts from a Prometheus
 //!   (`POST /api/v2/alerts`) and lists them for `amtool`.
+//! - incidents ([`incident`]): alerts and the analyzer's anomaly onsets
+//!   (`vigie.anomalies`) of one host or service within a window are one
+//!   incident; its probable root cause (the earliest onset) and the chain
+//!   after it ride in every notification and `GET /api/v1/incidents`.
 //!
 //! Not done yet (later issues): Go templates, and jitter in retries.
 //! Groups live in memory: after a restart they are re-created from the
