@@ -10,10 +10,12 @@
 //! and `mute_time_intervals`, and `templates`.
 //!
 //! Every key outside that subset is rejected with the file, the key path
-//! and the line and column ([`load`]). Go templates are not rendered: a
-//! field holding `{{ ... }}` (Slack `title`/`text`, PagerDuty `severity`)
-//! falls back to Vigie's default, which follows Alertmanager's default
-//! templates, and a warning says so.
+//! and the line and column ([`load`]). Go templates in receiver fields are
+//! rendered at notification time ([`crate::templates`]); fields left unset
+//! get Alertmanager's defaults (email `Subject` and `html`, Slack `title`
+//! and `text`, PagerDuty `description`), so they render as Alertmanager
+//! renders them; PagerDuty `details` stay Vigie's structured lists of
+//! alerts unless set.
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -81,7 +83,7 @@ pub struct Loaded {
     pub routing: Routing,
     /// `global.resolve_timeout`.
     pub resolve_timeout: Duration,
-    /// The `templates` globs (not rendered; see the module docs).
+    /// The `templates` globs, as written (relative to the file's folder).
     pub templates: Vec<String>,
     /// Things accepted but not honoured exactly, to log.
     pub warnings: Vec<String>,
@@ -90,8 +92,6 @@ pub struct Loaded {
 /// Keys Alertmanager knows that Vigie does not support yet.
 const UNSUPPORTED: &[&str] = &[
     "url_file",
-    "html",
-    "text",
     "smtp_hello",
     "smtp_auth_secret",
     "auth_secret",
@@ -107,29 +107,17 @@ const UNSUPPORTED: &[&str] = &[
     "service_key",
     "routing_key_file",
     "api_url_file",
-    "client",
-    "client_url",
-    "description",
-    "details",
     "images",
     "links",
-    "component",
-    "group",
-    "class",
-    "source",
     "icon_emoji",
     "icon_url",
     "color",
     "fields",
     "actions",
     "mrkdwn_in",
-    "pretext",
-    "footer",
-    "fallback",
     "callback_id",
     "short_fields",
     "link_names",
-    "title_link",
     "image_url",
     "thumb_url",
     "opsgenie_configs",
@@ -316,6 +304,8 @@ struct AmEmail {
     tls_config: Option<TlsConfig>,
     #[serde(default)]
     headers: BTreeMap<String, String>,
+    html: Option<String>,
+    text: Option<String>,
     send_resolved: Option<bool>,
 }
 
@@ -325,6 +315,15 @@ struct AmPagerduty {
     routing_key: String,
     url: Option<String>,
     severity: Option<String>,
+    description: Option<String>,
+    client: Option<String>,
+    client_url: Option<String>,
+    source: Option<String>,
+    class: Option<String>,
+    component: Option<String>,
+    group: Option<String>,
+    #[serde(default)]
+    details: BTreeMap<String, String>,
     send_resolved: Option<bool>,
     http_config: Option<HttpConfig>,
 }
@@ -337,6 +336,10 @@ struct AmSlack {
     username: Option<String>,
     title: Option<String>,
     text: Option<String>,
+    pretext: Option<String>,
+    fallback: Option<String>,
+    title_link: Option<String>,
+    footer: Option<String>,
     send_resolved: Option<bool>,
     http_config: Option<HttpConfig>,
 }
@@ -723,13 +726,29 @@ deserialize_via_str!(
 
 type Problems = Vec<(String, String)>;
 
-fn templated(s: &str) -> bool {
-    s.contains("{{")
+/// Alertmanager's default email `Subject` header.
+const DEFAULT_EMAIL_SUBJECT: &str = r#"{{ template "email.default.subject" . }}"#;
+/// Alertmanager's default email `html`.
+const DEFAULT_EMAIL_HTML: &str = r#"{{ template "email.default.html" . }}"#;
+/// Alertmanager's default Slack `title`.
+const DEFAULT_SLACK_TITLE: &str = r#"{{ template "slack.default.title" . }}"#;
+/// Alertmanager's default Slack `text`.
+const DEFAULT_SLACK_TEXT: &str = r#"{{ template "slack.default.text" . }}"#;
+/// Alertmanager's default PagerDuty `description`.
+const DEFAULT_PAGERDUTY_DESCRIPTION: &str = r#"{{ template "pagerduty.default.description" .}}"#;
+
+/// An email's headers with Alertmanager's default `Subject` when unset.
+fn email_headers(own: &BTreeMap<String, String>) -> BTreeMap<String, String> {
+    let mut h = own.clone();
+    if !h.keys().any(|k| k.eq_ignore_ascii_case("subject")) {
+        h.insert("Subject".into(), DEFAULT_EMAIL_SUBJECT.into());
+    }
+    h
 }
 
 fn convert(raw: AmFile) -> Result<Loaded, Problems> {
     let mut problems: Problems = Vec::new();
-    let mut warnings = Vec::new();
+    let warnings = Vec::new();
     let g = &raw.global;
     // A receiver's own `http_config`, else the global one (as Alertmanager).
     let http_config = |own: &Option<HttpConfig>| {
@@ -848,20 +867,33 @@ fn convert(raw: AmFile) -> Result<Loaded, Problems> {
                     .or_else(|| g.smtp_tls_config.clone())
                     .unwrap_or_default(),
                 send_resolved: m.send_resolved.unwrap_or(false),
-                headers: m.headers.clone(),
+                headers: email_headers(&m.headers),
+                html: Some(
+                    m.html
+                        .clone()
+                        .unwrap_or_else(|| DEFAULT_EMAIL_HTML.to_string()),
+                ),
+                text: m.text.clone(),
             });
         }
-        for (p, pd) in am.pagerduty_configs.iter().enumerate() {
-            let severity = match &pd.severity {
-                Some(s) if templated(s) => {
-                    warnings.push(format!(
-                        "{rk}.pagerduty_configs[{p}].severity: templates are not rendered; the alerts' severity label is used"
-                    ));
-                    None
-                }
-                other => other.clone(),
-            };
+        for pd in &am.pagerduty_configs {
+            let severity = pd.severity.clone();
+            // Without `details`, Vigie's structured lists of alerts (JSON
+            // labels and annotations) stand for Alertmanager's text ones.
+            let details = pd.details.clone();
             recv.pagerduty_configs.push(PagerdutyConfig {
+                description: Some(
+                    pd.description
+                        .clone()
+                        .unwrap_or_else(|| DEFAULT_PAGERDUTY_DESCRIPTION.to_string()),
+                ),
+                client: pd.client.clone(),
+                client_url: pd.client_url.clone(),
+                source: pd.source.clone(),
+                class: pd.class.clone(),
+                component: pd.component.clone(),
+                group: pd.group.clone(),
+                details,
                 routing_key: pd.routing_key.clone(),
                 url: pd
                     .url
@@ -876,17 +908,11 @@ fn convert(raw: AmFile) -> Result<Loaded, Problems> {
         }
         for (s, sl) in am.slack_configs.iter().enumerate() {
             let sk = format!("{rk}.slack_configs[{s}]");
-            let mut literal = |field: &str, v: &Option<String>| match v {
-                Some(t) if templated(t) => {
-                    warnings.push(format!(
-                        "{sk}.{field}: templates are not rendered; Vigie's default {field} is used"
-                    ));
-                    None
-                }
-                other => other.clone(),
+            let or = |v: &Option<String>, default: &str| {
+                Some(v.clone().unwrap_or_else(|| default.to_string()))
             };
-            let title = literal("title", &sl.title);
-            let text = literal("text", &sl.text);
+            let title = or(&sl.title, DEFAULT_SLACK_TITLE);
+            let text = or(&sl.text, DEFAULT_SLACK_TEXT);
             let Some(api_url) = sl.api_url.clone().or_else(|| g.slack_api_url.clone()) else {
                 problems.push((
                     format!("{sk}.api_url"),
@@ -900,6 +926,10 @@ fn convert(raw: AmFile) -> Result<Loaded, Problems> {
                 username: sl.username.clone(),
                 title,
                 text,
+                pretext: sl.pretext.clone(),
+                fallback: sl.fallback.clone(),
+                title_link: sl.title_link.clone(),
+                footer: sl.footer.clone(),
                 send_resolved: sl.send_resolved.unwrap_or(false),
                 timeout: DEFAULT_TIMEOUT,
                 http_config: http_config(&sl.http_config),
@@ -990,13 +1020,6 @@ fn convert(raw: AmFile) -> Result<Loaded, Problems> {
             target,
             equal: ir.equal.clone(),
         });
-    }
-
-    if !raw.templates.is_empty() {
-        warnings.push(format!(
-            "templates ({}) are not rendered yet: notifications use Vigie's defaults, which follow Alertmanager's default templates",
-            raw.templates.join(", ")
-        ));
     }
 
     if !problems.is_empty() {

@@ -46,6 +46,11 @@ pub struct AlertingConfig {
     /// Incidents with root-cause hints (`[alerting.incidents]`,
     /// [`crate::incident`]).
     pub incidents: crate::incident::IncidentConfig,
+    /// Alertmanager template files (globs, wildcards in the file name;
+    /// relative to the working directory) whose `{{ define }}`d templates
+    /// receiver fields may use ([`crate::templates`]). With
+    /// `alertmanager_config`, that file's `templates` are used instead.
+    pub templates: Vec<String>,
 }
 
 impl Default for AlertingConfig {
@@ -61,6 +66,7 @@ impl Default for AlertingConfig {
             alertmanager_config: None,
             flapping: crate::flap::FlapConfig::default(),
             incidents: crate::incident::IncidentConfig::default(),
+            templates: Vec::new(),
         }
     }
 }
@@ -104,6 +110,32 @@ pub struct PagerdutyConfig {
     /// alerts' `severity` label (`error` when absent or unknown).
     #[serde(default)]
     pub severity: Option<String>,
+    /// Templated `payload.summary` ([`crate::templates`]); Alertmanager's
+    /// default subject when absent.
+    #[serde(default)]
+    pub description: Option<String>,
+    /// Templated `client`; `Vigie` when absent.
+    #[serde(default)]
+    pub client: Option<String>,
+    /// Templated `client_url`; the external URL when absent.
+    #[serde(default)]
+    pub client_url: Option<String>,
+    /// Templated `payload.source`; the common `instance` label when absent.
+    #[serde(default)]
+    pub source: Option<String>,
+    /// Templated `payload.class`, `component` and `group`.
+    #[serde(default)]
+    pub class: Option<String>,
+    /// See `class`.
+    #[serde(default)]
+    pub component: Option<String>,
+    /// See `class`.
+    #[serde(default)]
+    pub group: Option<String>,
+    /// Templated `payload.custom_details`, replacing Vigie's structured
+    /// lists of alerts when set.
+    #[serde(default)]
+    pub details: BTreeMap<String, String>,
     /// Whether to resolve the incident when every alert has resolved.
     #[serde(default = "yes")]
     pub send_resolved: bool,
@@ -153,6 +185,18 @@ pub struct SlackConfig {
     /// Attachment text; one line per alert when absent.
     #[serde(default)]
     pub text: Option<String>,
+    /// Templated attachment `pretext` ([`crate::templates`]).
+    #[serde(default)]
+    pub pretext: Option<String>,
+    /// Templated `fallback`; `<title> | <external URL>` when absent.
+    #[serde(default)]
+    pub fallback: Option<String>,
+    /// Templated `title_link`.
+    #[serde(default)]
+    pub title_link: Option<String>,
+    /// Templated `footer`.
+    #[serde(default)]
+    pub footer: Option<String>,
     /// Whether to notify about resolved alerts (off, as in Alertmanager).
     #[serde(default)]
     pub send_resolved: bool,
@@ -262,6 +306,12 @@ pub struct EmailConfig {
     /// Extra headers; `Subject` replaces the default subject.
     #[serde(default)]
     pub headers: BTreeMap<String, String>,
+    /// Templated HTML body ([`crate::templates`]); Vigie's when absent.
+    #[serde(default)]
+    pub html: Option<String>,
+    /// Templated plain-text body; Vigie's when absent.
+    #[serde(default)]
+    pub text: Option<String>,
 }
 
 impl Default for EmailConfig {
@@ -281,6 +331,8 @@ impl Default for EmailConfig {
             tls_config: TlsConfig::default(),
             send_resolved: false,
             headers: BTreeMap::new(),
+            html: None,
+            text: None,
         }
     }
 }
@@ -376,6 +428,8 @@ impl AlertingConfig {
     /// Does not check receivers (see [`AlertingConfig::problems`]).
     pub fn resolve(&self) -> Result<Resolved, crate::alertmanager::AlertmanagerError> {
         let Some(path) = &self.alertmanager_config else {
+            crate::templates::load(std::path::Path::new(""), &self.templates)
+                .map_err(crate::alertmanager::AlertmanagerError::from)?;
             return Ok(Resolved {
                 config: self.clone(),
                 routing: crate::route::Routing::from_config(self),
@@ -384,6 +438,15 @@ impl AlertingConfig {
         };
         let loaded = crate::alertmanager::load(path)?;
         let mut config = self.clone();
+        // Template globs are relative to the alertmanager.yml, and must parse.
+        let dir = path.parent().unwrap_or(std::path::Path::new(""));
+        config.templates = loaded
+            .templates
+            .iter()
+            .map(|g| dir.join(g).display().to_string())
+            .collect();
+        crate::templates::load(dir, &loaded.templates)
+            .map_err(crate::alertmanager::AlertmanagerError::from)?;
         config.receivers = loaded.receivers;
         config.resolve_timeout = loaded.resolve_timeout;
         let root = &loaded.routing.routes[0];

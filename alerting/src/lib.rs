@@ -72,6 +72,7 @@ pub mod route;
 pub mod runner;
 pub mod silence;
 pub mod state;
+pub mod templates;
 pub mod tls;
 
 pub use alertmanager::AlertmanagerError;

@@ -31,6 +31,9 @@ pub type ReceiverNotifier = (String, Arc<dyn Notifier>);
 /// One notifier per integration of every receiver, in configuration order.
 pub fn build_notifiers(config: &AlertingConfig) -> Result<Vec<ReceiverNotifier>, AlertingError> {
     let mut out: Vec<ReceiverNotifier> = Vec::new();
+    // Alertmanager's default templates and the `templates` files.
+    let templates = crate::templates::load(std::path::Path::new(""), &config.templates)
+        .map_err(crate::alertmanager::AlertmanagerError::from)?;
     for receiver in &config.receivers {
         let fail = |integration: &'static str, e: NotifyError| AlertingError::Notifier {
             receiver: receiver.name.clone(),
@@ -42,15 +45,21 @@ pub fn build_notifiers(config: &AlertingConfig) -> Result<Vec<ReceiverNotifier>,
             out.push((receiver.name.clone(), Arc::new(n)));
         }
         for mail in &receiver.email_configs {
-            let n = EmailNotifier::new(mail).map_err(|e| fail("email", e))?;
+            let n = EmailNotifier::new(mail)
+                .map_err(|e| fail("email", e))?
+                .with_templates(Arc::clone(&templates));
             out.push((receiver.name.clone(), Arc::new(n)));
         }
         for pd in &receiver.pagerduty_configs {
-            let n = PagerdutyNotifier::new(pd).map_err(|e| fail("pagerduty", e))?;
+            let n = PagerdutyNotifier::new(pd)
+                .map_err(|e| fail("pagerduty", e))?
+                .with_templates(Arc::clone(&templates));
             out.push((receiver.name.clone(), Arc::new(n)));
         }
         for slack in &receiver.slack_configs {
-            let n = SlackNotifier::new(slack).map_err(|e| fail("slack", e))?;
+            let n = SlackNotifier::new(slack)
+                .map_err(|e| fail("slack", e))?
+                .with_templates(Arc::clone(&templates));
             out.push((receiver.name.clone(), Arc::new(n)));
         }
     }

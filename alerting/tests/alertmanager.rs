@@ -72,13 +72,15 @@ fn fixture_loads_with_every_part() {
         resolved.config.receivers[4].webhook_configs[0].max_alerts,
         10
     );
-    // The templated Slack title falls back to Vigie's default, said aloud.
-    assert_eq!(resolved.config.receivers[5].slack_configs[0].title, None);
+    // Templated fields are kept, to be rendered at notification time.
+    assert_eq!(
+        resolved.config.receivers[5].slack_configs[0]
+            .title
+            .as_deref(),
+        Some(r#"{{ template "slack.default.title" . }}"#)
+    );
     assert!(
-        resolved
-            .warnings
-            .iter()
-            .any(|w| w.contains("slack_configs[0].title")),
+        !resolved.warnings.iter().any(|w| w.contains("template")),
         "{:?}",
         resolved.warnings
     );

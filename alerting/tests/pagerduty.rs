@@ -18,6 +18,14 @@ fn notifier(url: String, severity: Option<&str>) -> PagerdutyNotifier {
         send_resolved: true,
         timeout: Duration::from_secs(5),
         http_config: Default::default(),
+        description: None,
+        client: None,
+        client_url: None,
+        source: None,
+        class: None,
+        component: None,
+        group: None,
+        details: Default::default(),
     })
     .expect("notifier")
 }

@@ -24,6 +24,9 @@ pub(crate) struct Exec<'a> {
     pub depth: usize,
     /// The template being executed, for error messages.
     pub name: String,
+    /// Inside an HTML comment (elided in [`Escape::Html`], as
+    /// `html/template` does).
+    pub in_comment: bool,
 }
 
 type Vars = Vec<(String, Value)>;
@@ -46,7 +49,7 @@ impl Exec<'_> {
                 ));
             }
             match n {
-                Node::Text(t) => self.out.push_str(t),
+                Node::Text(t) => self.text(t),
                 Node::Action(pos, p) => {
                     let v = self
                         .pipeline(p, dot, vars)
@@ -158,7 +161,41 @@ impl Exec<'_> {
         Ok(())
     }
 
+    fn text(&mut self, t: &str) {
+        if self.escape == Escape::Text {
+            self.out.push_str(t);
+            return;
+        }
+        let mut rest = t;
+        loop {
+            if self.in_comment {
+                match rest.find("-->") {
+                    Some(i) => {
+                        rest = &rest[i + 3..];
+                        self.in_comment = false;
+                    }
+                    None => return,
+                }
+            } else {
+                match rest.find("<!--") {
+                    Some(i) => {
+                        self.out.push_str(&rest[..i]);
+                        rest = &rest[i + 4..];
+                        self.in_comment = true;
+                    }
+                    None => {
+                        self.out.push_str(rest);
+                        return;
+                    }
+                }
+            }
+        }
+    }
+
     fn print(&mut self, v: &Value) {
+        if self.in_comment {
+            return;
+        }
         let s = match v {
             Value::Nil => "<no value>".to_string(),
             other => other.print(),

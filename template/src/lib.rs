@@ -195,6 +195,7 @@ impl Templates {
             out: String::new(),
             depth: 0,
             name: name.to_string(),
+            in_comment: false,
         };
         let mut all_vars: Vec<(String, Value)> = vec![("$".to_string(), dot.clone())];
         all_vars.extend(vars.iter().map(|(k, v)| (k.to_string(), v.clone())));

@@ -15,7 +15,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use lettre::Message;
 use lettre::message::header::{HeaderName, HeaderValue};
-use lettre::message::{Mailbox, MultiPart};
+use lettre::message::{Mailbox, MultiPart, SinglePart};
 use lettre::transport::smtp::authentication::{Credentials, Mechanism};
 use lettre::transport::smtp::client::{
     AsyncSmtpConnection, Certificate, CertificateStore, Identity, TlsParameters,
@@ -58,6 +58,9 @@ pub struct EmailNotifier {
     send_resolved: bool,
     headers: Vec<(String, String)>,
     subject_override: Option<String>,
+    html: Option<String>,
+    text: Option<String>,
+    templates: std::sync::Arc<crate::templates::NotifyTemplates>,
     host: String,
     port: u16,
     security: Security,
@@ -124,6 +127,9 @@ impl EmailNotifier {
             send_resolved: config.send_resolved,
             headers,
             subject_override,
+            html: config.html.clone(),
+            text: config.text.clone(),
+            templates: crate::templates::NotifyTemplates::defaults(),
             host,
             port,
             security,
@@ -134,24 +140,57 @@ impl EmailNotifier {
 
     /// Builds the message for a notification (without sending it).
     pub fn message(&self, n: &Notification) -> Result<Message, NotifyError> {
+        use vigie_template::Escape;
+        let data = crate::templates::data(n);
+        let t = &self.templates;
+        let render = |field: &str, src: &str, escape, fallback: &dyn Fn() -> String| {
+            t.render("email", field, src, &data, escape, fallback)
+        };
+        let subject = match &self.subject_override {
+            Some(src) => render("headers.Subject", src, Escape::Text, &|| subject(n)),
+            None => subject(n),
+        };
         let mut builder = Message::builder()
             .message_id(Some(format!("<{}@vigie>", n.idempotency_key())))
             .from(self.from.clone())
-            .subject(self.subject_override.clone().unwrap_or_else(|| subject(n)));
+            .subject(subject);
         for to in &self.to {
             builder = builder.to(to.clone());
         }
         for (name, value) in &self.headers {
             let name = HeaderName::new_from_ascii(name.clone())
                 .map_err(|e| NotifyError::Build(format!("header {name:?}: {e}")))?;
-            builder = builder.raw_header(HeaderValue::new(name, value.clone()));
+            let value = render(&format!("headers.{name}"), value, Escape::Text, &|| {
+                value.clone()
+            });
+            builder = builder.raw_header(HeaderValue::new(name, value));
         }
-        builder
-            .multipart(MultiPart::alternative_plain_html(
-                text_body(n),
-                html_body(n),
-            ))
-            .map_err(|e| NotifyError::Build(e.to_string()))
+        let text = match &self.text {
+            Some(src) => render("text", src, Escape::Text, &|| text_body(n)),
+            None => text_body(n),
+        };
+        let html = match &self.html {
+            Some(src) => render("html", src, Escape::Html, &|| html_body(n)),
+            None => html_body(n),
+        };
+        // Like Alertmanager, an empty body is left out.
+        let built = match (text.trim().is_empty(), html.trim().is_empty()) {
+            (false, true) => builder.singlepart(SinglePart::plain(text)),
+            (true, false) => builder.singlepart(SinglePart::html(html)),
+            _ => builder.multipart(MultiPart::alternative_plain_html(text, html)),
+        };
+        built.map_err(|e| NotifyError::Build(e.to_string()))
+    }
+
+    /// Renders the templated fields with `templates` (Alertmanager's
+    /// defaults and the configured `templates` files) instead of the
+    /// defaults alone.
+    pub fn with_templates(
+        mut self,
+        templates: std::sync::Arc<crate::templates::NotifyTemplates>,
+    ) -> Self {
+        self.templates = templates;
+        self
     }
 
     /// One SMTP conversation: connect, secure, authenticate, send, quit.

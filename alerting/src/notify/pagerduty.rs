@@ -31,6 +31,9 @@ pub struct PagerdutyNotifier {
     severity: Option<String>,
     send_resolved: bool,
     client: crate::http::HttpClient,
+    /// The templated fields (`description`, `client`, `details`, ...).
+    templated: PagerdutyConfig,
+    templates: std::sync::Arc<crate::templates::NotifyTemplates>,
 }
 
 impl PagerdutyNotifier {
@@ -42,12 +45,80 @@ impl PagerdutyNotifier {
             severity: config.severity.clone(),
             send_resolved: config.send_resolved,
             client: http_client(&config.http_config, config.timeout)?,
+            templated: config.clone(),
+            templates: crate::templates::NotifyTemplates::defaults(),
         })
     }
 
-    /// The event sent for `n`.
+    /// Renders the templated fields with `templates` (Alertmanager's
+    /// defaults and the configured `templates` files).
+    pub fn with_templates(
+        mut self,
+        templates: std::sync::Arc<crate::templates::NotifyTemplates>,
+    ) -> Self {
+        self.templates = templates;
+        self
+    }
+
+    /// The event sent for `n`, with the templated fields rendered.
     pub fn event<'a>(&'a self, n: &'a Notification) -> PagerdutyEvent<'a> {
-        PagerdutyEvent::new(&self.routing_key, self.severity.as_deref(), n)
+        let data = crate::templates::data(n);
+        let render = |field: &str, src: &str, fallback: &dyn Fn() -> String| {
+            self.templates.render(
+                "pagerduty",
+                field,
+                src,
+                &data,
+                vigie_template::Escape::Text,
+                fallback,
+            )
+        };
+        let c = &self.templated;
+        let severity = self.severity.as_ref().map(|src| {
+            let s = render("severity", src, &|| group_severity(n).to_string());
+            if s.trim().is_empty() {
+                group_severity(n).to_string()
+            } else {
+                s
+            }
+        });
+        let mut e = PagerdutyEvent::new(&self.routing_key, severity.as_deref(), n);
+        if let Some(src) = &c.description {
+            let summary = render("description", src, &|| subject(n));
+            e.payload.summary = truncate(&summary, SUMMARY_MAX);
+        }
+        if let Some(src) = &c.client {
+            e.client = render("client", src, &|| CLIENT.to_string());
+        }
+        if let Some(src) = &c.client_url {
+            e.client_url = render("client_url", src, &|| n.external_url.clone());
+        }
+        if let Some(src) = &c.source {
+            let fallback = e.payload.source.clone();
+            e.payload.source = render("source", src, &|| fallback.clone());
+        }
+        let optional = |field: &str, src: &Option<String>| {
+            src.as_ref()
+                .map(|src| render(field, src, &String::new))
+                .filter(|s| !s.is_empty())
+        };
+        e.payload.class = optional("class", &c.class);
+        e.payload.component = optional("component", &c.component);
+        e.payload.group = optional("group", &c.group);
+        if !c.details.is_empty() {
+            e.payload.custom_details = Details::Templated(
+                c.details
+                    .iter()
+                    .map(|(k, src)| {
+                        (
+                            k.clone(),
+                            render(&format!("details.{k}"), src, &String::new),
+                        )
+                    })
+                    .collect(),
+            );
+        }
+        e
     }
 }
 
@@ -62,10 +133,10 @@ pub struct PagerdutyEvent<'a> {
     pub dedup_key: String,
     /// What happened.
     pub payload: PagerdutyPayload<'a>,
-    /// Always [`CLIENT`].
-    pub client: &'static str,
-    /// Vigie's external URL.
-    pub client_url: &'a str,
+    /// The configured `client`, else [`CLIENT`].
+    pub client: String,
+    /// The configured `client_url`, else Vigie's external URL.
+    pub client_url: String,
 }
 
 /// The `payload` of a [`PagerdutyEvent`].
@@ -78,8 +149,28 @@ pub struct PagerdutyPayload<'a> {
     pub source: String,
     /// `critical`, `error`, `warning` or `info`.
     pub severity: String,
+    /// The configured `class`, when it renders non-empty.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub class: Option<String>,
+    /// The configured `component`, when it renders non-empty.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub component: Option<String>,
+    /// The configured `group`, when it renders non-empty.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+    /// The alerts, firing and resolved, or the configured `details`.
+    pub custom_details: Details<'a>,
+}
+
+/// `payload.custom_details`: Vigie's lists of alerts, or the rendered
+/// `details` of the configuration.
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+pub enum Details<'a> {
     /// The alerts, firing and resolved.
-    pub custom_details: CustomDetails<'a>,
+    Alerts(CustomDetails<'a>),
+    /// The configured `details`, rendered.
+    Templated(std::collections::BTreeMap<String, String>),
 }
 
 /// The alerts of a notification, in `payload.custom_details`.
@@ -157,16 +248,19 @@ impl<'a> PagerdutyEvent<'a> {
                 severity: severity
                     .map(str::to_string)
                     .unwrap_or_else(|| group_severity(n).to_string()),
-                custom_details: CustomDetails {
+                class: None,
+                component: None,
+                group: None,
+                custom_details: Details::Alerts(CustomDetails {
                     num_firing: firing.len(),
                     num_resolved: resolved.len(),
                     firing,
                     resolved,
                     incident: n.incident.as_ref().map(|i| i.to_json()),
-                },
+                }),
             },
-            client: CLIENT,
-            client_url: &n.external_url,
+            client: CLIENT.to_string(),
+            client_url: n.external_url.clone(),
         }
     }
 }

@@ -16,8 +16,13 @@ pub struct SlackNotifier {
     username: Option<String>,
     title: Option<String>,
     text: Option<String>,
+    pretext: Option<String>,
+    fallback: Option<String>,
+    title_link: Option<String>,
+    footer: Option<String>,
     send_resolved: bool,
     client: crate::http::HttpClient,
+    templates: std::sync::Arc<crate::templates::NotifyTemplates>,
 }
 
 impl SlackNotifier {
@@ -29,27 +34,62 @@ impl SlackNotifier {
             username: config.username.clone(),
             title: config.title.clone(),
             text: config.text.clone(),
+            pretext: config.pretext.clone(),
+            fallback: config.fallback.clone(),
+            title_link: config.title_link.clone(),
+            footer: config.footer.clone(),
             send_resolved: config.send_resolved,
             client: http_client(&config.http_config, config.timeout)?,
+            templates: crate::templates::NotifyTemplates::defaults(),
         })
     }
 
+    /// Renders the templated fields with `templates` (Alertmanager's
+    /// defaults and the configured `templates` files).
+    pub fn with_templates(
+        mut self,
+        templates: std::sync::Arc<crate::templates::NotifyTemplates>,
+    ) -> Self {
+        self.templates = templates;
+        self
+    }
+
     /// The message posted for `n`.
-    pub fn message<'a>(&'a self, n: &Notification) -> SlackMessage<'a> {
-        let title = self.title.clone().unwrap_or_else(|| subject(n));
-        let text = self.text.clone().unwrap_or_else(|| default_text(n));
-        let fallback = format!("{title} | {}", n.external_url);
+    pub fn message(&self, n: &Notification) -> SlackMessage {
+        let data = crate::templates::data(n);
+        let render = |field: &str, src: &Option<String>, fallback: &dyn Fn() -> String| match src {
+            Some(src) => self.templates.render(
+                "slack",
+                field,
+                src,
+                &data,
+                vigie_template::Escape::Text,
+                fallback,
+            ),
+            None => fallback(),
+        };
+        let optional = |field: &str, src: &Option<String>| {
+            Some(render(field, src, &String::new)).filter(|s| !s.is_empty())
+        };
+        let title = render("title", &self.title, &|| subject(n));
+        let text = render("text", &self.text, &|| default_text(n));
+        let fallback = render("fallback", &self.fallback, &|| {
+            format!("{title} | {}", n.external_url)
+        });
         SlackMessage {
-            channel: self.channel.as_deref(),
-            username: self.username.as_deref(),
+            channel: optional("channel", &self.channel),
+            username: optional("username", &self.username),
             attachments: vec![SlackAttachment {
                 color: match n.status {
                     GroupStatus::Firing => "danger",
                     GroupStatus::Resolved => "good",
                 },
                 title,
+                title_link: optional("title_link", &self.title_link),
+                pretext: optional("pretext", &self.pretext),
                 text,
                 fallback,
+                footer: optional("footer", &self.footer),
             }],
         }
     }
@@ -57,13 +97,13 @@ impl SlackNotifier {
 
 /// The JSON posted to the webhook.
 #[derive(Debug, Serialize)]
-pub struct SlackMessage<'a> {
-    /// Channel override.
+pub struct SlackMessage {
+    /// Channel override (templated).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub channel: Option<&'a str>,
-    /// User name override.
+    pub channel: Option<String>,
+    /// User name override (templated).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub username: Option<&'a str>,
+    pub username: Option<String>,
     /// Exactly one attachment.
     pub attachments: Vec<SlackAttachment>,
 }
@@ -75,11 +115,20 @@ pub struct SlackAttachment {
     pub color: &'static str,
     /// The configured title, else Alertmanager's default subject.
     pub title: String,
+    /// The configured `title_link`, when it renders non-empty.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub title_link: Option<String>,
+    /// The configured `pretext`, when it renders non-empty.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pretext: Option<String>,
     /// The configured text, else one line per alert.
     pub text: String,
-    /// Plain-text summary for clients that cannot show attachments:
-    /// `<title> | <external URL>`.
+    /// Plain-text summary for clients that cannot show attachments: the
+    /// configured `fallback`, else `<title> | <external URL>`.
     pub fallback: String,
+    /// The configured `footer`, when it renders non-empty.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub footer: Option<String>,
 }
 
 /// One line per alert: `firing: <summary>`, the summary being the
