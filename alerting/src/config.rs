@@ -43,6 +43,9 @@ pub struct AlertingConfig {
     /// Flap detection (`[alerting.flapping]`): alerts changing state too
     /// often are held firing and notified once ([`crate::flap`]).
     pub flapping: crate::flap::FlapConfig,
+    /// Dependency-aware suppression (`[alerting.dependencies]`): alerts of
+    /// what depends on a down parent are not notified ([`crate::depends`]).
+    pub dependencies: crate::depends::DependencyConfig,
     /// Incidents with root-cause hints (`[alerting.incidents]`,
     /// [`crate::incident`]).
     pub incidents: crate::incident::IncidentConfig,
@@ -65,6 +68,7 @@ impl Default for AlertingConfig {
             receivers: Vec::new(),
             alertmanager_config: None,
             flapping: crate::flap::FlapConfig::default(),
+            dependencies: crate::depends::DependencyConfig::default(),
             incidents: crate::incident::IncidentConfig::default(),
             templates: Vec::new(),
         }
@@ -466,6 +470,13 @@ impl AlertingConfig {
     /// `alertmanager_config`, the file is read: its syntax errors come with
     /// line and column, its other problems with their key path.
     pub fn problems(&self) -> Vec<(String, String)> {
+        let mut out = self.dependencies.problems();
+        out.extend(self.routing_problems());
+        out
+    }
+
+    /// [`AlertingConfig::problems`] of grouping, timing and receivers.
+    fn routing_problems(&self) -> Vec<(String, String)> {
         let Some(path) = &self.alertmanager_config else {
             return self.own_problems();
         };

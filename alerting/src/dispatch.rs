@@ -12,6 +12,7 @@ use tracing::debug;
 use vigie_model::{Alert, AlertState, Labels};
 
 use crate::config::AlertingConfig;
+use crate::depends::Dependencies;
 use crate::flap::Flaps;
 use crate::history::{Record, RecordStatus};
 use crate::notify::{GroupStatus, Notification, NotifiedAlert};
@@ -144,6 +145,8 @@ pub struct Dispatcher {
     orphans_after_ms: Option<i64>,
     /// Recent state changes per alert.
     flaps: Flaps,
+    /// Dependency-aware suppression.
+    depends: Dependencies,
     /// Incidents: alerts and anomalies per host or service ([`crate::incident`]).
     incidents: crate::incident::IncidentTracker,
 }
@@ -181,6 +184,7 @@ impl Dispatcher {
             dirty: false,
             orphans_after_ms: None,
             flaps: Flaps::new(config.flapping.clone()),
+            depends: Dependencies::from_config(&config.dependencies),
             incidents: crate::incident::IncidentTracker::new(
                 config.incidents.clone(),
                 config.resolve_timeout,
@@ -524,6 +528,7 @@ impl Dispatcher {
         self.settle_flaps(now_ms);
         self.expire(now_ms);
         self.drop_orphans(now_ms);
+        self.observe_dependencies();
         let due: Vec<GroupId> = self
             .groups
             .iter()
@@ -540,12 +545,26 @@ impl Dispatcher {
     /// Flushes every group now, whatever its timer (used on shutdown).
     pub fn flush_all(&mut self, now_ms: i64) -> Vec<Job> {
         self.expire(now_ms);
+        self.observe_dependencies();
         let keys: Vec<GroupId> = self.groups.keys().cloned().collect();
         let mut jobs = Vec::new();
         for id in keys {
             self.flush(&id, now_ms, &mut jobs);
         }
         jobs
+    }
+
+    /// Works out which firing alerts depend on a down one
+    /// ([`crate::depends`]).
+    fn observe_dependencies(&mut self) {
+        if !self.depends.is_active() {
+            return;
+        }
+        let firing = self.firing();
+        self.depends.observe(&firing);
+        let groups = &self.groups;
+        self.depends
+            .forget(|fp| groups.values().any(|g| g.alerts.contains_key(fp)));
     }
 
     /// After a restore, once `resolve_timeout` has passed: forgets log
@@ -652,6 +671,8 @@ impl Dispatcher {
                     RecordStatus::Silenced,
                     format!("silenced by {}", silences.join(",")),
                 )
+            } else if let Some(why) = self.depends.suppressed(fp, a.ends_at_ms.is_some()) {
+                (RecordStatus::Suppressed, why.to_string())
             } else if let (None, Some(ack)) = (a.ends_at_ms, &acked) {
                 (RecordStatus::Acknowledged, ack.clone())
             } else {
@@ -722,6 +743,13 @@ impl Dispatcher {
                 }
             }
             for (status, (alerts, details)) in fresh {
+                let reason = match status {
+                    RecordStatus::Suppressed => "dependency",
+                    other => other.as_str(),
+                };
+                crate::metrics::NOTIFICATIONS_SUPPRESSED
+                    .with_label_values(&[reason])
+                    .inc_by(alerts.len() as u64);
                 self.records.push(Record {
                     at_ms: now_ms,
                     status,
@@ -763,14 +791,18 @@ impl Dispatcher {
                         GroupStatus::Firing
                     },
                     labels: a.labels.clone(),
-                    annotations: match self.flaps.changes(fp) {
-                        Some(n) => a
-                            .annotations
-                            .clone()
-                            .with("flapping", "true")
-                            .with("flap_changes", n.to_string()),
-                        None => a.annotations.clone(),
-                    },
+                    annotations: self.depends.annotate(
+                        fp,
+                        a.ends_at_ms.is_none(),
+                        match self.flaps.changes(fp) {
+                            Some(n) => a
+                                .annotations
+                                .clone()
+                                .with("flapping", "true")
+                                .with("flap_changes", n.to_string()),
+                            None => a.annotations.clone(),
+                        },
+                    ),
                     starts_at_ms: a.starts_at_ms,
                     ends_at_ms: a.ends_at_ms,
                     generator_url: a.generator_url.clone(),

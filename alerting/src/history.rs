@@ -64,6 +64,9 @@ pub enum RecordStatus {
     Inhibited,
     /// Alerts left out because their group is acknowledged.
     Acknowledged,
+    /// Alerts left out because an alert they depend on is down
+    /// ([`crate::depends`]).
+    Suppressed,
 }
 
 impl RecordStatus {
@@ -76,6 +79,7 @@ impl RecordStatus {
             RecordStatus::Silenced => "silenced",
             RecordStatus::Inhibited => "inhibited",
             RecordStatus::Acknowledged => "acknowledged",
+            RecordStatus::Suppressed => "suppressed",
         }
     }
 
@@ -164,7 +168,7 @@ impl Query {
                     q.status = match v {
                         None => None,
                         Some(s) => Some(RecordStatus::parse(&s).ok_or_else(|| {
-                            format!("status: {s:?} is not one of sent, retried, failed, silenced, inhibited, acknowledged")
+                            format!("status: {s:?} is not one of sent, retried, failed, silenced, inhibited, acknowledged, suppressed")
                         })?),
                     }
                 }

@@ -59,6 +59,7 @@ pub mod alertmanager;
 pub mod api;
 pub mod auth;
 pub mod config;
+pub mod depends;
 pub mod dispatch;
 pub mod error;
 pub mod flap;

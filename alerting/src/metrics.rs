@@ -46,6 +46,27 @@ pub static ALERT_GROUPS: LazyLock<IntGauge> = LazyLock::new(|| {
     .expect("metric registers once")
 });
 
+/// Alerts left out of notifications, counted per target when the muting
+/// starts, by reason: `silenced`, `inhibited`, `acknowledged`,
+/// `dependency` (an alert they depend on is down, [`crate::depends`]).
+pub static NOTIFICATIONS_SUPPRESSED: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    register_int_counter_vec!(
+        "vigie_notifications_suppressed_total",
+        "Alerts left out of notifications (per target, when the muting starts), by reason.",
+        &["reason"]
+    )
+    .expect("metric registers once")
+});
+
+/// Dependency configurations or map files that could not be used.
+pub static DEPENDENCY_MAP_ERRORS: LazyLock<IntCounter> = LazyLock::new(|| {
+    register_int_counter!(
+        "vigie_alerting_dependency_map_errors_total",
+        "Dependency map files (or dependency configurations) that could not be read or were invalid."
+    )
+    .expect("metric registers once")
+});
+
 /// Requests refused for a missing or wrong API token.
 pub static API_UNAUTHORIZED: LazyLock<IntCounter> = LazyLock::new(|| {
     register_int_counter!(

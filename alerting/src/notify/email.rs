@@ -430,6 +430,9 @@ pub fn text_body(n: &Notification) -> String {
     let _ = writeln!(s, "{}", subject(n));
     let _ = writeln!(s, "Receiver: {}", n.receiver);
     let _ = writeln!(s, "Group: {}", n.group_labels);
+    if let Some(line) = crate::depends::dependents_line(n) {
+        let _ = writeln!(s, "{line} (alerts of what depends on these, not notified)");
+    }
     if let Some(line) = n.incident.as_ref().and_then(|i| i.summary_line()) {
         let _ = writeln!(s, "{line}");
     }
@@ -489,6 +492,9 @@ pub fn html_body(n: &Notification) -> String {
         esc(&n.receiver),
         esc(&n.group_labels.to_string())
     );
+    if let Some(line) = crate::depends::dependents_line(n) {
+        let _ = writeln!(s, "<p><b>{}</b></p>", esc(&line));
+    }
     if let Some(line) = n.incident.as_ref().and_then(|i| i.summary_line()) {
         let _ = writeln!(s, "<p><b>{}</b></p>", esc(&line));
     }

@@ -132,7 +132,8 @@ pub struct SlackAttachment {
 }
 
 /// One line per alert: `firing: <summary>`, the summary being the
-/// `summary` annotation, else `description`, else the alert's name.
+/// `summary` annotation, else `description`, else the alert's name; then
+/// `N dependents suppressed` when there are ([`crate::depends`]).
 pub fn default_text(n: &Notification) -> String {
     n.alerts
         .iter()
@@ -145,6 +146,7 @@ pub fn default_text(n: &Notification) -> String {
                 .unwrap_or("");
             format!("{}: {what}", a.status.as_str())
         })
+        .chain(crate::depends::dependents_line(n))
         .chain(n.incident.as_ref().and_then(|i| i.summary_line()))
         .collect::<Vec<_>>()
         .join("\n")

@@ -55,10 +55,18 @@ pub struct WebhookPayload<'a> {
     pub external_url: &'a str,
     /// The alerts.
     pub alerts: Vec<WebhookAlert<'a>>,
+    /// Vigie's addition: how many alerts of what depends on the firing
+    /// alerts are not notified ([`crate::depends`]); absent when none.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub dependents_suppressed: u64,
     /// Vigie's addition: the incident of these alerts, with its probable
     /// root cause and chain ([`crate::incident`]); absent when none.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub incident: Option<serde_json::Value>,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// One alert in a [`WebhookPayload`].
@@ -105,6 +113,7 @@ impl<'a> WebhookPayload<'a> {
             common_labels: n.common_labels(),
             common_annotations: n.common_annotations(),
             external_url: &n.external_url,
+            dependents_suppressed: crate::depends::dependents_suppressed(n),
             incident: n.incident.as_ref().map(|i| i.to_json()),
             alerts: n.alerts[..keep]
                 .iter()
