@@ -47,6 +47,10 @@
 //!   (`vigie.anomalies`) of one host or service within a window are one
 //!   incident; its probable root cause (the earliest onset) and the chain
 //!   after it ride in every notification and `GET /api/v1/incidents`.
+//! - dependency-aware suppression ([`depends`]): while a parent (a
+//!   hypervisor) has a down alert, the alerts of what depends on it (its
+//!   VMs, their services), by labels or a static map, are not notified
+//!   but recorded as `suppressed`; the parent's notification counts them.
 //!
 //! Not done yet (later issues): Go templates, and jitter in retries.
 //! Groups live in memory: after a restart they are re-created from the
