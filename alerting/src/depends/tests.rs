@@ -396,6 +396,11 @@ fn dispatcher_pages_the_hypervisor_once_and_its_vms_after_it_resolves() {
         crate::depends::dependents_line(&jobs[0].notification).as_deref(),
         Some("5 dependents suppressed")
     );
+    let slack = crate::notify::slack::default_text(&jobs[0].notification);
+    assert!(slack.ends_with("\n5 dependents suppressed"), "{slack}");
+    let email = crate::notify::email::text_body(&jobs[0].notification);
+    assert!(email.contains("\n5 dependents suppressed ("), "{email}");
+    assert!(email.contains("dependents_suppressed = 5"), "{email}");
     let records = d.take_records();
     assert_eq!(records.len(), 1, "one group of VMs: {records:?}");
     assert_eq!(records[0].status, RecordStatus::Suppressed);
