@@ -186,6 +186,12 @@ impl Config {
             out.push(("api.token_file".into(), e.to_string()));
         }
         out.extend(self.alerting.problems());
+        if self.alerting.ha.enabled && self.bus.kind == BusKind::Memory {
+            out.push((
+                "alerting.ha.enabled".into(),
+                "high availability elects the sending process through Kafka; set [bus] kind = \"kafka\" or remove [alerting.ha]".into(),
+            ));
+        }
         out.extend(vigie_alerting::actions::problems(&self.action));
         out
     }

@@ -15,7 +15,7 @@ use tracing::{info, warn};
 use vigie_analyzer::pipeline::Analyzer;
 use vigie_analyzer::rules::{RuleManager, load_paths};
 use vigie_analyzer::storage::Storage;
-use vigie_bus::kafka::{KafkaPublisher, KafkaSubscriber, ensure_topics};
+use vigie_bus::kafka::{KafkaPublisher, KafkaSubscriber, ensure_topic, ensure_topics};
 use vigie_bus::memory::MemoryBus;
 use vigie_bus::{BusKind, Publisher, Subscriber};
 use vigie_ingest::Emitter;
@@ -29,6 +29,8 @@ struct Bus {
     alerts: Option<Box<dyn Subscriber>>,
     /// `vigie.alerts` again, for the action engine (`[[action]]`).
     actions: Option<Box<dyn Subscriber>>,
+    /// The alerting replicas, with `[alerting.ha]`.
+    peers: Option<vigie_alerting::ha::Peers>,
 }
 
 async fn connect_bus(config: &Config) -> anyhow::Result<Bus> {
@@ -48,6 +50,7 @@ async fn connect_bus(config: &Config) -> anyhow::Result<Bus> {
                 metrics: Some(metrics),
                 alerts: Some(alerts),
                 actions,
+                peers: None,
             })
         }
         BusKind::Kafka => {
@@ -66,6 +69,15 @@ async fn connect_bus(config: &Config) -> anyhow::Result<Bus> {
                 .await
                 .context("creating Vigie's topics")?;
             }
+            let ha = config.runs(Role::Alert) && config.alerting.ha.enabled;
+            if c.create_topics && ha {
+                ensure_topics(c, &[topics::NFLOG])
+                    .await
+                    .context("creating the notification log topic")?;
+                ensure_topic(c, topics::ALERTING_LEADER)
+                    .await
+                    .context("creating the alerting election topic")?;
+            }
             let publisher: Arc<dyn Publisher> = Arc::new(KafkaPublisher::new(c)?);
             let metrics: Option<Box<dyn Subscriber>> = if config.runs(Role::Analyze) {
                 Some(Box::new(KafkaSubscriber::new(
@@ -76,13 +88,40 @@ async fn connect_bus(config: &Config) -> anyhow::Result<Bus> {
             } else {
                 None
             };
-            let alerts: Option<Box<dyn Subscriber>> = if config.runs(Role::Alert) {
+            let alerts: Option<Box<dyn Subscriber>> = if ha {
+                // Every replica reads every alert, the leader's log and
+                // (for incidents) every anomaly event, in a group of its own.
+                let group = format!("{}-alerting-{}", c.group_id, config.alerting.ha.peer);
+                let mut read = vec![topics::ALERTS, topics::NFLOG];
+                if config.alerting.incidents.enabled {
+                    read.push(topics::ANOMALIES);
+                }
+                Some(Box::new(KafkaSubscriber::new(c, Some(&group), &read)?))
+            } else if config.runs(Role::Alert) {
                 let group = format!("{}-alerting", c.group_id);
                 Some(Box::new(KafkaSubscriber::new(
                     c,
                     Some(&group),
                     &[topics::ALERTS],
                 )?))
+            } else {
+                None
+            };
+            let peers = if ha {
+                let leadership = vigie_bus::Leadership::kafka(
+                    c,
+                    &format!("{}-alerting", c.group_id),
+                    &config.alerting.ha.peer,
+                    topics::ALERTING_LEADER,
+                    config.alerting.ha.session_timeout,
+                )
+                .context("joining the alerting election (alerting.ha)")?;
+                info!(peer = %config.alerting.ha.peer, "alerting high availability: every replica reads all alerts, the elected one sends");
+                Some(vigie_alerting::ha::Peers {
+                    peer: config.alerting.ha.peer.clone(),
+                    leadership,
+                    publisher: publisher.clone(),
+                })
             } else {
                 None
             };
@@ -102,6 +141,7 @@ async fn connect_bus(config: &Config) -> anyhow::Result<Bus> {
                 metrics,
                 alerts,
                 actions,
+                peers,
             })
         }
     }
@@ -158,6 +198,30 @@ fn loopback_only(listen: std::net::SocketAddr) -> std::net::SocketAddr {
     }
 }
 
+/// This process's name among Vigie's processes: `[alerting.ha] peer` if
+/// set, else `<hostname>-<http port>` (unique per host and port).
+fn process_name(config: &Config) -> String {
+    if !config.alerting.ha.peer.is_empty() {
+        return config.alerting.ha.peer.clone();
+    }
+    let port = config.http.listen.port();
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .or_else(|_| std::fs::read_to_string("/etc/hostname"))
+        .unwrap_or_else(|_| "vigie".to_string());
+    let host: String = host
+        .trim()
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    format!("{host}-{port}")
+}
+
 /// With Kafka, alerting's subscription plus `vigie.anomalies` in a consumer
 /// group of this process's own (`alerting.incidents.consumer_group`), so
 /// every alerting process sees every anomaly event; the memory bus
@@ -167,13 +231,16 @@ fn with_anomalies(
     alerts: Box<dyn Subscriber>,
 ) -> anyhow::Result<Box<dyn Subscriber>> {
     let incidents = &config.alerting.incidents;
-    if config.bus.kind != BusKind::Kafka || !incidents.enabled {
+    // In high availability the replica's own group already reads them.
+    if config.bus.kind != BusKind::Kafka || !incidents.enabled || config.alerting.ha.enabled {
         return Ok(alerts);
     }
-    let group = incidents
-        .consumer_group
-        .clone()
-        .unwrap_or_else(|| vigie_alerting::incident::default_consumer_group(&config.bus.group_id));
+    let group = incidents.consumer_group.clone().unwrap_or_else(|| {
+        vigie_alerting::incident::default_consumer_group(
+            &config.bus.group_id,
+            &process_name(config),
+        )
+    });
     info!(%group, "reading vigie.anomalies for incidents");
     let anomalies = KafkaSubscriber::new(&config.bus, Some(&group), &[topics::ANOMALIES])
         .context("subscribing to vigie.anomalies (alerting.incidents.consumer_group)")?;
@@ -211,6 +278,9 @@ pub async fn run(mut config: Config) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(config.http.listen)
         .await
         .with_context(|| format!("cannot listen on {} (http.listen)", config.http.listen))?;
+    if config.alerting.ha.enabled && config.alerting.ha.peer.is_empty() {
+        config.alerting.ha.peer = process_name(&config);
+    }
     let bus = connect_bus(&config).await?;
 
     let collect_stop = CancellationToken::new();
@@ -328,8 +398,14 @@ pub async fn run(mut config: Config) -> anyhow::Result<()> {
         let alerting = config.alerting.clone();
         let stop = alert_stop.clone();
         // Alertmanager API v2 (amtool, Prometheus) shares the loop's state.
-        let (api, task) = vigie_alerting::start(alerting, Some(&config.data_dir), subscriber, stop)
-            .context("starting alerting (alerting, data_dir)")?;
+        let (api, task) = vigie_alerting::start_with_peers(
+            alerting,
+            Some(&config.data_dir),
+            subscriber,
+            stop,
+            bus.peers.clone(),
+        )
+        .context("starting alerting (alerting, data_dir)")?;
         app = app.merge(api);
         alerting_task = Some(tokio::spawn(async move {
             match task.await {

@@ -5,100 +5,12 @@
 
 mod common;
 
-use std::io::Write;
-use std::net::TcpStream;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::process::Command;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use common::broker::{Broker, kcat, kcat_produce};
 use common::{Vigie, free_port, wait_for};
 use serde_json::Value;
-
-/// `kcat` from PATH, or a failure saying how to install it.
-fn kcat() -> PathBuf {
-    let found = std::env::var_os("PATH").and_then(|p| {
-        std::env::split_paths(&p)
-            .map(|d| d.join("kcat"))
-            .find(|c| c.is_file())
-    });
-    found.expect("kcat is missing: `apt-get install kcat` (scripts/test and .ci/run do it)")
-}
-
-/// The tansu broker binary: `$VIGIE_TANSU`, else `tansu` on PATH or in ~/.cargo/bin.
-fn tansu() -> PathBuf {
-    if let Some(p) = std::env::var_os("VIGIE_TANSU") {
-        return PathBuf::from(p);
-    }
-    let home = std::env::var_os("HOME")
-        .map(PathBuf::from)
-        .unwrap_or_default();
-    std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).map(|d| d.join("tansu")).collect::<Vec<_>>())
-        .unwrap_or_default()
-        .into_iter()
-        .chain([home.join(".cargo/bin/tansu")])
-        .find(|c| c.is_file())
-        .expect("the tansu broker is missing: `cargo install tansu --locked --features dynostore,libsql` (scripts/test does it)")
-}
-
-/// A tansu broker on 127.0.0.1 with a SQLite store in `dir`; killed on drop.
-struct Broker(Child);
-
-impl Broker {
-    fn start(port: u16, dir: &std::path::Path) -> Broker {
-        let url = format!("tcp://127.0.0.1:{port}");
-        let log = std::fs::File::create(dir.join("tansu.log")).expect("broker log");
-        let child = Command::new(tansu())
-            .args([
-                "broker",
-                "--listener-url",
-                &url,
-                "--advertised-listener-url",
-                &url,
-            ])
-            .args(["--storage-engine", "sqlite://tansu.db"])
-            .current_dir(dir)
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("start tansu");
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "tansu did not listen on {port}");
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        Broker(child)
-    }
-}
-
-impl Drop for Broker {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// `kcat -P`: every line of `lines` becomes one message of `topic`.
-fn kcat_produce(brokers: &str, topic: &str, lines: &str) {
-    let mut child = Command::new(kcat())
-        .args(["-P", "-b", brokers, "-t", topic])
-        .stdin(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start kcat");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(lines.as_bytes())
-        .expect("write to kcat");
-    let out = child.wait_with_output().expect("kcat");
-    assert!(
-        out.status.success(),
-        "kcat -P: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
 
 async fn instant(vigie: &Vigie, query: &str) -> Option<f64> {
     let url = reqwest::Url::parse_with_params(
@@ -118,7 +30,7 @@ async fn instant(vigie: &Vigie, query: &str) -> Option<f64> {
 async fn kcat_written_line_protocol_and_json_reach_promql() {
     let dir = tempfile::tempdir().expect("tempdir");
     let port = free_port();
-    let _broker = Broker::start(port, dir.path());
+    let _broker = Broker::start(port, dir.path().join("tansu.db"));
     let brokers = format!("127.0.0.1:{port}");
     let bus = vigie_bus::BusConfig {
         kind: vigie_bus::BusKind::Kafka,
@@ -136,6 +48,7 @@ async fn kcat_written_line_protocol_and_json_reach_promql() {
     kcat_produce(
         &brokers,
         "telegraf",
+        &[],
         &format!(
             "disk,device=sda,host=db1 used_percent=71.5,inodes_free=1000u {now}000000000\n\
              not line protocol at all\n\
@@ -145,6 +58,7 @@ async fn kcat_written_line_protocol_and_json_reach_promql() {
     kcat_produce(
         &brokers,
         "telegraf-json",
+        &[],
         &format!(
             "{{\"fields\":{{\"value\":12}},\"name\":\"processes\",\"tags\":{{\"host\":\"db1\"}},\"timestamp\":{now}000}}\n"
         ),

@@ -59,6 +59,19 @@ pub fn start(
     subscriber: Box<dyn vigie_bus::Subscriber>,
     shutdown: CancellationToken,
 ) -> Result<(Router, AlertingTask), AlertingError> {
+    start_with_peers(config, data_dir, subscriber, shutdown, None)
+}
+
+/// [`start`] as one of several replicas ([`crate::ha`]): `peers` says
+/// whether this process leads and where its notification log goes;
+/// `subscriber` must deliver `vigie.nflog` as well as `vigie.alerts`.
+pub fn start_with_peers(
+    config: AlertingConfig,
+    data_dir: Option<&Path>,
+    subscriber: Box<dyn vigie_bus::Subscriber>,
+    shutdown: CancellationToken,
+    peers: Option<crate::ha::Peers>,
+) -> Result<(Router, AlertingTask), AlertingError> {
     let problems = config.problems();
     if !problems.is_empty() {
         return Err(AlertingError::Config(problems));
@@ -83,9 +96,13 @@ pub fn start(
                 outbox: Some(outbox),
                 history: Some(History::open(dir)),
                 state: Some(StateFile::new(state_path(dir))),
+                peers,
             }
         }
-        None => Durable::default(),
+        None => Durable {
+            peers,
+            ..Durable::default()
+        },
     };
     let (state, task) = spawn_loop(resolved, notifiers, silences, durable, subscriber, shutdown)?;
     Ok((router(state), task))

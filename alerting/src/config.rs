@@ -49,6 +49,9 @@ pub struct AlertingConfig {
     /// Incidents with root-cause hints (`[alerting.incidents]`,
     /// [`crate::incident`]).
     pub incidents: crate::incident::IncidentConfig,
+    /// High availability (`[alerting.ha]`): several alerting processes,
+    /// one of which sends ([`crate::ha`]).
+    pub ha: crate::ha::HaConfig,
     /// Alertmanager template files (globs, wildcards in the file name;
     /// relative to the working directory) whose `{{ define }}`d templates
     /// receiver fields may use ([`crate::templates`]). With
@@ -70,6 +73,7 @@ impl Default for AlertingConfig {
             flapping: crate::flap::FlapConfig::default(),
             dependencies: crate::depends::DependencyConfig::default(),
             incidents: crate::incident::IncidentConfig::default(),
+            ha: crate::ha::HaConfig::default(),
             templates: Vec::new(),
         }
     }
@@ -470,7 +474,8 @@ impl AlertingConfig {
     /// `alertmanager_config`, the file is read: its syntax errors come with
     /// line and column, its other problems with their key path.
     pub fn problems(&self) -> Vec<(String, String)> {
-        let mut out = self.dependencies.problems();
+        let mut out = self.ha.problems();
+        out.extend(self.dependencies.problems());
         out.extend(self.routing_problems());
         out
     }

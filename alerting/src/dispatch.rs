@@ -149,6 +149,9 @@ pub struct Dispatcher {
     depends: Dependencies,
     /// Incidents: alerts and anomalies per host or service ([`crate::incident`]).
     incidents: crate::incident::IncidentTracker,
+    /// A standby replica ([`crate::ha`]): groups and timers run, nothing
+    /// is sent, and the log is what the leader reports.
+    standby: bool,
 }
 
 /// `ms` since the epoch as a UTC time.
@@ -189,7 +192,85 @@ impl Dispatcher {
                 config.incidents.clone(),
                 config.resolve_timeout,
             ),
+            standby: false,
         }
+    }
+
+    /// Makes this dispatcher a standby (`true`: it sends nothing and takes
+    /// its notification log from the leader through
+    /// [`Dispatcher::note_peer`]) or the sender (`false`, the default).
+    pub fn set_standby(&mut self, standby: bool) {
+        self.standby = standby;
+    }
+
+    /// Whether this dispatcher stands by.
+    pub fn is_standby(&self) -> bool {
+        self.standby
+    }
+
+    /// Takes in what a peer (the leader) told one target about one group,
+    /// as if this dispatcher had sent it. Returns false, changing nothing,
+    /// when the entry's target is not the same receiver and integration
+    /// here (peers run different configurations) or is older than what
+    /// the log holds.
+    pub fn note_peer(&mut self, e: &vigie_model::NotificationLogEntry, now_ms: i64) -> bool {
+        let same = self
+            .targets
+            .get(e.target)
+            .is_some_and(|t| t.receiver == e.receiver && t.integration == e.integration);
+        if !same {
+            return false;
+        }
+        let slot = (e.target, e.group_key.clone());
+        if self.nflog.get(&slot).is_some_and(|old| old.at_ms > e.at_ms) {
+            return true;
+        }
+        self.nflog.insert(
+            slot,
+            LogEntry {
+                firing: e.firing.clone(),
+                resolved: e.resolved.clone(),
+                at_ms: e.at_ms,
+            },
+        );
+        self.dirty = true;
+        // A log entry for a group not held here (yet) is forgotten unless
+        // the group shows up within `resolve_timeout`.
+        if !self.groups.keys().any(|(_, k)| *k == e.group_key) && self.orphans_after_ms.is_none() {
+            self.orphans_after_ms = Some(now_ms.saturating_add(self.resolve_timeout_ms));
+        }
+        true
+    }
+
+    /// What the log says `target` was told about `group_key`, as the
+    /// entry `peer` publishes for its peers.
+    pub fn log_entry(
+        &self,
+        target: usize,
+        group_key: &str,
+        peer: &str,
+    ) -> Option<vigie_model::NotificationLogEntry> {
+        let t = self.targets.get(target)?;
+        let e = self.nflog.get(&(target, group_key.to_string()))?;
+        Some(vigie_model::NotificationLogEntry {
+            peer: peer.to_string(),
+            target,
+            receiver: t.receiver.clone(),
+            integration: t.integration.to_string(),
+            group_key: group_key.to_string(),
+            firing: e.firing.clone(),
+            resolved: e.resolved.clone(),
+            at_ms: e.at_ms,
+        })
+    }
+
+    /// Whether the log says `target` was told a notification about
+    /// `group_key` at or after `at_ms` (a peer sent something newer than
+    /// an outbox entry of this process).
+    pub fn told_since(&self, target: usize, group_key: &str, at_ms: i64) -> bool {
+        self.nflog
+            .get(&(target, group_key.to_string()))
+            .is_some_and(|e| e.at_ms >= at_ms)
     }
 
     /// Takes back the notification log and acknowledgements saved by a
@@ -777,7 +858,7 @@ impl Dispatcher {
                 .map(|t| t.firing.intersection(&muted_firing).cloned().collect())
                 .unwrap_or_default();
             group.muted_seen[i] = muted_firing;
-            if !needs {
+            if !needs || self.standby {
                 continue;
             }
             let mut alerts: Vec<NotifiedAlert> = group
@@ -849,7 +930,25 @@ impl Dispatcher {
         group.flap_news = false;
         // Resolved alerts have now been notified (or skipped): forget them,
         // and the group once it is empty, with its log and acknowledgement.
-        group.alerts.retain(|_, a| a.ends_at_ms.is_none());
+        // A standby keeps, for a while, those whose resolution the leader
+        // still owes a target (told firing, not yet told resolved), to send
+        // it if it takes over.
+        let keep_ms = self
+            .resolve_timeout_ms
+            .max(ms(route.group_interval).saturating_mul(2));
+        let (standby, targets, nflog) = (self.standby, &self.targets, &self.nflog);
+        let owed = |fp: &String| {
+            targets.iter().enumerate().any(|(i, t)| {
+                t.send_resolved
+                    && nflog
+                        .get(&(i, key.to_string()))
+                        .is_some_and(|e| e.firing.contains(fp))
+            })
+        };
+        group.alerts.retain(|fp, a| match a.ends_at_ms {
+            None => true,
+            Some(end) => standby && now_ms.saturating_sub(end) < keep_ms && owed(fp),
+        });
         if group.alerts.is_empty() {
             self.groups.remove(id);
             self.nflog.retain(|(_, k), _| k != key);

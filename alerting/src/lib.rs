@@ -52,7 +52,11 @@
 //!   VMs, their services), by labels or a static map, are not notified
 //!   but recorded as `suppressed`; the parent's notification counts them.
 //!
-//! Not done yet (later issues): Go templates, and jitter in retries.
+//! - high availability ([`ha`]): with Kafka, several alerting replicas
+//!   each hold every alert; one elected replica sends and logs what it
+//!   sent on `vigie.nflog`, so a standby that takes over pages only what
+//!   is news.
+//!
 //! Groups live in memory: after a restart they are re-created from the
 //! alerts the analyzer re-sends, and the saved notification log decides
 //! what is news.
@@ -67,6 +71,7 @@ pub mod depends;
 pub mod dispatch;
 pub mod error;
 pub mod flap;
+pub mod ha;
 pub mod history;
 pub mod http;
 pub mod incident;
@@ -81,7 +86,7 @@ pub mod templates;
 pub mod tls;
 
 pub use alertmanager::AlertmanagerError;
-pub use api::{AlertingTask, router, start, start_with_notifiers};
+pub use api::{AlertingTask, router, start, start_with_notifiers, start_with_peers};
 pub use auth::{ApiToken, TokenError, protect};
 pub use config::{
     AlertingConfig, EmailConfig, PagerdutyConfig, ReceiverConfig, Resolved, SlackConfig,

@@ -85,6 +85,35 @@ pub static HISTORY_ERRORS: LazyLock<IntCounter> = LazyLock::new(|| {
     .expect("metric registers once")
 });
 
+/// Whether this alerting process leads (sends notifications): 1 or 0.
+pub static LEADER: LazyLock<IntGauge> = LazyLock::new(|| {
+    register_int_gauge!(
+        "vigie_alerting_leader",
+        "1 while this alerting process sends notifications (always, without high availability), 0 while it stands by."
+    )
+    .expect("metric registers once")
+});
+
+/// Notification log entries (`vigie.nflog`) that could not be published.
+pub static NFLOG_PUBLISH_ERRORS: LazyLock<IntCounter> = LazyLock::new(|| {
+    register_int_counter!(
+        "vigie_alerting_nflog_publish_errors_total",
+        "Notification log entries the leader could not publish for its standbys."
+    )
+    .expect("metric registers once")
+});
+
+/// Notification log entries received from peers, by outcome (`applied`,
+/// `ignored`: another configuration's target, `undecodable`).
+pub static NFLOG_RECEIVED: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    register_int_counter_vec!(
+        "vigie_alerting_nflog_received_total",
+        "Notification log entries received from alerting peers, by outcome.",
+        &["outcome"]
+    )
+    .expect("metric registers once")
+});
+
 /// Alerts and anomaly events taken in by the incident tracker, by source
 /// (`alert`, `anomaly`) and outcome (`opened`, `joined`, `updated`,
 /// `unscoped`, `stale`, `unmatched`, `capped`).

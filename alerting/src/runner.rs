@@ -14,8 +14,11 @@ use crate::config::AlertingConfig;
 use crate::dispatch::{
     Dispatcher, FINAL_FLUSH_TIMEOUT, Job, RETRY_INITIAL, RETRY_MAX, TICK, Target,
 };
+use crate::ha::Peers;
 use crate::history::{History, Record, RecordStatus};
-use crate::metrics::{ALERT_GROUPS, DECODE_ERRORS, NOTIFICATIONS, NOTIFICATIONS_FAILED};
+use crate::metrics::{
+    ALERT_GROUPS, DECODE_ERRORS, LEADER, NFLOG_RECEIVED, NOTIFICATIONS, NOTIFICATIONS_FAILED,
+};
 use crate::notify::email::EmailNotifier;
 use crate::notify::pagerduty::PagerdutyNotifier;
 use crate::notify::slack::SlackNotifier;
@@ -24,6 +27,7 @@ use crate::notify::{Notification, Notifier};
 use crate::outbox::{Outbox, OutboxEntry};
 use crate::state::StateFile;
 use crate::{AlertingError, NotifyError};
+use vigie_model::NotificationLogEntry;
 
 /// A notifier with the name of the receiver it belongs to.
 pub type ReceiverNotifier = (String, Arc<dyn Notifier>);
@@ -71,8 +75,8 @@ pub fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }
 
-/// Where alerting keeps what must survive a restart (all optional: none
-/// keeps everything in memory).
+/// Where alerting keeps what must survive a restart or the loss of the
+/// process (all optional: none keeps everything in memory, alone).
 #[derive(Debug, Clone, Default)]
 pub struct Durable {
     /// Notifications persisted before they are sent.
@@ -81,6 +85,9 @@ pub struct Durable {
     pub history: Option<History>,
     /// The notification log and acknowledgements.
     pub state: Option<StateFile>,
+    /// The other alerting replicas ([`crate::ha`]); `None`: this process
+    /// alone sends.
+    pub peers: Option<Peers>,
 }
 
 /// The alerting state shared by the run loop and the HTTP API: the
@@ -141,6 +148,11 @@ impl Shared {
     /// The notification history, if kept.
     pub fn history(&self) -> Option<&History> {
         self.durable.history.as_ref()
+    }
+
+    /// The replicas this process stands among, in high availability.
+    pub fn peers(&self) -> Option<&Peers> {
+        self.durable.peers.as_ref()
     }
 
     /// Locks the dispatcher (a poisoned lock is taken over: the
@@ -289,32 +301,26 @@ pub async fn run_shared(
     let mut bus_open = true;
     let outbox = state.outbox().cloned();
     let history = state.history().cloned();
+    let peers = state.peers().cloned();
     info!(
         receivers = config.receivers.len(),
         integrations = notifiers.len(),
         outbox = outbox.is_some(),
         history = history.is_some(),
+        peer = peers.as_ref().map(|p| p.peer.as_str()),
         "alerting started"
     );
-    if let Some(outbox) = &outbox {
-        let sender = Sender {
-            notifiers: &notifiers,
-            outbox: Some(outbox),
-            history: history.as_ref(),
-        };
-        replay_outbox(
-            &state,
-            &sender,
-            &mut tasks,
-            Instant::now() + retry_window,
-            &shutdown,
-        );
-    }
     let sender = Sender {
         notifiers: &notifiers,
         outbox: outbox.as_ref(),
         history: history.as_ref(),
+        peers: peers.as_ref(),
     };
+    // Whether this process sends: always alone; in high availability,
+    // while it leads. The outbox of a previous run is re-sent once it does.
+    let leads = || peers.as_ref().is_none_or(Peers::is_leader);
+    let mut leading: Option<bool> = None;
+    let mut replayed = false;
 
     loop {
         tokio::select! {
@@ -341,32 +347,53 @@ pub async fn run_shared(
                 }
             }
             _ = ticker.tick() => {
+                let leader = leads();
+                if leading != Some(leader) {
+                    leading = Some(leader);
+                    LEADER.set(i64::from(leader));
+                    if let Some(p) = &peers {
+                        info!(peer = %p.peer, leader, "alerting {}", if leader { "leads: sending notifications" } else { "stands by" });
+                    }
+                }
+                if leader && !replayed {
+                    replayed = true;
+                    replay_outbox(&state, &sender, &mut tasks, Instant::now() + retry_window, &shutdown);
+                }
                 let (jobs, groups) = {
                     let _writer = state.lock_writer();
                     let (jobs, groups) = {
                         let mut d = state.lock();
-                        (d.tick(now_ms()), d.group_count())
+                        d.set_standby(!leader);
+                        let jobs = d.tick(now_ms());
+                        let jobs: Vec<(Job, Option<NotificationLogEntry>)> =
+                            jobs.into_iter().map(|job| {
+                                let entry = sender.log_entry(&d, &job);
+                                (job, entry)
+                            }).collect();
+                        (jobs, d.group_count())
                     };
-                    let jobs: Vec<(Job, Option<String>)> =
-                        jobs.into_iter().map(|job| {
+                    let jobs: Vec<(Job, Option<String>, Option<NotificationLogEntry>)> =
+                        jobs.into_iter().map(|(job, entry)| {
                             let key = sender.persist(&job);
-                            (job, key)
+                            (job, key, entry)
                         }).collect();
                     if let Err(error) = state.persist_locked() {
                         warn!(%error, "saving the alerting state failed");
                     }
                     (jobs, groups)
                 };
-                for (job, key) in jobs {
+                for (job, key, entry) in jobs {
                     let deadline = Instant::now() + retry_window;
-                    sender.spawn(&mut tasks, job, key, deadline, shutdown.clone(), false);
+                    sender.spawn(&mut tasks, job, key, entry, deadline, shutdown.clone(), false);
                 }
                 ALERT_GROUPS.set(i64::try_from(groups).unwrap_or(i64::MAX));
             }
             received = subscriber.recv(), if bus_open => match received {
                 Ok(Some(delivery)) => {
                     let message = &delivery.message;
-                    if message.topic == vigie_model::topics::ALERTS {
+                    if message.topic == vigie_model::topics::NFLOG {
+                        take_peer_log(&state, peers.as_ref(), &message.payload);
+                    } else if message.topic == vigie_model::topics::ALERTS {
                         match vigie_model::codec::decode_alert(&message.payload) {
                             Ok(alert) => {
                                 state.lock().receive(&alert, now_ms());
@@ -406,12 +433,22 @@ pub async fn run_shared(
     // still running stop at their next back-off (the token is cancelled).
     let final_jobs = {
         let _writer = state.lock_writer();
-        let jobs = state.lock().flush_all(now_ms());
-        let jobs: Vec<(Job, Option<String>)> = jobs
+        let jobs: Vec<(Job, Option<NotificationLogEntry>)> = {
+            let mut d = state.lock();
+            d.set_standby(!leads());
+            let jobs = d.flush_all(now_ms());
+            jobs.into_iter()
+                .map(|job| {
+                    let entry = sender.log_entry(&d, &job);
+                    (job, entry)
+                })
+                .collect()
+        };
+        let jobs: Vec<(Job, Option<String>, Option<NotificationLogEntry>)> = jobs
             .into_iter()
-            .map(|job| {
+            .map(|(job, entry)| {
                 let key = sender.persist(&job);
-                (job, key)
+                (job, key, entry)
             })
             .collect();
         if let Err(error) = state.persist_locked() {
@@ -424,8 +461,16 @@ pub async fn run_shared(
         "alerting stopping: final flush"
     );
     let now = Instant::now();
-    for (job, key) in final_jobs {
-        sender.spawn(&mut tasks, job, key, now, CancellationToken::new(), true);
+    for (job, key, entry) in final_jobs {
+        sender.spawn(
+            &mut tasks,
+            job,
+            key,
+            entry,
+            now,
+            CancellationToken::new(),
+            true,
+        );
     }
     let drained = tokio::time::timeout(FINAL_FLUSH_TIMEOUT, async {
         while tasks.join_next().await.is_some() {}
@@ -439,7 +484,38 @@ pub async fn run_shared(
         tasks.abort_all();
     }
     ALERT_GROUPS.set(0);
+    if let Some(p) = &peers {
+        // Hand over at once rather than after the session timeout.
+        p.leadership.resign();
+        LEADER.set(0);
+    }
     Ok(())
+}
+
+/// Takes a peer's notification log entry (`vigie.nflog`) into the
+/// dispatcher's log; this process's own entries come back too and are
+/// skipped.
+fn take_peer_log(state: &Shared, peers: Option<&Peers>, payload: &[u8]) {
+    let entry = match vigie_model::codec::decode_nflog(payload) {
+        Ok(e) => e,
+        Err(e) => {
+            NFLOG_RECEIVED.with_label_values(&["undecodable"]).inc();
+            warn!(topic = vigie_model::topics::NFLOG, error = %e, "undecodable notification log entry skipped");
+            return;
+        }
+    };
+    if peers.is_some_and(|p| p.peer == entry.peer) {
+        NFLOG_RECEIVED.with_label_values(&["own"]).inc();
+        return;
+    }
+    let _writer = state.lock_writer();
+    let applied = state.lock().note_peer(&entry, now_ms());
+    NFLOG_RECEIVED
+        .with_label_values(&[if applied { "applied" } else { "ignored" }])
+        .inc();
+    if let Err(error) = state.persist_locked() {
+        warn!(%error, "saving the alerting state failed");
+    }
 }
 
 /// Re-sends what the outbox holds from a previous run: the newest entry
@@ -463,7 +539,23 @@ fn replay_outbox(
             .is_some_and(|(r, n)| *r == e.receiver && n.integration() == e.integration)
     };
     match outbox.replay(valid) {
-        Ok(entries) => {
+        Ok(mut entries) => {
+            // In high availability, a peer may have told the target
+            // something newer since: that entry is stale, not owed.
+            if sender.peers.is_some() {
+                let d = state.lock();
+                entries.retain(|(key, e)| {
+                    let newer = d.told_since(
+                        e.target,
+                        &e.notification.group_key,
+                        e.notification.notified_at_ms.saturating_add(1),
+                    );
+                    if newer && let Err(error) = outbox.remove(key) {
+                        warn!(dir = %outbox.dir().display(), %error, %key, "removing a stale notification from the outbox failed");
+                    }
+                    !newer
+                });
+            }
             if !entries.is_empty() {
                 info!(
                     notifications = entries.len(),
@@ -471,6 +563,7 @@ fn replay_outbox(
                     "re-sending notifications pending in the outbox"
                 );
             }
+            let mut logged = Vec::with_capacity(entries.len());
             {
                 let _writer = state.lock_writer();
                 {
@@ -478,17 +571,24 @@ fn replay_outbox(
                     for (_, entry) in &entries {
                         d.note_replayed(entry.target, &entry.notification);
                     }
+                    for (_, entry) in &entries {
+                        let job = Job {
+                            target: entry.target,
+                            notification: entry.notification.clone(),
+                        };
+                        logged.push(sender.log_entry(&d, &job));
+                    }
                 }
                 if let Err(error) = state.persist_locked() {
                     warn!(%error, "saving the alerting state failed");
                 }
             }
-            for (key, entry) in entries {
+            for ((key, entry), log) in entries.into_iter().zip(logged) {
                 let job = Job {
                     target: entry.target,
                     notification: entry.notification,
                 };
-                sender.spawn(tasks, job, Some(key), deadline, shutdown.clone(), true);
+                sender.spawn(tasks, job, Some(key), log, deadline, shutdown.clone(), true);
             }
         }
         Err(error) => warn!(dir = %outbox.dir().display(), %error,
@@ -501,9 +601,18 @@ struct Sender<'a> {
     notifiers: &'a [ReceiverNotifier],
     outbox: Option<&'a Outbox>,
     history: Option<&'a History>,
+    /// In high availability: where delivered notifications are logged.
+    peers: Option<&'a Peers>,
 }
 
 impl Sender<'_> {
+    /// What `d`'s log says `job`'s target was told about its group, to
+    /// publish for the peers once it is delivered (`None` alone).
+    fn log_entry(&self, d: &Dispatcher, job: &Job) -> Option<NotificationLogEntry> {
+        let peers = self.peers?;
+        d.log_entry(job.target, &job.notification.group_key, &peers.peer)
+    }
+
     /// Persists `job` in the outbox (if any); returns its key.
     fn persist(&self, job: &Job) -> Option<String> {
         let outbox = self.outbox?;
@@ -526,14 +635,17 @@ impl Sender<'_> {
     }
 
     /// Sends `job` (persisted under `key`) in a task. Once delivered, its
-    /// outbox entry is removed; after a failure the loop removes it (the
+    /// outbox entry is removed and `log` (if any) published for the
+    /// peers; after a failure the loop removes it (the
     /// dispatcher notifies the group again) unless `keep_on_failure` or
     /// the run is stopping, in which case the next start re-sends it.
+    #[allow(clippy::too_many_arguments)]
     fn spawn(
         &self,
         tasks: &mut JoinSet<Delivered>,
         job: Job,
         key: Option<String>,
+        log: Option<NotificationLogEntry>,
         deadline: Instant,
         cancel: CancellationToken,
         keep_on_failure: bool,
@@ -544,6 +656,7 @@ impl Sender<'_> {
         let notifier = Arc::clone(notifier);
         let outbox = self.outbox.cloned();
         let history = self.history.cloned();
+        let peers = self.peers.cloned();
         tasks.spawn(async move {
             let ok = deliver_recorded(
                 notifier.as_ref(),
@@ -553,6 +666,9 @@ impl Sender<'_> {
                 history.as_ref(),
             )
             .await;
+            if ok && let (Some(peers), Some(log)) = (peers, log) {
+                peers.publish(&log).await;
+            }
             let mut left = None;
             if let (Some(outbox), Some(key)) = (outbox, key) {
                 if ok {
@@ -568,8 +684,15 @@ impl Sender<'_> {
     }
 }
 
+/// A back-off delay with jitter: uniformly between half of it and all of
+/// it, so replicas and receivers recovering together do not retry in step.
+fn jittered(backoff: Duration) -> Duration {
+    backoff.mul_f64(0.5 + fastrand::f64() / 2.0)
+}
+
 /// Sends `n`, retrying retriable failures with exponential back-off
-/// ([`RETRY_INITIAL`] doubling up to [`RETRY_MAX`]) while the next attempt
+/// ([`RETRY_INITIAL`] doubling up to [`RETRY_MAX`], each delay jittered
+/// between half and all of it) while the next attempt
 /// would start before `deadline` and `cancel` is not cancelled.
 /// Returns whether it was delivered.
 pub async fn deliver(
@@ -635,7 +758,7 @@ pub async fn deliver_recorded(
                     return false;
                 }
                 tokio::select! {
-                    _ = tokio::time::sleep(backoff) => {}
+                    _ = tokio::time::sleep(jittered(backoff)) => {}
                     _ = cancel.cancelled() => {
                         return false;
                     }
@@ -644,5 +767,19 @@ pub async fn deliver_recorded(
                 attempt += 1;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jitter_stays_between_half_and_all_of_the_backoff_and_varies() {
+        let backoff = Duration::from_secs(8);
+        let delays: Vec<Duration> = (0..200).map(|_| jittered(backoff)).collect();
+        assert!(delays.iter().all(|d| *d >= backoff / 2 && *d <= backoff));
+        let distinct: std::collections::BTreeSet<Duration> = delays.iter().copied().collect();
+        assert!(distinct.len() > 100, "{} distinct delays", distinct.len());
     }
 }

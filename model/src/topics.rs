@@ -8,7 +8,7 @@
 //! | `vigie.anomalies` | scored series id (16 hex digits) | JSON [`crate::AnomalyEvent`] |
 //! | `vigie.deadletter` | original key | original payload, headers below |
 //! | `vigie.nflog` | alert group key | JSON [`crate::NotificationLogEntry`] |
-//! | `vigie.alerting.leader` | (none: never written) | one partition; its consumer group elects the notifying alerting process |
+//! | `vigie.alerting.leader` | candidate name | one partition; JSON heartbeats `{election, name, leading, alive}` of the alerting replicas, which elect the one that sends |
 
 /// Metric samples, Arrow IPC record batches keyed by series id.
 pub const METRICS: &str = "vigie.metrics";
@@ -24,8 +24,8 @@ pub const DEADLETTER: &str = "vigie.deadletter";
 /// so its peers know what was sent when they take over.
 pub const NFLOG: &str = "vigie.nflog";
 /// The election topic of alerting processes in high availability: one
-/// partition, no messages; the member of its consumer group holding
-/// partition 0 sends the notifications.
+/// partition of heartbeats (see `vigie_bus::election`); the elected replica
+/// sends the notifications.
 pub const ALERTING_LEADER: &str = "vigie.alerting.leader";
 
 /// Header on a dead-letter message: why it was rejected.

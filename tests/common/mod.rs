@@ -2,6 +2,8 @@
 //! HTTP targets and receivers (axum), a real SMTP server (aiosmtpd).
 #![allow(dead_code)]
 
+pub mod broker;
+
 use std::net::{SocketAddr, TcpListener as StdListener};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

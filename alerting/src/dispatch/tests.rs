@@ -678,3 +678,80 @@ fn an_oscillating_alert_is_notified_once_as_flapping_then_resolved() {
     });
     assert!(off.len() >= 20, "{}", off.len());
 }
+
+/// High availability: a leader and a standby fed the same alerts; the
+/// standby sends nothing, takes the leader's log, and after taking over
+/// sends only what is news (here: the resolution the leader still owed).
+#[test]
+fn a_standby_sends_nothing_and_after_taking_over_sends_only_the_news() {
+    let mut leader = Dispatcher::new(&config(), targets(true));
+    let mut standby = Dispatcher::new(&config(), targets(true));
+    standby.set_standby(true);
+    for d in [&mut leader, &mut standby] {
+        d.receive(&alert("HostDown", "a", AlertState::Firing, T0), T0);
+        d.receive(&alert("HostDown", "b", AlertState::Firing, T0), T0);
+    }
+    let sent = leader.tick(T0 + 30 * S);
+    assert_eq!(sent.len(), 1);
+    assert!(
+        standby.tick(T0 + 30 * S).is_empty(),
+        "the standby sends nothing"
+    );
+    let key = sent[0].notification.group_key.clone();
+    let entry = leader.log_entry(0, &key, "leader").expect("logged");
+    assert_eq!(entry.firing.len(), 2);
+    assert!(standby.note_peer(&entry, T0 + 31 * S));
+    // Another configuration's target is ignored.
+    let foreign = vigie_model::NotificationLogEntry {
+        receiver: "someone-else".into(),
+        ..entry.clone()
+    };
+    assert!(!standby.note_peer(&foreign, T0 + 31 * S));
+
+    // The alerts resolve; the leader dies before telling anyone. The
+    // standby keeps the owed resolution through its own flushes...
+    for d in [&mut leader, &mut standby] {
+        d.receive(
+            &alert("HostDown", "a", AlertState::Resolved, T0 + M),
+            T0 + M,
+        );
+        d.receive(
+            &alert("HostDown", "b", AlertState::Resolved, T0 + M),
+            T0 + M,
+        );
+    }
+    assert!(standby.tick(T0 + 6 * M).is_empty());
+    assert_eq!(standby.group_count(), 1, "the owed resolution is kept");
+    // ...and sends it, once, when it leads.
+    standby.set_standby(false);
+    let jobs = standby.tick(T0 + 11 * M);
+    assert_eq!(jobs.len(), 1);
+    assert_eq!(jobs[0].notification.status, GroupStatus::Resolved);
+    assert_eq!(jobs[0].notification.alerts.len(), 2);
+    assert!(standby.tick(T0 + 16 * M).is_empty());
+    assert_eq!(standby.group_count(), 0);
+}
+
+/// A standby that took over does not repeat a page the leader sent.
+#[test]
+fn a_standby_taking_over_does_not_repeat_what_the_leader_sent() {
+    let mut leader = Dispatcher::new(&config(), targets(true));
+    let mut standby = Dispatcher::new(&config(), targets(true));
+    standby.set_standby(true);
+    for d in [&mut leader, &mut standby] {
+        d.receive(&alert("HostDown", "a", AlertState::Firing, T0), T0);
+    }
+    let sent = leader.tick(T0 + 30 * S);
+    let key = sent[0].notification.group_key.clone();
+    assert!(standby.tick(T0 + 30 * S).is_empty());
+    let entry = leader.log_entry(0, &key, "leader").expect("logged");
+    standby.note_peer(&entry, T0 + 31 * S);
+    standby.set_standby(false);
+    for t in [T0 + 6 * M, T0 + 11 * M, T0 + 30 * M] {
+        standby.receive(&alert("HostDown", "a", AlertState::Firing, T0), t);
+        assert!(standby.tick(t).is_empty(), "repeated at {t}");
+    }
+    // Until repeat_interval passes, as for the leader itself.
+    standby.receive(&alert("HostDown", "a", AlertState::Firing, T0), T0 + 61 * M);
+    assert_eq!(standby.tick(T0 + 61 * M).len(), 1);
+}

@@ -31,7 +31,8 @@ pub struct IncidentConfig {
     pub max_closed: usize,
     /// With Kafka: the consumer group this process reads `vigie.anomalies`
     /// in. Every alerting process needs every anomaly event, so each needs
-    /// its own group; by default `<bus.group_id>-incidents-<host name>`.
+    /// its own group; by default `<bus.group_id>-incidents-<process>`, the
+    /// process named by `alerting.ha.peer` (default `<host name>-<http port>`).
     pub consumer_group: Option<String>,
 }
 
@@ -99,15 +100,9 @@ impl IncidentConfig {
     }
 }
 
-/// The default Kafka consumer group of `vigie.anomalies` for this process:
-/// `<group_id>-incidents-<host name>` (the host name from
-/// `/proc/sys/kernel/hostname` or `$HOSTNAME`, else `local`).
-pub fn default_consumer_group(group_id: &str) -> String {
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .ok()
-        .or_else(|| std::env::var("HOSTNAME").ok())
-        .map(|h| h.trim().to_string())
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "local".to_string());
-    format!("{group_id}-incidents-{host}")
+/// The default Kafka consumer group of `vigie.anomalies` for the alerting
+/// process named `process` (unique per process, e.g. its
+/// `alerting.ha.peer`): `<group_id>-incidents-<process>`.
+pub fn default_consumer_group(group_id: &str, process: &str) -> String {
+    format!("{group_id}-incidents-{process}")
 }

@@ -270,7 +270,10 @@ fn delays_format_compactly_and_config_problems_name_keys() {
             "alerting.incidents.max_members"
         ]
     );
-    assert!(default_consumer_group("vigie").starts_with("vigie-incidents-"));
+    assert_eq!(
+        default_consumer_group("vigie", "am-1"),
+        "vigie-incidents-am-1"
+    );
 }
 
 #[tokio::test]
