@@ -5,7 +5,6 @@
 
 mod common;
 
-
 use common::{eventually, quick_config, webhook_server};
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;

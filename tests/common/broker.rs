@@ -10,7 +10,11 @@ use std::time::{Duration, Instant};
 /// The first executable named `name` in `$PATH`, then in `extra`.
 fn find(name: &str, extra: &[PathBuf]) -> Option<PathBuf> {
     std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).map(|d| d.join(name)).collect::<Vec<_>>())
+        .map(|p| {
+            std::env::split_paths(&p)
+                .map(|d| d.join(name))
+                .collect::<Vec<_>>()
+        })
         .unwrap_or_default()
         .into_iter()
         .chain(extra.iter().map(|d| d.join(name)))

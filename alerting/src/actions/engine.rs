@@ -779,9 +779,11 @@ impl ActionEngine {
                         return Err(last);
                     }
                 }
-                Err(e @ crate::http::HttpError::Tls {
-                    retriable: false, ..
-                }) => {
+                Err(
+                    e @ crate::http::HttpError::Tls {
+                        retriable: false, ..
+                    },
+                ) => {
                     // An untrusted certificate stays untrusted: no retries.
                     return Err(e.to_string());
                 }
