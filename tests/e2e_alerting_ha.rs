@@ -125,7 +125,10 @@ async fn two_replicas_page_once_and_the_standby_takes_over_after_kill_9() {
         } else {
             stable = 0;
         }
-        assert!(Instant::now() < deadline, "no single leader: a {la}, b {lb}");
+        assert!(
+            Instant::now() < deadline,
+            "no single leader: a {la}, b {lb}"
+        );
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     let (mut leader, standby) = if leader_is_a { (a, b) } else { (b, a) };
@@ -182,7 +185,11 @@ async fn two_replicas_page_once_and_the_standby_takes_over_after_kill_9() {
                 .map(|a| a.len())
         }
     };
-    assert_eq!(held(&standby).await, Some(6), "the standby holds every alert");
+    assert_eq!(
+        held(&standby).await,
+        Some(6),
+        "the standby holds every alert"
+    );
 
     // The leader dies; the standby takes over after the session timeout,
     // knowing from the leader's log that the group was paged.
@@ -212,9 +219,11 @@ async fn two_replicas_page_once_and_the_standby_takes_over_after_kill_9() {
         .map(|i| alert_line(i, AlertState::Resolved, now_ms()))
         .collect();
     kcat_produce(&brokers, topics::ALERTS, &["-K", "|"], &resolved);
-    wait_until("the resolution is sent", Duration::from_secs(60), || async {
-        !notified(&hook, "resolved").is_empty()
-    })
+    wait_until(
+        "the resolution is sent",
+        Duration::from_secs(60),
+        || async { !notified(&hook, "resolved").is_empty() },
+    )
     .await;
     tokio::time::sleep(Duration::from_secs(5)).await;
     let resolutions = notified(&hook, "resolved");
