@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::broker::{Broker, kcat_produce};
-use common::{Vigie, Webhook, free_port};
+use common::{Vigie, Webhook, free_port, metric_value};
 use serde_json::Value;
 use vigie_model::{Alert, AlertState, Labels, topics};
 
@@ -62,16 +62,7 @@ fn now_ms() -> i64 {
 /// A metric of `vigie`'s `/metrics` (the first sample whose line starts
 /// with `prefix`), or `None` when absent or unreachable.
 async fn metric(vigie: &Vigie, prefix: &str) -> Option<f64> {
-    let text = reqwest::get(format!("http://{}/metrics", vigie.addr))
-        .await
-        .ok()?
-        .text()
-        .await
-        .ok()?;
-    text.lines()
-        .find(|l| l.starts_with(prefix))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
+    metric_value(&vigie.addr.to_string(), prefix).await
 }
 
 async fn leads(vigie: &Vigie) -> bool {

@@ -10,7 +10,7 @@ mod common;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use common::{Vigie, Webhook, free_port, wait_for};
+use common::{Vigie, Webhook, free_port, metric_value, wait_for};
 use serde_json::Value;
 
 const PROMETHEUS: &str = "/usr/bin/prometheus";
@@ -23,20 +23,6 @@ impl Drop for Proc {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
-}
-
-/// A sample of Prometheus' own metrics (first line starting with `prefix`).
-async fn prometheus_metric(addr: &str, prefix: &str) -> Option<f64> {
-    let text = reqwest::get(format!("http://{addr}/metrics"))
-        .await
-        .ok()?
-        .text()
-        .await
-        .ok()?;
-    text.lines()
-        .find(|l| l.starts_with(prefix))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -113,14 +99,14 @@ async fn prometheus_sends_its_alerts_to_vigie_which_pages_once() {
     // Prometheus keeps re-sending (here every second): still one page,
     // and Prometheus saw no error.
     let sent = wait_for("Prometheus re-sends", Duration::from_secs(30), || async {
-        prometheus_metric(&prom_addr, "prometheus_notifications_sent_total")
+        metric_value(&prom_addr, "prometheus_notifications_sent_total")
             .await
             .filter(|n| *n >= 2.0)
     })
     .await;
     assert!(sent >= 2.0);
     assert_eq!(
-        prometheus_metric(&prom_addr, "prometheus_notifications_errors_total").await,
+        metric_value(&prom_addr, "prometheus_notifications_errors_total").await,
         Some(0.0)
     );
     tokio::time::sleep(Duration::from_secs(3)).await;

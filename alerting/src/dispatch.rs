@@ -249,10 +249,10 @@ impl Dispatcher {
         target: usize,
         group_key: &str,
         peer: &str,
-    ) -> Option<vigie_model::NotificationLogEntry> {
+    ) -> Option<LoggedNotification> {
         let t = self.targets.get(target)?;
         let e = self.nflog.get(&(target, group_key.to_string()))?;
-        Some(vigie_model::NotificationLogEntry {
+        Some(LoggedNotification {
             peer: peer.to_string(),
             target,
             receiver: t.receiver.clone(),
@@ -307,18 +307,7 @@ impl Dispatcher {
             log: self
                 .nflog
                 .iter()
-                .filter_map(|((target, key), e)| {
-                    let t = self.targets.get(*target)?;
-                    Some(LoggedNotification {
-                        target: *target,
-                        receiver: t.receiver.clone(),
-                        integration: t.integration.to_string(),
-                        group_key: key.clone(),
-                        firing: e.firing.clone(),
-                        resolved: e.resolved.clone(),
-                        at_ms: e.at_ms,
-                    })
-                })
+                .filter_map(|((target, key), _)| self.log_entry(*target, key, ""))
                 .collect(),
             acks: self.acks.values().cloned().collect(),
         }

@@ -8,7 +8,6 @@
 //! re-sent alerts finds what its targets were told, and is notified again
 //! only when something changed or `repeat_interval` passed.
 
-use std::collections::BTreeSet;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -19,24 +18,9 @@ pub fn state_path(data_dir: &Path) -> PathBuf {
     data_dir.join("alerting").join("state.json")
 }
 
-/// What one target was last told about one group.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct LoggedNotification {
-    /// Index of the target in configuration order.
-    pub target: usize,
-    /// The target's receiver (checked against the configuration at start).
-    pub receiver: String,
-    /// The target's integration (checked likewise).
-    pub integration: String,
-    /// The group key.
-    pub group_key: String,
-    /// Fingerprints notified as firing.
-    pub firing: BTreeSet<String>,
-    /// Fingerprints notified as resolved.
-    pub resolved: BTreeSet<String>,
-    /// When (ms since epoch).
-    pub at_ms: i64,
-}
+/// What one target was last told about one group: the entry alerting
+/// replicas also share on `vigie.nflog` (`peer` is empty here).
+pub use vigie_model::NotificationLogEntry as LoggedNotification;
 
 /// An acknowledged group: muted until it resolves.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -107,6 +91,7 @@ impl StateFile {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::BTreeSet;
 
     #[test]
     fn saves_and_loads() {
@@ -115,6 +100,7 @@ mod tests {
         assert_eq!(file.load().expect("empty"), DispatchState::default());
         let state = DispatchState {
             log: vec![LoggedNotification {
+                peer: String::new(),
                 target: 0,
                 receiver: "ops".into(),
                 integration: "webhook".into(),
@@ -132,5 +118,14 @@ mod tests {
         };
         file.save(&state).expect("save");
         assert_eq!(file.load().expect("load"), state);
+    }
+
+    #[test]
+    fn loads_the_snake_case_log_of_earlier_versions() {
+        let old = r#"{"log":[{"target":0,"receiver":"ops","integration":"webhook","group_key":"{}:{}","firing":["a"],"resolved":[],"at_ms":7}],"acks":[]}"#;
+        let state: DispatchState = serde_json::from_str(old).expect("old state");
+        assert_eq!(state.log[0].group_key, "{}:{}");
+        assert_eq!(state.log[0].at_ms, 7);
+        assert_eq!(state.log[0].peer, "");
     }
 }

@@ -16,6 +16,22 @@ use axum::http::StatusCode;
 use axum::routing::{get, post};
 use serde_json::Value;
 
+/// The value of the first sample of the Prometheus text exposition at
+/// `http://ADDR/metrics` whose line starts with `prefix` (a metric name,
+/// with `{` or a space to pin it), or `None` when absent or unreachable.
+pub async fn metric_value(addr: &str, prefix: &str) -> Option<f64> {
+    let text = reqwest::get(format!("http://{addr}/metrics"))
+        .await
+        .ok()?
+        .text()
+        .await
+        .ok()?;
+    text.lines()
+        .find(|l| l.starts_with(prefix))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}
+
 /// A free TCP port on 127.0.0.1.
 pub fn free_port() -> u16 {
     StdListener::bind("127.0.0.1:0")
