@@ -6,8 +6,8 @@
 //! so tests can point them at fixtures, and calls `statvfs` on mount points
 //! and `uname`. Metric names and labels are node_exporter 1.5's, for its
 //! collectors `cpu` (without `node_cpu_info`), `stat`, `meminfo`, `loadavg`,
-//! `netdev`, `filesystem`, `pressure`, `diskstats`, `netstat`, `uname` and
-//! `time`; `hwmon` is partial (temperatures only).
+//! `netdev`, `filesystem`, `pressure`, `diskstats`, `netstat`, `uname`,
+//! `time` and `hwmon`.
 //! A source that cannot be read or parsed is skipped with a warning and
 //! counted in `vigie_host_collector_errors_total{collector}`; the others are
 //! still reported.
@@ -887,8 +887,25 @@ mod tests {
     #[test]
     fn sysfs_hwmon_clocksource_nohandler() {
         let p = hwmon::hwmon(&sys_fixtures());
-        assert_eq!(p.len(), 3, "{p:?}");
+        assert_eq!(p.len(), 5, "{p:?}");
         let chip = [("chip", "coretemp")];
+        assert_eq!(
+            value(
+                &p,
+                "node_hwmon_temp_crit_celsius",
+                &[chip[0], ("sensor", "temp1")]
+            ),
+            90.0
+        );
+        // No name file and no device link: the directory's name.
+        assert_eq!(
+            value(
+                &p,
+                "node_hwmon_fan_rpm",
+                &[("chip", "hwmon1"), ("sensor", "fan1")]
+            ),
+            1200.0
+        );
         assert_eq!(
             value(
                 &p,
