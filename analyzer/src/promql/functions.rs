@@ -725,13 +725,15 @@ pub(crate) fn call(ev: &Evaluator, c: &Call, t: i64) -> Result<Value, AnalyzerEr
         "label_replace" => {
             let input = vector(0)?;
             let (dst, repl, src, re) = (string(1)?, string(2)?, string(3)?, string(4)?);
+            // Arguments are checked when the call runs: like Prometheus,
+            // an execution error (HTTP 422), not bad_data.
             let regex = Regex::new(&format!("^(?s:{re})$")).map_err(|_| {
-                bad(format!(
+                exec(format!(
                     "invalid regular expression in label_replace(): {re}"
                 ))
             })?;
             if !valid_utf8_label_name(&dst) {
-                return Err(bad(format!(
+                return Err(exec(format!(
                     "invalid destination label name in label_replace(): {dst}"
                 )));
             }
@@ -764,7 +766,7 @@ pub(crate) fn call(ev: &Evaluator, c: &Call, t: i64) -> Result<Value, AnalyzerEr
                 srcs.push(string(i)?);
             }
             if !valid_utf8_label_name(&dst) {
-                return Err(bad(format!(
+                return Err(exec(format!(
                     "invalid destination label name in label_join(): {dst}"
                 )));
             }
@@ -828,6 +830,46 @@ mod tests {
         let inc = extrapolated_rate(0, 40_000, &pts, true, false).expect("value");
         // Raw increase 5 + 20 (the reset) = 25 over 30s, extrapolated 10s back.
         assert!((inc - 25.0 * 40.0 / 30.0).abs() < 1e-9, "{inc}");
+    }
+
+    #[test]
+    fn bad_label_function_arguments_are_execution_errors() {
+        // Prometheus checks them when the call runs: errorType
+        // "execution" (HTTP 422), not "bad_data".
+        let mut store = super::super::MemoryStore::new();
+        let labels: LabelSet = [("__name__", "up"), ("job", "a")]
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        store.add(labels, 0, 1.0);
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("runtime");
+        for q in [
+            r#"label_replace(up, "x", "$1", "job", "(")"#,
+            r#"label_replace(up, "", "x", "job", ".*")"#,
+            r#"label_join(up, "", "-", "job")"#,
+        ] {
+            let err = rt
+                .block_on(super::super::Engine::default().instant(&store, q, 0))
+                .expect_err(q);
+            assert!(
+                matches!(
+                    err,
+                    AnalyzerError::PromQl {
+                        execution: true,
+                        ..
+                    }
+                ),
+                "{q}: {err:?}"
+            );
+        }
+        let ok = rt.block_on(super::super::Engine::default().instant(
+            &store,
+            r#"label_replace(up, "x", "$1", "job", "(.*)")"#,
+            0,
+        ));
+        assert!(ok.is_ok(), "{ok:?}");
     }
 
     #[test]
