@@ -1,7 +1,7 @@
 //! Collector configuration: `[[scrape]]` jobs and the `[host]` collector.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -145,7 +145,18 @@ pub struct HostConfig {
     pub instance: Option<String>,
     /// Extra labels added to every host sample.
     pub labels: BTreeMap<String, String>,
+    /// The `nvidia-smi` to run for GPU metrics (default `nvidia-smi`,
+    /// looked up on `PATH`; an absolute path is used as is; `""` turns GPU
+    /// metrics off). Absent: GPU metrics are off, with one info line.
+    pub nvidia_smi: String,
+    /// Longest one `nvidia-smi` run may take (default 5s); a run that takes
+    /// longer is killed and the round has no GPU metrics.
+    #[serde(with = "humantime_serde")]
+    pub nvidia_smi_timeout: Duration,
 }
+
+/// `[host] nvidia_smi`'s default: looked up on `PATH`.
+pub const DEFAULT_NVIDIA_SMI: &str = "nvidia-smi";
 
 impl Default for HostConfig {
     fn default() -> Self {
@@ -157,6 +168,8 @@ impl Default for HostConfig {
             udev_data: PathBuf::from("/run/udev/data"),
             instance: None,
             labels: BTreeMap::new(),
+            nvidia_smi: DEFAULT_NVIDIA_SMI.to_string(),
+            nvidia_smi_timeout: Duration::from_secs(5),
         }
     }
 }
@@ -340,6 +353,33 @@ impl HostConfig {
             ));
         }
         out.extend(label_problems("host", &self.labels));
+        let smi = Path::new(&self.nvidia_smi);
+        if self.nvidia_smi.contains('/') && !smi.is_absolute() {
+            out.push((
+                "host.nvidia_smi".to_string(),
+                format!(
+                    "`{}` is a relative path: give an absolute path, a bare name looked up on PATH (default \"nvidia-smi\"), or \"\" to turn GPU metrics off",
+                    self.nvidia_smi
+                ),
+            ));
+        } else if smi.is_absolute() && !smi.is_file() {
+            out.push((
+                "host.nvidia_smi".to_string(),
+                format!(
+                    "`{}` does not exist or is not a file: fix the path, or set \"\" to turn GPU metrics off",
+                    self.nvidia_smi
+                ),
+            ));
+        }
+        if self.nvidia_smi_timeout.is_zero() || self.nvidia_smi_timeout > self.interval {
+            out.push((
+                "host.nvidia_smi_timeout".to_string(),
+                format!(
+                    "set a positive timeout no longer than host.interval ({}), e.g. \"5s\"",
+                    humantime_serde::re::humantime::format_duration(self.interval)
+                ),
+            ));
+        }
         out
     }
 }
@@ -499,8 +539,30 @@ regex = "go_("
         };
         assert_eq!(
             keys(&bad.problems()),
-            vec!["host.interval", "host.instance", "host.labels.x y"]
+            vec![
+                "host.interval",
+                "host.instance",
+                "host.labels.x y",
+                "host.nvidia_smi_timeout"
+            ]
         );
+        // An absent default is fine (GPU metrics are off); an absent
+        // explicit path, a relative one or a too long timeout are not.
+        for (smi, timeout, problems) in [
+            ("nvidia-smi-that-is-nowhere", 5, vec![]),
+            ("", 5, vec![]),
+            ("/bin/sh", 10, vec![]),
+            ("/definitely/not/nvidia-smi", 5, vec!["host.nvidia_smi"]),
+            ("bin/nvidia-smi", 5, vec!["host.nvidia_smi"]),
+            ("nvidia-smi", 11, vec!["host.nvidia_smi_timeout"]),
+        ] {
+            let h = HostConfig {
+                nvidia_smi: smi.to_string(),
+                nvidia_smi_timeout: Duration::from_secs(timeout),
+                ..HostConfig::default()
+            };
+            assert_eq!(keys(&h.problems()), problems, "{smi} {timeout}s");
+        }
     }
 
     #[test]
@@ -521,8 +583,15 @@ regex = "go_("
         assert_eq!(j.scheme, "http");
         assert!(f.host.enabled);
         assert_eq!(f.host.procfs, PathBuf::from("/proc"));
-        let f: File = toml::from_str("scrape = []\n[host]\ninterval = \"1m\"\n").expect("valid");
+        assert_eq!(f.host.nvidia_smi, "nvidia-smi");
+        assert_eq!(f.host.nvidia_smi_timeout, Duration::from_secs(5));
+        let f: File = toml::from_str(
+            "scrape = []\n[host]\ninterval = \"1m\"\nnvidia_smi = \"/usr/bin/nvidia-smi\"\nnvidia_smi_timeout = \"3s\"\n",
+        )
+        .expect("valid");
         assert_eq!(f.host.interval, Duration::from_secs(60));
+        assert_eq!(f.host.nvidia_smi, "/usr/bin/nvidia-smi");
+        assert_eq!(f.host.nvidia_smi_timeout, Duration::from_secs(3));
         assert!(
             toml::from_str::<File>("[[scrape]]\njob = \"a\"\ntargets = []\ntimout = \"1s\"\n")
                 .is_err()

@@ -8,6 +8,8 @@
 //! collectors `cpu` (without `node_cpu_info`), `stat`, `meminfo`, `loadavg`,
 //! `netdev`, `filesystem`, `pressure`, `diskstats`, `netstat`, `uname`,
 //! `time` and `hwmon`.
+//! With an `nvidia-smi` on the machine, NVIDIA GPUs too, under the DCGM
+//! exporter's names ([`gpu`]).
 //! A source that cannot be read or parsed is skipped with a warning and
 //! counted in `vigie_host_collector_errors_total{collector}`; the others are
 //! still reported.
@@ -26,6 +28,7 @@ use crate::source::{Source, now_ms};
 use crate::sys;
 
 mod disk;
+pub mod gpu;
 mod hwmon;
 mod netstat;
 mod pressure;
@@ -78,19 +81,21 @@ pub struct HostCollector {
     ticks_per_second: f64,
     /// Set while a filesystem round runs on the blocking pool.
     fs_busy: Arc<AtomicBool>,
+    /// GPU metrics, when an nvidia-smi is there.
+    gpu: Option<gpu::NvidiaSmi>,
 }
 
 impl HostCollector {
     /// A collector for `config`; the instance defaults to the host name
-    /// (`<procfs>/sys/kernel/hostname`, else `localhost`).
+    /// (`<procfs>/sys/kernel/hostname`, else `localhost`), which is also
+    /// the GPU metrics' `Hostname` label.
     pub fn new(config: &HostConfig) -> Self {
-        let instance = config.instance.clone().unwrap_or_else(|| {
-            std::fs::read_to_string(config.procfs.join("sys/kernel/hostname"))
-                .ok()
-                .map(|h| h.trim().to_string())
-                .filter(|h| !h.is_empty())
-                .unwrap_or_else(|| "localhost".to_string())
-        });
+        let hostname = std::fs::read_to_string(config.procfs.join("sys/kernel/hostname"))
+            .ok()
+            .map(|h| h.trim().to_string())
+            .filter(|h| !h.is_empty())
+            .unwrap_or_else(|| "localhost".to_string());
+        let instance = config.instance.clone().unwrap_or_else(|| hostname.clone());
         let mut host_labels: Labels = config
             .labels
             .iter()
@@ -106,6 +111,7 @@ impl HostCollector {
             host_labels,
             ticks_per_second: sys::clock_ticks_per_second(),
             fs_busy: Arc::new(AtomicBool::new(false)),
+            gpu: gpu::NvidiaSmi::new(&config.nvidia_smi, config.nvidia_smi_timeout, &hostname),
         }
     }
 
@@ -173,35 +179,35 @@ impl HostCollector {
         points.extend(hwmon::hwmon(&self.sysfs));
         points
     }
+}
 
-    async fn collect_filesystems(&self) -> Vec<Point> {
-        if self.fs_busy.swap(true, Ordering::SeqCst) {
-            host_error(
-                "filesystem",
-                "the previous statvfs round is still stuck; skipping",
-            );
-            return Vec::new();
+/// One round of `statvfs` calls on the blocking pool, with a timeout.
+async fn collect_filesystems(fs_busy: Arc<AtomicBool>, procfs: PathBuf) -> Vec<Point> {
+    if fs_busy.swap(true, Ordering::SeqCst) {
+        host_error(
+            "filesystem",
+            "the previous statvfs round is still stuck; skipping",
+        );
+        return Vec::new();
+    }
+    let guard = BusyGuard(fs_busy);
+    let task = tokio::task::spawn_blocking(move || {
+        let _guard = guard;
+        filesystems(&procfs)
+    });
+    match tokio::time::timeout(FS_TIMEOUT, task).await {
+        Ok(Ok(Ok(points))) => points,
+        Ok(Ok(Err(error))) => {
+            host_error("filesystem", &error);
+            Vec::new()
         }
-        let guard = BusyGuard(self.fs_busy.clone());
-        let procfs = self.procfs.clone();
-        let task = tokio::task::spawn_blocking(move || {
-            let _guard = guard;
-            filesystems(&procfs)
-        });
-        match tokio::time::timeout(FS_TIMEOUT, task).await {
-            Ok(Ok(Ok(points))) => points,
-            Ok(Ok(Err(error))) => {
-                host_error("filesystem", &error);
-                Vec::new()
-            }
-            Ok(Err(join)) => {
-                host_error("filesystem", &format!("statvfs task failed: {join}"));
-                Vec::new()
-            }
-            Err(_) => {
-                host_error("filesystem", "statvfs took longer than 5s; skipping");
-                Vec::new()
-            }
+        Ok(Err(join)) => {
+            host_error("filesystem", &format!("statvfs task failed: {join}"));
+            Vec::new()
+        }
+        Err(_) => {
+            host_error("filesystem", "statvfs took longer than 5s; skipping");
+            Vec::new()
         }
     }
 }
@@ -233,7 +239,16 @@ impl Source for HostCollector {
     async fn collect(&mut self) -> Vec<Sample> {
         let ts_ms = now_ms();
         let mut points = self.collect_procfs();
-        points.extend(self.collect_filesystems().await);
+        let filesystems = collect_filesystems(self.fs_busy.clone(), self.procfs.clone());
+        let gpu = async {
+            match &mut self.gpu {
+                Some(gpu) => gpu.collect().await,
+                None => Vec::new(),
+            }
+        };
+        let (filesystems, gpu) = tokio::join!(filesystems, gpu);
+        points.extend(filesystems);
+        points.extend(gpu);
         points.extend(system::time(ts_ms));
         points
             .into_iter()

@@ -10,7 +10,10 @@
 //!   a target serving garbage is `up 0`.
 //! - [`host::HostCollector`]: a small built-in node_exporter (CPU, memory,
 //!   load, pressure, disks, network, netstat, filesystems, uname, time,
-//!   hwmon temperatures) reading procfs and sysfs, with node_exporter's names.
+//!   hwmon sensors) reading procfs and sysfs, with node_exporter's names;
+//!   with an `nvidia-smi` on the machine, NVIDIA GPUs too
+//!   ([`host::gpu`]: one `nvidia-smi --query-gpu` run per interval, with a
+//!   timeout, under NVIDIA's DCGM exporter names).
 //! - [`emit::Emitter`]: samples → Arrow batches → `vigie.metrics`, sharded by
 //!   series id so a series always keeps the same key.
 //! - [`tail`]: follows `[[logs]]` files (appends, truncation, rename

@@ -53,6 +53,26 @@ pub(crate) static HOST_ERRORS: LazyLock<IntCounterVec> = LazyLock::new(|| {
     .expect("metric registers once")
 });
 
+/// Failed or partly failed nvidia-smi runs, by reason.
+pub(crate) static GPU_ERRORS: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    register_int_counter_vec!(
+        "vigie_host_gpu_errors_total",
+        "nvidia-smi runs that failed (spawn, exit_status, timeout, still_running) or values and lines skipped as garbage, by reason.",
+        &["reason"]
+    )
+    .expect("metric registers once")
+});
+
+/// GPU values nvidia-smi reported as unavailable, by query field.
+pub(crate) static GPU_UNSUPPORTED: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    register_int_counter_vec!(
+        "vigie_host_gpu_unsupported_values_total",
+        "GPU values nvidia-smi reported as [N/A] or [Not Supported] (skipped), by --query-gpu field.",
+        &["field"]
+    )
+    .expect("metric registers once")
+});
+
 /// Remote-write samples accepted.
 pub(crate) static REMOTE_WRITE_SAMPLES: LazyLock<IntCounter> = LazyLock::new(|| {
     register_int_counter!(
