@@ -255,3 +255,93 @@ async fn host_collector_matches_node_exporter() {
         failures.join("\n")
     );
 }
+
+/// hwmon value parity on a sysfs tree laid out like real ones
+/// (`ingest/tests/fixtures/hwmon/sys`: class links into `devices/`,
+/// `device` links, PCI and platform chips, fans, voltages, power, current,
+/// energy, humidity, alarms, labels, garbage values): node_exporter run on
+/// it with `--path.sysfs` and Vigie's host collector read it, and every
+/// series must be the same, with the same value.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hwmon_matches_node_exporter_on_a_fixture_tree() {
+    use vigie_ingest::source::Source;
+
+    assert!(
+        std::path::Path::new(NODE_EXPORTER).exists(),
+        "{NODE_EXPORTER} is missing: `apt-get install prometheus-node-exporter` (scripts/test does)"
+    );
+    let fixtures = common::root("ingest/tests/fixtures");
+    let sysfs = fixtures.join("hwmon/sys");
+    let port = free_port();
+    let _ne = NodeExporter(
+        Command::new(NODE_EXPORTER)
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .arg(format!("--path.sysfs={}", sysfs.display()))
+            .args(["--collector.disable-defaults", "--collector.hwmon"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start node_exporter"),
+    );
+    let url = format!("http://127.0.0.1:{port}/metrics");
+    let ne_text = wait_for("node_exporter /metrics", Duration::from_secs(20), || {
+        let url = url.clone();
+        async move {
+            let r = reqwest::get(&url).await.ok()?;
+            if !r.status().is_success() {
+                return None;
+            }
+            r.text().await.ok()
+        }
+    })
+    .await;
+    let mut theirs = BTreeMap::new();
+    for line in ne_text.lines().filter(|l| l.starts_with("node_hwmon_")) {
+        let s = vigie_ingest::exposition::parse_sample_line(line).expect("node_exporter's line");
+        let labels: BTreeMap<String, String> = s
+            .labels
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        theirs.insert((s.name.to_string(), labels), s.value);
+    }
+
+    let mut collector = vigie_ingest::HostCollector::new(&vigie_ingest::config::HostConfig {
+        procfs: fixtures.join("proc"),
+        sysfs,
+        udev_data: fixtures.join("udev"),
+        nvidia_smi: String::new(),
+        ..Default::default()
+    });
+    let mut ours = BTreeMap::new();
+    for s in collector.collect().await {
+        if !s.series.metric.starts_with("node_hwmon_") {
+            continue;
+        }
+        let labels: BTreeMap<String, String> = s
+            .series
+            .labels
+            .iter()
+            .filter(|(k, _)| *k != "job" && *k != "instance")
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        ours.insert((s.series.metric.clone(), labels), s.value);
+    }
+    assert!(
+        theirs.len() >= 40,
+        "node_exporter read the tree: {theirs:?}"
+    );
+    let missing: Vec<_> = theirs.keys().filter(|k| !ours.contains_key(*k)).collect();
+    let extra: Vec<_> = ours.keys().filter(|k| !theirs.contains_key(*k)).collect();
+    assert!(
+        missing.is_empty() && extra.is_empty(),
+        "Vigie lacks {missing:?}\nVigie has more: {extra:?}"
+    );
+    for (key, value) in &theirs {
+        let got = ours[key];
+        assert!(
+            (got - value).abs() <= 1e-9 * value.abs().max(1.0),
+            "{key:?}: node_exporter {value}, Vigie {got}"
+        );
+    }
+}

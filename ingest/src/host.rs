@@ -111,7 +111,11 @@ impl HostCollector {
             host_labels,
             ticks_per_second: sys::clock_ticks_per_second(),
             fs_busy: Arc::new(AtomicBool::new(false)),
-            gpu: gpu::NvidiaSmi::new(&config.nvidia_smi, config.nvidia_smi_timeout, &hostname),
+            gpu: gpu::NvidiaSmi::new(
+                &config.nvidia_smi,
+                config.nvidia_smi_timeout.min(config.interval),
+                &hostname,
+            ),
         }
     }
 

@@ -1,30 +1,12 @@
-//! The hwmon collector on sysfs trees laid out like real ones (class links
-//! into `devices/`, `device` links, old-kernel sensor files in `device/`),
-//! built in a temporary directory because they need symbolic links.
+//! The hwmon collector on `tests/fixtures/hwmon/sys`, a sysfs tree laid
+//! out like real ones: class links into `devices/`, `device` links, PCI
+//! and platform chips, old-kernel sensor files in `device/`, a chip with a
+//! name but no device, one with neither, garbage values. (The same tree is
+//! compared with the real node_exporter in `tests/e2e_host_parity.rs`.)
 
-use std::os::unix::fs::symlink;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use super::*;
-
-/// Writes `files` (name, content) into `dir`, creating it.
-fn write(dir: &Path, files: &[(&str, &str)]) {
-    std::fs::create_dir_all(dir).expect("mkdir");
-    for (name, content) in files {
-        std::fs::write(dir.join(name), content).expect("write");
-    }
-}
-
-/// A hwmon chip at `devices/<device>/hwmon/<hwmon>`, linked from
-/// `class/hwmon/<hwmon>`, with a `device` link to `devices/<device>`.
-fn chip_under_device(sys: &Path, device: &str, hwmon: &str, files: &[(&str, &str)]) {
-    let dir = sys.join("devices").join(device).join("hwmon").join(hwmon);
-    write(&dir, files);
-    let last = device.rsplit('/').next().expect("a device name");
-    symlink(format!("../../../{last}"), dir.join("device")).expect("device link");
-    std::fs::create_dir_all(sys.join("class/hwmon")).expect("mkdir");
-    symlink(&dir, sys.join("class/hwmon").join(hwmon)).expect("class link");
-}
 
 /// The value of the one point named `name` with these labels (among
 /// others).
@@ -38,98 +20,14 @@ fn value(points: &[Point], name: &str, labels: &[(&str, &str)]) -> Option<f64> {
     found.first().copied()
 }
 
-fn sysfs() -> tempfile::TempDir {
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let sys = tmp.path();
-    chip_under_device(
-        sys,
-        "platform/coretemp.0",
-        "hwmon1",
-        &[
-            ("name", "coretemp\n"),
-            ("temp1_input", "45000\n"),
-            ("temp1_label", "Package id 0\n"),
-            ("temp1_max", "80000\n"),
-            ("temp1_crit", "100000\n"),
-            ("temp1_crit_alarm", "0\n"),
-            ("temp2_input", "51500\n"),
-            ("temp2_label", "Core 0\n"),
-        ],
-    );
-    // Sensor files in the device directory itself, as old kernels had them.
-    write(
-        &sys.join("devices/platform/coretemp.0"),
-        &[
-            ("temp3_input", "39000\n"),
-            ("modalias", "platform:coretemp\n"),
-        ],
-    );
-    chip_under_device(
-        sys,
-        "pci0000:00/0000:00:18.3",
-        "hwmon2",
-        &[
-            ("name", "k10temp\n"),
-            ("temp1_input", "61250\n"),
-            ("temp1_label", "Tctl\n"),
-        ],
-    );
-    chip_under_device(
-        sys,
-        "platform/nct6775.656",
-        "hwmon3",
-        &[
-            ("name", "nct6798\n"),
-            ("fan1_input", "1150\n"),
-            ("fan1_min", "300\n"),
-            ("fan1_target", "1200\n"),
-            ("fan1_alarm", "0\n"),
-            ("fan1_pulses", "2\n"),
-            ("fan1_beep", "1\n"),
-            // A disconnected fan's driver error, and garbage: skipped.
-            ("fan2_input", "garbage\n"),
-            ("fan2_min", "\n"),
-            ("in0_input", "1032\n"),
-            ("in0_min", "800\n"),
-            ("in0_max", "1600\n"),
-            ("in0_alarm", "1\n"),
-            ("in0_label", "Vcore\n"),
-            ("cpu0_vid", "1250\n"),
-            ("curr1_input", "2500\n"),
-            ("power1_average", "15500000\n"),
-            ("power1_average_interval", "1000\n"),
-            ("power1_accuracy", "95000\n"),
-            ("power1_cap", "125000000\n"),
-            ("energy1_input", "123000000\n"),
-            ("humidity1_input", "45500\n"),
-            ("pwm1", "128\n"),
-            ("pwm1_enable", "5\n"),
-            ("intrusion0_alarm", "1\n"),
-            ("beep_enable", "1\n"),
-            ("update_interval", "500\n"),
-            ("vrm", "13\n"),
-            ("temp7_type", "4\n"),
-            ("uevent", "DRIVER=nct6775\n"),
-        ],
-    );
-    // No device link: the `name` file, then the directory name.
-    write(
-        &sys.join("class/hwmon/hwmon0"),
-        &[("name", "ACPI TZ\n"), ("temp1_input", "27800\n")],
-    );
-    write(
-        &sys.join("class/hwmon/hwmon4"),
-        &[("temp1_input", "-5000\n")],
-    );
-    // Not a directory: ignored.
-    write(&sys.join("class/hwmon"), &[("stray", "x")]);
-    tmp
+/// `tests/fixtures/hwmon/sys`: a sysfs tree laid out like real ones.
+fn sysfs() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/hwmon/sys")
 }
 
 #[test]
 fn names_labels_and_units_are_node_exporters() {
-    let tmp = sysfs();
-    let p = hwmon(tmp.path());
+    let p = hwmon(&sysfs());
     let core = [("chip", "platform_coretemp_0")];
     let with = |sensor: &'static str| [core[0], ("sensor", sensor)];
     assert_eq!(
