@@ -2,88 +2,19 @@
 //! `promtool query range` give the same answers from Vigie as from a real
 //! Prometheus holding the same samples.
 //!
-//! A test target serves a fixed exposition whose counters, gauges and
-//! histogram advance deterministically per scrape (one counter resets);
-//! Prometheus (Debian's `prometheus`) scrapes it every second and
-//! remote-writes every sample, `up` and `scrape_*` included, to Vigie, so
-//! both hold exactly the same points. Then the target is taken away, and
-//! once Prometheus has sent everything, each expression is asked of both
-//! servers with promtool (`-o json`) at fixed past times: label sets must
-//! be identical and values equal within 1e-9 relative.
+//! The data: [`common::prometheus::PromPair`] (a deterministic target
+//! scraped by Prometheus 2.42, which remote-writes every sample to Vigie).
+//! Each expression is asked of both servers with promtool (`-o json`) at
+//! fixed past times: label sets must be identical and values equal within
+//! 1e-9 relative. `tests/promql_differential.rs` asks many more queries
+//! over HTTP; this test pins the promtool client path.
 
 mod common;
 
-use std::collections::BTreeMap;
-use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::process::Command;
 
-use axum::Router;
-use axum::extract::State;
-use axum::routing::get;
-use common::{Vigie, free_port, wait_for};
+use common::prometheus::{PROMTOOL, PromPair, compare};
 use serde_json::Value;
-
-const PROMTOOL: &str = "/usr/bin/promtool";
-const PROMETHEUS: &str = "/usr/bin/prometheus";
-
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// The exposition of scrape `n` (0, 1, 2, ...): every value a function of `n`.
-fn exposition(n: u64) -> String {
-    let f = n as f64;
-    let mut out = String::new();
-    out.push_str("# TYPE app_requests_total counter\n");
-    let ok = 5 * n + n * n / 7;
-    let err = n / 3;
-    // Restarts at scrape 25: a counter reset.
-    let posts = if n < 25 { 2 * n } else { n - 25 };
-    out.push_str(&format!(
-        "app_requests_total{{code=\"200\",method=\"get\"}} {ok}\n\
-         app_requests_total{{code=\"500\",method=\"get\"}} {err}\n\
-         app_requests_total{{code=\"404\",method=\"post\"}} {posts}\n"
-    ));
-    out.push_str("# TYPE app_temperature gauge\n");
-    out.push_str(&format!(
-        "app_temperature{{room=\"a\"}} {}\napp_temperature{{room=\"b\"}} {}\napp_temperature{{room=\"c\"}} {}\n",
-        20.0 + 5.0 * (f / 5.0).sin(),
-        18 + n % 7,
-        21.5 - f / 8.0
-    ));
-    out.push_str(&format!(
-        "# TYPE app_jobs_queued gauge\napp_jobs_queued {}\n",
-        (n * 3) % 17 + n / 10
-    ));
-    // A histogram: observations per scrape spread over the buckets.
-    out.push_str("# TYPE app_latency_seconds histogram\n");
-    let mut cumulative = 0;
-    let per_bucket = [n * 4, n * 3 + n / 2, n * 2, n + n / 4, n / 3];
-    for (le, c) in ["0.05", "0.1", "0.25", "0.5", "1"].iter().zip(per_bucket) {
-        cumulative += c;
-        out.push_str(&format!(
-            "app_latency_seconds_bucket{{le=\"{le}\"}} {cumulative}\n"
-        ));
-    }
-    cumulative += n / 5;
-    out.push_str(&format!(
-        "app_latency_seconds_bucket{{le=\"+Inf\"}} {cumulative}\n\
-         app_latency_seconds_sum {}\napp_latency_seconds_count {cumulative}\n",
-        f * 1.375 + f * f / 100.0
-    ));
-    out
-}
-
-async fn serve(State(n): State<Arc<AtomicU64>>) -> String {
-    exposition(n.fetch_add(1, Ordering::SeqCst))
-}
 
 /// `promtool query <args[0]> -o json <flags> <server> <expr>`, where
 /// `args` is the subcommand, its flags, then the expression: the parsed
@@ -113,76 +44,6 @@ fn promtool(server: &str, args: &[String]) -> Result<Value, String> {
             String::from_utf8_lossy(&out.stdout)
         )
     })
-}
-
-fn same_number(a: &str, b: &str) -> bool {
-    match (a.parse::<f64>(), b.parse::<f64>()) {
-        (Ok(x), Ok(y)) if x.is_nan() || y.is_nan() => x.is_nan() && y.is_nan(),
-        (Ok(x), Ok(y)) if x.is_infinite() || y.is_infinite() => x == y,
-        (Ok(x), Ok(y)) => (x - y).abs() <= 1e-9 * x.abs().max(y.abs()).max(1e-300),
-        _ => a == b,
-    }
-}
-
-/// `[t, "v"]` pairs equal: same timestamp, values within 1e-9 relative.
-fn same_point(a: &Value, b: &Value) -> bool {
-    a[0].as_f64() == b[0].as_f64()
-        && a[0].as_f64().is_some()
-        && match (a[1].as_str(), b[1].as_str()) {
-            (Some(x), Some(y)) => same_number(x, y),
-            _ => false,
-        }
-}
-
-/// Compares two promtool JSON results; `Err` says how they differ.
-fn compare(prom: &Value, vigie: &Value) -> Result<(), String> {
-    match (prom, vigie) {
-        // Vector or matrix: series keyed by their label set.
-        (Value::Array(p), Value::Array(v))
-            if p.iter().chain(v).all(|s| s.get("metric").is_some()) =>
-        {
-            let key = |s: &Value| s["metric"].to_string();
-            let pm: BTreeMap<String, &Value> = p.iter().map(|s| (key(s), s)).collect();
-            let vm: BTreeMap<String, &Value> = v.iter().map(|s| (key(s), s)).collect();
-            if pm.len() != p.len() || vm.len() != v.len() {
-                return Err("a label set appears twice".into());
-            }
-            let pk: Vec<&String> = pm.keys().collect();
-            let vk: Vec<&String> = vm.keys().collect();
-            if pk != vk {
-                return Err(format!(
-                    "label sets differ: prometheus {pk:?}, vigie {vk:?}"
-                ));
-            }
-            for (k, ps) in &pm {
-                let vs = vm[k];
-                if let Some(pv) = ps.get("value") {
-                    if !same_point(pv, &vs["value"]) {
-                        return Err(format!("{k}: prometheus {pv}, vigie {}", vs["value"]));
-                    }
-                } else {
-                    let empty = Vec::new();
-                    let pvs = ps["values"].as_array().unwrap_or(&empty);
-                    let vvs = vs["values"].as_array().unwrap_or(&empty);
-                    if pvs.len() != vvs.len() || pvs.iter().zip(vvs).any(|(a, b)| !same_point(a, b))
-                    {
-                        return Err(format!(
-                            "{k}: prometheus {} points {}, vigie {} points {}",
-                            pvs.len(),
-                            ps["values"],
-                            vvs.len(),
-                            vs["values"]
-                        ));
-                    }
-                }
-            }
-            Ok(())
-        }
-        // Scalar or string: `[t, "v"]`.
-        (Value::Array(_), Value::Array(_)) if same_point(prom, vigie) => Ok(()),
-        _ if prom == vigie => Ok(()),
-        _ => Err(format!("prometheus {prom}, vigie {vigie}")),
-    }
 }
 
 /// Expressions asked of both servers.
@@ -258,8 +119,8 @@ const EXPRS: &[&str] = &[
     "present_over_time(app_jobs_queued[10s])",
     "idelta(app_temperature[5s])",
     "stdvar_over_time(app_temperature[20s])",
-    // Not `holt_winters`: Prometheus 3 renamed it double_exponential_smoothing
-    // and Vigie's parser knows only the new name, which Debian's 2.42 lacks.
+    // Prometheus 2's name; Prometheus 3 calls it double_exponential_smoothing.
+    "holt_winters(app_jobs_queued[20s], 0.5, 0.5)",
     "group by (code) (app_requests_total)",
     "app_temperature % 3 ^ 2",
     "ln(app_jobs_queued)",
@@ -269,128 +130,11 @@ const EXPRS: &[&str] = &[
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn promtool_gets_the_same_answers_from_vigie_and_prometheus() {
-    for bin in [PROMTOOL, PROMETHEUS] {
-        assert!(
-            std::path::Path::new(bin).exists(),
-            "{bin} is missing: apt-get install prometheus (scripts/test does)"
-        );
-    }
-    let vigie = Vigie::start("", "groups: []\n").await;
-
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let target = listener.local_addr().expect("addr");
-    let scrapes = Arc::new(AtomicU64::new(0));
-    let app = Router::new()
-        .route("/metrics", get(serve))
-        .with_state(scrapes.clone());
-    tokio::spawn(async move { axum::serve(listener, app).await });
-
-    let dir = tempfile::tempdir().expect("tempdir");
-    let sd = dir.path().join("targets.json");
-    std::fs::write(
-        &sd,
-        format!(r#"[{{"targets": ["{target}"], "labels": {{"job": "app"}}}}]"#),
-    )
-    .expect("sd file");
-    let config = dir.path().join("prometheus.yml");
-    std::fs::write(
-        &config,
-        format!(
-            "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n\
-             scrape_configs:\n  - job_name: app\n    file_sd_configs:\n      - files: ['{}']\n        refresh_interval: 1s\n\
-             remote_write:\n  - url: http://{}/api/v1/write\n    queue_config:\n      batch_send_deadline: 1s\n",
-            sd.display(),
-            vigie.addr
-        ),
-    )
-    .expect("prometheus config");
-    let prom_port = free_port();
-    let prom_addr = format!("127.0.0.1:{prom_port}");
-    let log = dir.path().join("prometheus.log");
-    let _prom = Proc(
-        Command::new(PROMETHEUS)
-            .arg(format!("--config.file={}", config.display()))
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                dir.path().join("tsdb").display()
-            ))
-            .arg(format!("--web.listen-address={prom_addr}"))
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).expect("log"))
-            .spawn()
-            .expect("start prometheus"),
-    );
-
     // 45 scrapes: enough for 40 s windows and the reset at scrape 25.
-    wait_for("45 scrapes", Duration::from_secs(120), || async {
-        (scrapes.load(Ordering::SeqCst) >= 45).then_some(())
-    })
-    .await;
-    // Take the target away; Prometheus marks its series stale and then
-    // has nothing more to send.
-    std::fs::write(&sd, "[]").expect("empty sd");
-    let sent = |text: &str| {
-        text.lines()
-            .find(|l| l.starts_with("prometheus_remote_storage_samples_total"))
-            .and_then(|l| l.rsplit(' ').next())
-            .and_then(|v| v.parse::<f64>().ok())
-    };
-    let mut last = -1.0;
-    let mut settled = false;
-    for _ in 0..30 {
-        tokio::time::sleep(Duration::from_secs(3)).await;
-        let text = match reqwest::get(format!("http://{prom_addr}/metrics")).await {
-            Ok(r) => r.text().await.unwrap_or_default(),
-            Err(_) => continue,
-        };
-        let now = sent(&text).unwrap_or(-1.0);
-        if now > 0.0 && now == last {
-            settled = true;
-            break;
-        }
-        last = now;
-    }
-    assert!(
-        settled,
-        "Prometheus never finished sending; log:\n{}",
-        std::fs::read_to_string(&log).unwrap_or_default()
-    );
-
-    // The span of the data, from Prometheus: first and last scrape.
-    let span = promtool(
-        &prom_addr,
-        &[
-            "instant".into(),
-            format!("--time={}", chrono_now()),
-            r#"min_over_time(timestamp(up{job="app"})[10m:1s])"#.into(),
-        ],
-    );
-    let first = span.ok().and_then(|v| {
-        v[0]["value"][1]
-            .as_str()
-            .and_then(|s| s.parse::<f64>().ok())
-    });
-    let last_scrape = promtool(
-        &prom_addr,
-        &[
-            "instant".into(),
-            format!("--time={}", chrono_now()),
-            r#"max_over_time(timestamp(app_jobs_queued)[10m:1s])"#.into(),
-        ],
-    )
-    .ok()
-    .and_then(|v| {
-        v[0]["value"][1]
-            .as_str()
-            .and_then(|s| s.parse::<f64>().ok())
-    });
-    let (first, last_scrape) = match (first, last_scrape) {
-        (Some(a), Some(b)) => (a.ceil(), b.floor()),
-        other => panic!("no data span from Prometheus: {other:?}"),
-    };
-    assert!(last_scrape - first >= 40.0, "{first}..{last_scrape}");
+    let pair = PromPair::start(45).await;
+    let (first, last_scrape) = (pair.first, pair.last_scrape);
+    let prom_addr = pair.prom_addr.clone();
+    let vigie = &pair.vigie;
 
     // Fixed instants inside the data (the reset is ~25 s after the first
     // scrape), one just after the last scrape (staleness), and ranges.
@@ -429,7 +173,7 @@ async fn promtool_gets_the_same_answers_from_vigie_and_prometheus() {
             let p = promtool(&prom_addr, &args);
             let v = promtool(&vigie.addr.to_string(), &args);
             let outcome = match (&p, &v) {
-                (Ok(p), Ok(v)) => compare(p, v),
+                (Ok(p), Ok(v)) => compare(p, v, false),
                 (Err(p), Err(_)) => Err(format!("both failed; prometheus: {p}")),
                 (Err(p), Ok(_)) => Err(format!("prometheus failed: {p}")),
                 (Ok(_), Err(v)) => Err(format!("vigie failed: {v}")),
@@ -471,52 +215,4 @@ async fn promtool_gets_the_same_answers_from_vigie_and_prometheus() {
     )
     .expect("vigie answers");
     assert_eq!(p.as_array().map(Vec::len), Some(3), "{p}");
-}
-
-fn chrono_now() -> f64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .expect("clock")
-        .as_secs_f64()
-}
-
-#[test]
-fn the_comparison_sees_differences() {
-    let v = |s: &str| serde_json::from_str::<Value>(s).expect("json");
-    let a = v(r#"[{"metric": {"job": "a"}, "value": [10, "1.5"]}]"#);
-    assert!(compare(&a, &a).is_ok());
-    assert!(
-        compare(
-            &a,
-            &v(r#"[{"metric": {"job": "a"}, "value": [10, "1.5000000000001"]}]"#)
-        )
-        .is_ok()
-    );
-    assert!(
-        compare(
-            &a,
-            &v(r#"[{"metric": {"job": "a"}, "value": [10, "1.5001"]}]"#)
-        )
-        .is_err()
-    );
-    assert!(
-        compare(
-            &a,
-            &v(r#"[{"metric": {"job": "a"}, "value": [11, "1.5"]}]"#)
-        )
-        .is_err()
-    );
-    assert!(
-        compare(
-            &a,
-            &v(r#"[{"metric": {"job": "b"}, "value": [10, "1.5"]}]"#)
-        )
-        .is_err()
-    );
-    assert!(compare(&a, &v("[]")).is_err());
-    let m = v(r#"[{"metric": {}, "values": [[1, "NaN"], [2, "+Inf"]]}]"#);
-    assert!(compare(&m, &m).is_ok());
-    assert!(compare(&m, &v(r#"[{"metric": {}, "values": [[1, "NaN"]]}]"#)).is_err());
-    assert!(compare(&v(r#"[5, "1"]"#), &v(r#"[5, "2"]"#)).is_err());
-    assert!(compare(&v(r#"[5, "1"]"#), &v(r#"[5, "1"]"#)).is_ok());
 }
