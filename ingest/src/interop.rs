@@ -9,7 +9,7 @@
 //! A consumer per entry ([`spawn_interop`], a [`vigie_bus::kafka::KafkaSubscriber`]
 //! in group `group_id`) decodes each message into samples named as
 //! Telegraf's and Vector's Prometheus outputs name them ([`names`]), adds
-//! the entry's `labels`, and hands them to the same [`Emitter`] as scraped
+//! the entry's `labels`, and hands them to the same [`Emitter`](crate::Emitter) as scraped
 //! samples: sharded by series into `vigie.metrics`, so storage, PromQL and
 //! the detectors see them unchanged. A message that cannot be read goes
 //! to `vigie.deadletter` (reason in the `vigie-error` header) and is
