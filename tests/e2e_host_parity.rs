@@ -148,6 +148,36 @@ fn exposition_shapes(text: &str) -> Shapes {
 /// Kills node_exporter on drop.
 struct NodeExporter(Child);
 
+impl NodeExporter {
+    /// Starts the real node_exporter with `args` on a free port and
+    /// returns it (killed on drop) with its first `/metrics` text.
+    async fn scrape(args: &[&str]) -> (NodeExporter, String) {
+        let port = free_port();
+        let ne = NodeExporter(
+            Command::new(NODE_EXPORTER)
+                .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+                .args(args)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("start node_exporter"),
+        );
+        let url = format!("http://127.0.0.1:{port}/metrics");
+        let text = wait_for("node_exporter /metrics", Duration::from_secs(20), || {
+            let url = url.clone();
+            async move {
+                let r = reqwest::get(&url).await.ok()?;
+                if !r.status().is_success() {
+                    return None;
+                }
+                r.text().await.ok()
+            }
+        })
+        .await;
+        (ne, text)
+    }
+}
+
 impl Drop for NodeExporter {
     fn drop(&mut self) {
         let _ = self.0.kill();
@@ -161,27 +191,7 @@ async fn host_collector_matches_node_exporter() {
         std::path::Path::new(NODE_EXPORTER).exists(),
         "{NODE_EXPORTER} is missing: `apt-get install prometheus-node-exporter` (scripts/test does)"
     );
-    let port = free_port();
-    let _ne = NodeExporter(
-        Command::new(NODE_EXPORTER)
-            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start node_exporter"),
-    );
-    let url = format!("http://127.0.0.1:{port}/metrics");
-    let ne_text = wait_for("node_exporter /metrics", Duration::from_secs(20), || {
-        let url = url.clone();
-        async move {
-            let r = reqwest::get(&url).await.ok()?;
-            if !r.status().is_success() {
-                return None;
-            }
-            r.text().await.ok()
-        }
-    })
-    .await;
+    let (_ne, ne_text) = NodeExporter::scrape(&[]).await;
     let ne = exposition_shapes(&ne_text);
 
     let vigie = Vigie::start_with_host("", "groups: []\n").await;
@@ -272,28 +282,12 @@ async fn hwmon_matches_node_exporter_on_a_fixture_tree() {
     );
     let fixtures = common::root("ingest/tests/fixtures");
     let sysfs = fixtures.join("hwmon/sys");
-    let port = free_port();
-    let _ne = NodeExporter(
-        Command::new(NODE_EXPORTER)
-            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-            .arg(format!("--path.sysfs={}", sysfs.display()))
-            .args(["--collector.disable-defaults", "--collector.hwmon"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start node_exporter"),
-    );
-    let url = format!("http://127.0.0.1:{port}/metrics");
-    let ne_text = wait_for("node_exporter /metrics", Duration::from_secs(20), || {
-        let url = url.clone();
-        async move {
-            let r = reqwest::get(&url).await.ok()?;
-            if !r.status().is_success() {
-                return None;
-            }
-            r.text().await.ok()
-        }
-    })
+    let sysfs_arg = format!("--path.sysfs={}", sysfs.display());
+    let (_ne, ne_text) = NodeExporter::scrape(&[
+        &sysfs_arg,
+        "--collector.disable-defaults",
+        "--collector.hwmon",
+    ])
     .await;
     let mut theirs = BTreeMap::new();
     for line in ne_text.lines().filter(|l| l.starts_with("node_hwmon_")) {
