@@ -60,24 +60,12 @@ async fn prometheus_remote_write_loses_nothing() {
     );
     // Targets come from a file so the test can take the target away and
     // let Prometheus reach a quiet point where its counter stops moving.
-    let sd = dir.path().join("targets.json");
-    std::fs::write(
-        &sd,
-        format!(r#"[{{"targets": ["127.0.0.1:{node_port}"], "labels": {{"job": "node"}}}}]"#),
-    )
-    .expect("sd file");
-    let config = dir.path().join("prometheus.yml");
-    std::fs::write(
-        &config,
-        format!(
-            "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n\
-             scrape_configs:\n  - job_name: node\n    file_sd_configs:\n      - files: ['{}']\n        refresh_interval: 1s\n\
-             remote_write:\n  - url: http://{}/api/v1/write\n    queue_config:\n      batch_send_deadline: 1s\n",
-            sd.display(),
-            vigie.addr
-        ),
-    )
-    .expect("prometheus config");
+    let (sd, config) = common::prometheus::remote_write_config(
+        dir.path(),
+        "node",
+        &format!("127.0.0.1:{node_port}"),
+        vigie.addr,
+    );
     let prom_port = free_port();
     let _prom = spawn(
         "/usr/bin/prometheus",

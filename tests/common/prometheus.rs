@@ -36,6 +36,36 @@ impl Drop for Proc {
     }
 }
 
+/// Writes a Prometheus configuration into `dir` that scrapes job `job`
+/// every second from a file_sd file (`targets.json`, holding `target`, so
+/// a test can take the target away by emptying it) and remote-writes
+/// everything to Vigie at `vigie`. Returns the file_sd and config paths.
+pub fn remote_write_config(
+    dir: &std::path::Path,
+    job: &str,
+    target: &str,
+    vigie: std::net::SocketAddr,
+) -> (std::path::PathBuf, std::path::PathBuf) {
+    let sd = dir.join("targets.json");
+    std::fs::write(
+        &sd,
+        format!(r#"[{{"targets": ["{target}"], "labels": {{"job": "{job}"}}}}]"#),
+    )
+    .expect("sd file");
+    let config = dir.join("prometheus.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n\
+             scrape_configs:\n  - job_name: {job}\n    file_sd_configs:\n      - files: ['{}']\n        refresh_interval: 1s\n\
+             remote_write:\n  - url: http://{vigie}/api/v1/write\n    queue_config:\n      batch_send_deadline: 1s\n",
+            sd.display(),
+        ),
+    )
+    .expect("prometheus config");
+    (sd, config)
+}
+
 /// The exposition of scrape `n` (0, 1, 2, ...): every value a function of `n`.
 pub fn exposition(n: u64) -> String {
     let f = n as f64;
@@ -163,24 +193,7 @@ impl PromPair {
         tokio::spawn(async move { axum::serve(listener, app).await });
 
         let dir = tempfile::tempdir().expect("tempdir");
-        let sd = dir.path().join("targets.json");
-        std::fs::write(
-            &sd,
-            format!(r#"[{{"targets": ["{target}"], "labels": {{"job": "app"}}}}]"#),
-        )
-        .expect("sd file");
-        let config = dir.path().join("prometheus.yml");
-        std::fs::write(
-            &config,
-            format!(
-                "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n\
-                 scrape_configs:\n  - job_name: app\n    file_sd_configs:\n      - files: ['{}']\n        refresh_interval: 1s\n\
-                 remote_write:\n  - url: http://{}/api/v1/write\n    queue_config:\n      batch_send_deadline: 1s\n",
-                sd.display(),
-                vigie.addr
-            ),
-        )
-        .expect("prometheus config");
+        let (sd, config) = remote_write_config(dir.path(), "app", &target.to_string(), vigie.addr);
         let prom_addr = format!("127.0.0.1:{}", free_port());
         let log = dir.path().join("prometheus.log");
         let prom = Proc(
