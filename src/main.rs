@@ -107,20 +107,27 @@ enum Command {
     Actions(ActionsCommand),
 }
 
-/// Where and as whom `vigie actions` decides.
+/// Which Vigie a state-changing CLI command talks to, and as whom.
 #[derive(clap::Args)]
-struct Decision {
-    /// The pending action's id (`GET /api/v1/actions`).
-    id: String,
+struct Caller {
     /// Vigie's HTTP address.
     #[arg(long, default_value = "http://127.0.0.1:9464")]
     url: String,
     /// File holding the API token (Vigie's [api] token_file).
     #[arg(long)]
     token_file: Option<PathBuf>,
-    /// Who decides (default: $USER).
+    /// Who acts (default: $USER).
     #[arg(long)]
     by: Option<String>,
+}
+
+/// Which pending action `vigie actions` decides.
+#[derive(clap::Args)]
+struct Decision {
+    /// The pending action's id (`GET /api/v1/actions`).
+    id: String,
+    #[command(flatten)]
+    caller: Caller,
 }
 
 #[derive(Subcommand)]
@@ -139,15 +146,8 @@ enum AlertsCommand {
     Ack {
         /// Group key or alert fingerprint.
         id: String,
-        /// Vigie's HTTP address.
-        #[arg(long, default_value = "http://127.0.0.1:9464")]
-        url: String,
-        /// File holding the API token (Vigie's [api] token_file).
-        #[arg(long)]
-        token_file: Option<PathBuf>,
-        /// Who acknowledges (default: $USER).
-        #[arg(long)]
-        by: Option<String>,
+        #[command(flatten)]
+        caller: Caller,
         /// Why, or what is being done.
         #[arg(long)]
         comment: Option<String>,
@@ -283,10 +283,9 @@ fn eval(command: EvalCommand) -> anyhow::Result<()> {
 fn rules(command: RulesCommand) -> anyhow::Result<bool> {
     use vigie_analyzer::rules::{check_files, unittest};
     match command {
-        RulesCommand::Test { files } => Ok(tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()?
-            .block_on(unittest::run_and_print(&files))),
+        RulesCommand::Test { files } => {
+            block_on(async { Ok(unittest::run_and_print(&files).await) })
+        }
         RulesCommand::Check { files } => Ok(check_files(&files)),
         RulesCommand::Backtest {
             files,
@@ -304,10 +303,7 @@ fn rules(command: RulesCommand) -> anyhow::Result<bool> {
                 step,
                 json,
             };
-            tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()?
-                .block_on(backtest::run(options))?;
+            block_on(backtest::run(options))?;
             Ok(true)
         }
     }
@@ -366,57 +362,41 @@ fn main() -> ExitCode {
             horizon,
             threshold,
             json,
-        } => tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(anyhow::Error::from)
-            .and_then(|rt| {
-                rt.block_on(replay::run(replay::Options {
-                    file,
-                    series,
-                    from,
-                    to,
-                    url,
-                    out,
-                    horizon,
-                    threshold,
-                    json,
-                }))
-            }),
-        Command::Sql { query, url, json } => tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(anyhow::Error::from)
-            .and_then(|rt| rt.block_on(sql::run(&url, &query, json))),
+        } => block_on(replay::run(replay::Options {
+            file,
+            series,
+            from,
+            to,
+            url,
+            out,
+            horizon,
+            threshold,
+            json,
+        })),
+        Command::Sql { query, url, json } => block_on(sql::run(&url, &query, json)),
         Command::Alerts(AlertsCommand::Ack {
             id,
-            url,
-            token_file,
-            by,
+            caller,
             comment,
-        }) => tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(anyhow::Error::from)
-            .and_then(|rt| rt.block_on(alerts::ack(&url, &id, token_file.as_deref(), by, comment))),
+        }) => block_on(alerts::ack(
+            &caller.url,
+            &id,
+            caller.token_file.as_deref(),
+            caller.by,
+            comment,
+        )),
         Command::Actions(command) => {
             let (approve, d) = match command {
                 ActionsCommand::Approve(d) => (true, d),
                 ActionsCommand::Deny(d) => (false, d),
             };
-            tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .map_err(anyhow::Error::from)
-                .and_then(|rt| {
-                    rt.block_on(actions_cli::decide(
-                        &d.url,
-                        &d.id,
-                        approve,
-                        d.token_file.as_deref(),
-                        d.by,
-                    ))
-                })
+            block_on(actions_cli::decide(
+                &d.caller.url,
+                &d.id,
+                approve,
+                d.caller.token_file.as_deref(),
+                d.caller.by,
+            ))
         }
         Command::Rules(command) => match rules(command) {
             Ok(true) => return ExitCode::SUCCESS,
@@ -452,4 +432,13 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Runs `f` to completion on a single-threaded runtime (the CLI's
+/// client commands).
+fn block_on<T>(f: impl std::future::Future<Output = anyhow::Result<T>>) -> anyhow::Result<T> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?
+        .block_on(f)
 }

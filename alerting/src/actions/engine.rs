@@ -350,40 +350,19 @@ impl ActionEngine {
                         let Some(e) = s.episodes.remove(&key) else {
                             continue;
                         };
+                        let record = |decision: Decision, detail: Option<String>| {
+                            self.record(&e.id, &c.name, &e.target, &fp, decision, None, detail);
+                        };
                         if s.pending.remove(&e.id).is_some() {
-                            self.record(
-                                &e.id,
-                                &c.name,
-                                &e.target,
-                                &fp,
-                                Decision::Resolved,
-                                None,
-                                Some("resolved before approval".into()),
-                            );
+                            record(Decision::Resolved, Some("resolved before approval".into()));
                             continue;
                         }
                         if e.escalated {
                             pages.push((alert.clone(), c.name.clone(), e.why.clone(), false));
                         } else if e.succeeded {
-                            self.record(
-                                &e.id,
-                                &c.name,
-                                &e.target,
-                                &fp,
-                                Decision::Verified,
-                                None,
-                                None,
-                            );
+                            record(Decision::Verified, None);
                         }
-                        self.record(
-                            &e.id,
-                            &c.name,
-                            &e.target,
-                            &fp,
-                            Decision::Resolved,
-                            None,
-                            None,
-                        );
+                        record(Decision::Resolved, None);
                     }
                     AlertState::Firing => {
                         if let Some(e) = s.episodes.get_mut(&key) {
