@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use common::smtp::{Smtp, SmtpOptions};
 use common::{notification, notified};
 use vigie_alerting::notify::email::EmailNotifier;
-use vigie_alerting::{EmailConfig, GroupStatus, Notifier, NotifyError};
+use vigie_alerting::{EmailConfig, GroupStatus, Notifier};
 
 fn config(port: u16) -> EmailConfig {
     EmailConfig {
@@ -108,9 +108,6 @@ async fn require_tls_fails_when_the_server_offers_no_starttls() {
         vec![notified("a", GroupStatus::Firing)],
     );
     let err = notifier.notify(&n).await.expect_err("no STARTTLS offered");
-    assert!(matches!(err, NotifyError::Tls { .. }), "{err:?}");
-    assert_eq!(err.reason(), "tls");
-    assert!(!err.retriable(), "{err:?}");
-    assert!(err.to_string().contains("does not offer STARTTLS"), "{err}");
+    common::assert_tls_failure(&err, "does not offer STARTTLS");
     assert!(smtp.messages().is_empty(), "nothing sent in plain text");
 }

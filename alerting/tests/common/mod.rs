@@ -337,3 +337,15 @@ pub fn quick_config(url: &str) -> vigie_alerting::AlertingConfig {
         ..vigie_alerting::AlertingConfig::default()
     }
 }
+
+/// Asserts that `err` is a TLS failure: reason label `tls`, not retried,
+/// and its message names `what` (e.g. rustls' `UnknownIssuer`).
+pub fn assert_tls_failure(err: &vigie_alerting::NotifyError, what: &str) {
+    assert!(
+        matches!(err, vigie_alerting::NotifyError::Tls { .. }),
+        "{err:?}"
+    );
+    assert_eq!(err.reason(), "tls");
+    assert!(!err.retriable(), "{err:?}");
+    assert!(err.to_string().contains(what), "{err}");
+}
