@@ -24,6 +24,14 @@ pub enum AnalyzerError {
     /// A query failed (bad SQL is the caller's fault, see [`AnalyzerError::is_user_error`]).
     #[error("query: {0}")]
     Query(#[from] datafusion::error::DataFusionError),
+    /// An object store operation (local files or S3) failed.
+    #[error("object store: {what}: {source}")]
+    Store {
+        /// The operation and object key.
+        what: String,
+        /// The store's error.
+        source: object_store::Error,
+    },
     /// File I/O failed.
     #[error("{path}: {source}")]
     Io {

@@ -7,29 +7,29 @@
 //! sample) are read, re-sorted by series then time and written as one
 //! `<min>-<max>-<nanos>-c.parquet`, at most [`MAX_ROWS`] rows per file.
 //!
-//! Crash safety: the output is written as `.tmp` and renamed, and its
+//! Crash safety: the output is written in one atomic put, and its
 //! Parquet metadata names the files it replaces (`vigie.replaces`). Only
 //! then do the inputs leave the query snapshot (one swap under the state
 //! lock, so a query sees either the inputs or the output, never both);
 //! they are deleted by the next retention pass, like expired files, so a
 //! query that took its snapshot just before still finds them. If Vigie
-//! stops in between, [`finish_interrupted`] deletes at open the inputs
-//! that a compacted file names; if it stops before the rename, the `.tmp`
-//! is removed and the inputs are still whole.
+//! stops in between, [`finish_interrupted`] takes at open the inputs that
+//! a compacted file names out of the view (and deletes them at the next
+//! retention pass); if it stops before the put, the inputs are still
+//! whole.
 
 use std::collections::BTreeMap;
-use std::fs;
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use datafusion::arrow::array::RecordBatch;
+use object_store::{ObjectStore, ObjectStoreExt};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-use parquet::file::metadata::KeyValue;
-use parquet::file::reader::{FileReader, SerializedFileReader};
+use parquet::file::metadata::{FooterTail, KeyValue, ParquetMetaDataReader};
 use tracing::{info, warn};
 
-use super::{Files, Storage, io_err, time_range, write_sorted};
+use super::store::Store;
+use super::{DataFile, Files, Storage, time_range, write_sorted};
 use crate::AnalyzerError;
 use crate::metrics::ERRORS;
 
@@ -42,18 +42,18 @@ const REPLACES: &str = "vigie.replaces";
 
 /// Groups of files to merge: per window of their oldest sample, windows
 /// with more than one file that end at or before the newest sample stored.
-fn plan(files: &[PathBuf]) -> Vec<Vec<PathBuf>> {
+fn plan(files: &[DataFile]) -> Vec<Vec<DataFile>> {
     let Some(latest) = files
         .iter()
-        .filter_map(|f| time_range(f))
+        .filter_map(|f| time_range(f.name()))
         .map(|r| r.1)
         .max()
     else {
         return Vec::new();
     };
-    let mut windows: BTreeMap<i64, Vec<PathBuf>> = BTreeMap::new();
+    let mut windows: BTreeMap<i64, Vec<DataFile>> = BTreeMap::new();
     for f in files {
-        if let Some((min, _)) = time_range(f) {
+        if let Some((min, _)) = time_range(f.name()) {
             windows
                 .entry(min.div_euclid(WINDOW_MS))
                 .or_default()
@@ -67,9 +67,9 @@ fn plan(files: &[PathBuf]) -> Vec<Vec<PathBuf>> {
         .collect()
 }
 
-fn read(path: &Path, files: &Files) -> Result<Vec<RecordBatch>, AnalyzerError> {
-    let file = fs::File::open(path).map_err(io_err(path))?;
-    let reader = ParquetRecordBatchReaderBuilder::try_new(file)?
+fn read(file: &DataFile, files: &Files) -> Result<Vec<RecordBatch>, AnalyzerError> {
+    let bytes = files.store.get(&file.key)?;
+    let reader = ParquetRecordBatchReaderBuilder::try_new(bytes)?
         .with_batch_size(64 * 1024)
         .build()?;
     // Samples files hold values as decimals (storage::values).
@@ -90,12 +90,6 @@ fn read(path: &Path, files: &Files) -> Result<Vec<RecordBatch>, AnalyzerError> {
             }
         })
         .collect()
-}
-
-fn file_name(path: &Path) -> String {
-    path.file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default()
 }
 
 impl Files {
@@ -129,21 +123,16 @@ impl Files {
     /// Writes `batches` as one file replacing `inputs`, then swaps it in.
     /// Returns false (and removes the output) when retention took one of
     /// the inputs meanwhile.
-    fn merge(&self, batches: &[RecordBatch], inputs: &[PathBuf]) -> Result<bool, AnalyzerError> {
-        let names: Vec<String> = inputs.iter().map(|p| file_name(p)).collect();
+    fn merge(&self, batches: &[RecordBatch], inputs: &[DataFile]) -> Result<bool, AnalyzerError> {
+        let names: Vec<&str> = inputs.iter().map(DataFile::name).collect();
         let meta = vec![KeyValue::new(REPLACES.to_string(), names.join(","))];
-        let (out, rows) = write_sorted(
-            &self.dir,
-            &self.schema,
-            batches,
-            self.zstd_level,
-            "-c",
-            Some(meta),
-        )?;
+        let (out, rows) = write_sorted(self, batches, "-c", Some(meta))?;
         let mut state = self.lock();
         if !inputs.iter().all(|f| state.files.contains(f)) {
             drop(state);
-            let _ = fs::remove_file(&out);
+            if let Err(e) = self.store.delete(&out.key) {
+                warn!(error = %e, "cannot remove an unused compaction output");
+            }
             return Ok(false);
         }
         state.files.retain(|f| !inputs.contains(f));
@@ -151,7 +140,7 @@ impl Files {
         state.files.sort();
         state.doomed.extend(inputs.iter().cloned());
         drop(state);
-        info!(file = %out.display(), inputs = inputs.len(), rows, "compacted");
+        info!(file = %out.key, inputs = inputs.len(), rows, "compacted");
         Ok(true)
     }
 }
@@ -174,7 +163,7 @@ pub(super) fn spawn_if_due(files: &Arc<Files>) {
             move || {
                 if let Err(e) = files.compact_due() {
                     ERRORS.with_label_values(&["storage", "compaction"]).inc();
-                    warn!(dir = %files.dir.display(), error = %e, "compaction failed; inputs kept");
+                    warn!(prefix = %files.prefix, error = %e, "compaction failed; inputs kept");
                 }
                 files.compacting.store(false, Ordering::Release);
             }
@@ -185,45 +174,68 @@ pub(super) fn spawn_if_due(files: &Arc<Files>) {
     }
 }
 
-/// Deletes the inputs of compactions that were interrupted after their
-/// output was renamed into place (the output's metadata names them).
-/// Returns the files that remain, in order.
-pub(super) fn finish_interrupted(files: Vec<PathBuf>) -> Vec<PathBuf> {
+/// The names of the files compacted file `file` replaces (its
+/// `vigie.replaces` metadata), read from its footer only (two ranged
+/// reads).
+pub(super) async fn replaced_by(
+    store: Arc<dyn ObjectStore>,
+    file: DataFile,
+) -> Result<Vec<String>, object_store::Error> {
+    let parquet_err = |e: parquet::errors::ParquetError| object_store::Error::Generic {
+        store: "parquet",
+        source: Box::new(e),
+    };
+    const TAIL: u64 = 8;
+    let size = file.size;
+    let tail = store
+        .get_range(&file.key, size.saturating_sub(TAIL)..size)
+        .await?;
+    let tail: [u8; 8] = tail.as_ref().try_into().map_err(|_| {
+        parquet_err(parquet::errors::ParquetError::General(
+            "file shorter than a Parquet footer".into(),
+        ))
+    })?;
+    let len = FooterTail::try_new(&tail)
+        .map_err(parquet_err)?
+        .metadata_length() as u64;
+    let start = size.saturating_sub(TAIL + len);
+    let footer = store.get_range(&file.key, start..size - TAIL).await?;
+    let meta = ParquetMetaDataReader::decode_metadata(&footer).map_err(parquet_err)?;
+    let kv = meta.file_metadata().key_value_metadata();
+    Ok(kv
+        .into_iter()
+        .flatten()
+        .filter(|entry| entry.key == REPLACES)
+        .filter_map(|entry| entry.value.as_deref())
+        .flat_map(|v| v.split(',').map(str::to_string))
+        .collect())
+}
+
+/// Splits `files` (in order) into the files to serve and the inputs of
+/// compactions that were interrupted after their output was written (the
+/// output's metadata names them): those leave the view and are deleted at
+/// the next retention pass.
+pub(super) fn finish_interrupted(
+    store: &Store,
+    files: Vec<DataFile>,
+) -> (Vec<DataFile>, Vec<DataFile>) {
     let mut replaced = std::collections::HashSet::new();
-    for f in files
-        .iter()
-        .filter(|f| file_name(f).ends_with("-c.parquet"))
-    {
-        let meta = fs::File::open(f)
-            .ok()
-            .and_then(|file| SerializedFileReader::new(file).ok());
-        let Some(reader) = meta else {
-            continue;
-        };
-        let kv = reader.metadata().file_metadata().key_value_metadata();
-        for entry in kv.into_iter().flatten() {
-            if entry.key == REPLACES
-                && let Some(v) = &entry.value
-            {
-                replaced.extend(v.split(',').map(str::to_string));
-            }
+    for f in files.iter().filter(|f| f.name().ends_with("-c.parquet")) {
+        let file = f.clone();
+        match store.block_on(format!("reading the footer of {}", f.key), |object| {
+            replaced_by(object, file)
+        }) {
+            Ok(names) => replaced.extend(names),
+            Err(e) => warn!(error = %e, "cannot read a compacted file's metadata"),
         }
     }
-    files
-        .into_iter()
-        .filter(|f| {
-            if !replaced.contains(&file_name(f)) {
-                return true;
-            }
-            warn!(file = %f.display(), "removing input of an interrupted compaction");
-            if let Err(e) = fs::remove_file(f)
-                && e.kind() != std::io::ErrorKind::NotFound
-            {
-                warn!(file = %f.display(), error = %e, "cannot remove compacted input");
-            }
-            false
-        })
-        .collect()
+    files.into_iter().partition(|f| {
+        if !replaced.contains(f.name()) {
+            return true;
+        }
+        warn!(file = %f.key, "input of an interrupted compaction; deleted at the next retention pass");
+        false
+    })
 }
 
 impl Storage {
@@ -278,7 +290,10 @@ mod tests {
 
     #[test]
     fn plans_only_closed_windows_with_several_files() {
-        let f = |min: i64, max: i64| PathBuf::from(format!("/d/{min:015}-{max:015}-1.parquet"));
+        let f = |min: i64, max: i64| DataFile {
+            key: format!("d/{min:015}-{max:015}-1.parquet").into(),
+            size: 1,
+        };
         let files = vec![
             f(0, H),
             f(H, 2 * H - 1),
@@ -310,10 +325,14 @@ mod tests {
         assert_eq!(storage.compact().expect("compact"), 1);
         let files = storage.files();
         assert_eq!(files.len(), 2);
-        assert!(file_name(&files[0]).ends_with("-c.parquet"), "{files:?}");
+        assert!(
+            files[0].to_string_lossy().ends_with("-c.parquet"),
+            "{files:?}"
+        );
         assert_eq!(rows(&storage).await, 4 * 240 + 10, "no row lost or doubled");
         let mut keys = Vec::new();
-        for b in read(&files[0], &storage.store).expect("read") {
+        let first = storage.store.lock().files[0].clone();
+        for b in read(&first, &storage.store).expect("read") {
             let ids = column::<UInt64Array>(&b, "series_id").expect("ids");
             let ts = column::<TimestampMillisecondArray>(&b, "ts").expect("ts");
             keys.extend((0..b.num_rows()).map(|i| (ids.value(i), ts.value(i))));
@@ -327,7 +346,7 @@ mod tests {
         storage
             .apply_retention(0, std::time::Duration::ZERO, 0)
             .expect("retention");
-        let on_disk = fs::read_dir(dir.path().join("samples"))
+        let on_disk = std::fs::read_dir(dir.path().join("samples"))
             .expect("dir")
             .count();
         assert_eq!(on_disk, 2);
@@ -352,8 +371,12 @@ mod tests {
         };
         assert!(inputs[0].exists() && inputs[1].exists());
         let storage = Arc::new(Storage::open(dir.path(), 3).expect("reopen"));
+        assert_eq!(storage.files().len(), 2, "the inputs left the view");
+        assert_eq!(rows(&storage).await, 30, "no row doubled");
+        storage
+            .apply_retention(0, std::time::Duration::ZERO, 0)
+            .expect("retention");
         assert!(!inputs[0].exists() && !inputs[1].exists());
-        assert_eq!(storage.files().len(), 2);
         assert_eq!(rows(&storage).await, 30);
     }
 

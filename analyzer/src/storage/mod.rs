@@ -1,9 +1,10 @@
 //! Sample storage: an in-memory head of Arrow batches plus Parquet files.
 //!
 //! Appends go to the head. [`Storage::flush`] sorts the head by series id
-//! then time and writes it as one zstd-compressed Parquet file under
-//! `<data_dir>/samples/` (written to a `.tmp` name, then renamed, so a
-//! reader never sees half a file), named `<min ts>-<max ts>-<nanos>.parquet`.
+//! then time and writes it as one zstd-compressed Parquet object under
+//! `samples/` of the store (module `store`: a local directory, by default
+//! the data dir, or an S3-compatible bucket; one atomic put, so a reader
+//! never sees half a file), named `<min ts>-<max ts>-<nanos>.parquet`.
 //! Queries see the files and the head through one consistent snapshot, so
 //! a row is never missing or doubled while a flush runs.
 //!
@@ -17,16 +18,16 @@
 //! the window's flush files into one file, re-sorted by series then time.
 //!
 //! Log records (logs schema, see [`vigie_model::log_schema`]) live in a
-//! second store of the same kind under `<data_dir>/logs/` ([`Storage::logs`],
+//! second store of the same kind under `logs/` ([`Storage::logs`],
 //! sorted by time only); SQL sees them as table `logs`.
 
 mod compact;
 mod query;
 mod retention;
 mod select;
+mod store;
 mod values;
 
-use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -36,6 +37,8 @@ use datafusion::arrow::compute::{
     SortColumn, concat_batches, lexsort_to_indices, take_record_batch,
 };
 use datafusion::arrow::datatypes::SchemaRef;
+use object_store::ObjectStore;
+use object_store::path::Path as ObjPath;
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, Encoding, ZstdLevel};
 use parquet::file::metadata::KeyValue;
@@ -47,6 +50,23 @@ use vigie_model::schema::{col, metrics_schema};
 
 use crate::AnalyzerError;
 use crate::metrics::{FLUSHES, HEAD_ROWS, STORED};
+use store::Store;
+
+/// A data file in the store: its key and size in bytes.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct DataFile {
+    /// Object key, e.g. `samples/<min>-<max>-<nanos>.parquet`.
+    pub(crate) key: ObjPath,
+    /// Size in bytes.
+    pub(crate) size: u64,
+}
+
+impl DataFile {
+    /// The file name (the key's last part).
+    pub(crate) fn name(&self) -> &str {
+        self.key.filename().unwrap_or_default()
+    }
+}
 
 #[derive(Default)]
 struct State {
@@ -56,9 +76,9 @@ struct State {
     /// Batches being written by a flush; still served by queries.
     flushing: Vec<RecordBatch>,
     /// Parquet files, oldest first.
-    files: Vec<PathBuf>,
+    files: Vec<DataFile>,
     /// Files retention removed from queries, deleted on its next pass.
-    doomed: Vec<PathBuf>,
+    doomed: Vec<DataFile>,
 }
 
 /// Rows per Parquet row group: a 2 h window of 1,000 series at 15 s is
@@ -67,7 +87,9 @@ const ROW_GROUP_ROWS: usize = 1024 * 1024;
 
 /// What a store's files need, shared with the background compaction.
 struct Files {
-    dir: PathBuf,
+    store: Arc<Store>,
+    /// Key prefix of this store's files (`samples` or `logs`).
+    prefix: ObjPath,
     schema: SchemaRef,
     zstd_level: i32,
     state: Mutex<State>,
@@ -86,7 +108,6 @@ impl Files {
 /// Where samples (and, in [`Storage::logs`], log records) live.
 pub struct Storage {
     store: Arc<Files>,
-    dir: PathBuf,
     schema: SchemaRef,
     /// The logs store, beside a samples store.
     logs: Option<Box<Storage>>,
@@ -104,9 +125,9 @@ pub type TableSource = Arc<dyn Fn() -> Result<(SchemaRef, Vec<RecordBatch>), Str
 
 /// The time range `(min, max)` in ms a data file holds, from its name
 /// (`<min ms>-<max ms>-<nanos>[-c].parquet`, as flushes and compactions
-/// write it). `None` for other names.
-pub(crate) fn time_range(path: &Path) -> Option<(i64, i64)> {
-    let name = path.file_stem()?.to_str()?;
+/// write it; a key's directories are ignored). `None` for other names.
+pub(crate) fn time_range(name: &str) -> Option<(i64, i64)> {
+    let name = name.rsplit('/').next()?;
     let mut parts = name.split('-');
     let min = parts.next()?.parse().ok()?;
     let max = parts.next()?.parse().ok()?;
@@ -117,13 +138,13 @@ pub(crate) fn time_range(path: &Path) -> Option<(i64, i64)> {
 /// optional), by the time range in their name; files named otherwise are
 /// kept.
 pub(crate) fn files_overlapping(
-    files: Vec<PathBuf>,
+    files: Vec<DataFile>,
     start_ms: Option<i64>,
     end_ms: Option<i64>,
-) -> Vec<PathBuf> {
+) -> Vec<DataFile> {
     files
         .into_iter()
-        .filter(|f| match time_range(f) {
+        .filter(|f| match time_range(f.name()) {
             Some((min, max)) => {
                 start_ms.is_none_or(|s| max >= s) && end_ms.is_none_or(|e| min <= e)
             }
@@ -153,17 +174,16 @@ fn writer_props(zstd_level: i32, metadata: Option<Vec<KeyValue>>) -> WriterPrope
 }
 
 /// Sorts `batches` by series id (when the schema has one) then time and
-/// writes them as one Parquet file in `dir`: to `<name>.tmp`, then renamed.
-/// `suffix` goes before `.parquet` (`"-c"` for compactions). Returns the
-/// file and its row count.
+/// writes them as one Parquet object under the prefix of `files`, in one
+/// atomic put. `suffix` goes before `.parquet` (`"-c"` for compactions).
+/// Returns the file and its row count.
 fn write_sorted(
-    dir: &Path,
-    schema: &SchemaRef,
+    files: &Files,
     batches: &[RecordBatch],
-    zstd_level: i32,
     suffix: &str,
     metadata: Option<Vec<KeyValue>>,
-) -> Result<(PathBuf, usize), AnalyzerError> {
+) -> Result<(DataFile, usize), AnalyzerError> {
+    let schema = &files.schema;
     let all = concat_batches(schema, batches)?;
     let mut sort = Vec::with_capacity(2);
     if let Some(ids) = all.column_by_name(col::SERIES_ID) {
@@ -197,73 +217,92 @@ fn write_sorted(
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos())
         .unwrap_or(0);
-    let name = format!("{min:015}-{max:015}-{nanos}{suffix}.parquet");
-    let path = dir.join(&name);
-    let tmp = dir.join(format!("{name}.tmp"));
-    let file = fs::File::create(&tmp).map_err(io_err(&tmp))?;
-    let mut writer = ArrowWriter::try_new(file, schema, Some(writer_props(zstd_level, metadata)))?;
+    let key = files
+        .prefix
+        .clone()
+        .join(format!("{min:015}-{max:015}-{nanos}{suffix}.parquet"));
+    let mut buf = Vec::new();
+    let mut writer = ArrowWriter::try_new(
+        &mut buf,
+        schema,
+        Some(writer_props(files.zstd_level, metadata)),
+    )?;
     writer.write(&sorted)?;
     writer.close()?;
-    fs::rename(&tmp, &path).map_err(io_err(&path))?;
-    Ok((path, sorted.num_rows()))
-}
-
-fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> AnalyzerError + '_ {
-    move |source| AnalyzerError::Io {
-        path: path.to_path_buf(),
-        source,
-    }
+    let size = buf.len() as u64;
+    files.store.put(&key, buf)?;
+    Ok((DataFile { key, size }, sorted.num_rows()))
 }
 
 impl Storage {
-    /// Opens (or creates) the storage under `data_dir`, removing leftovers
-    /// of interrupted flushes.
-    /// Log records go to a second store under `<data_dir>/logs/`.
+    /// Opens (or creates) the storage in the local directory `data_dir`
+    /// (samples under `samples/`, log records under `logs/`), removing
+    /// leftovers of interrupted flushes.
     pub fn open(data_dir: &Path, zstd_level: i32) -> Result<Self, AnalyzerError> {
-        let logs = Self::open_dir(data_dir.join("logs"), logs_schema(), None, zstd_level)?;
-        Self::open_dir(
-            data_dir.join("samples"),
+        Self::open_in(Arc::new(Store::local(data_dir)?), zstd_level)
+    }
+
+    /// Opens the storage kept in `store` (e.g. an S3 bucket, or
+    /// `object_store::memory::InMemory`): samples under `samples/`, log
+    /// records under `logs/`.
+    pub fn open_store(store: Arc<dyn ObjectStore>, zstd_level: i32) -> Result<Self, AnalyzerError> {
+        Self::open_in(Arc::new(Store::new(store, None)?), zstd_level)
+    }
+
+    fn open_in(store: Arc<Store>, zstd_level: i32) -> Result<Self, AnalyzerError> {
+        let logs = Self::open_prefix(store.clone(), "logs", logs_schema(), None, zstd_level)?;
+        Self::open_prefix(
+            store,
+            "samples",
             metrics_schema(),
             Some(Box::new(logs)),
             zstd_level,
         )
     }
 
-    fn open_dir(
-        dir: PathBuf,
+    fn open_prefix(
+        store: Arc<Store>,
+        prefix: &str,
         schema: SchemaRef,
         logs: Option<Box<Storage>>,
         zstd_level: i32,
     ) -> Result<Self, AnalyzerError> {
-        fs::create_dir_all(&dir).map_err(io_err(&dir))?;
+        let prefix = ObjPath::from(prefix);
         let mut files = Vec::new();
-        for entry in fs::read_dir(&dir).map_err(io_err(&dir))? {
-            let path = entry.map_err(io_err(&dir))?.path();
-            match path.extension().and_then(|e| e.to_str()) {
-                Some("parquet") => files.push(path),
-                Some("tmp") => {
-                    warn!(file = %path.display(), "removing interrupted flush");
-                    let _ = fs::remove_file(&path);
+        for meta in store.list_blocking(&prefix)? {
+            let file = DataFile {
+                key: meta.location,
+                size: meta.size,
+            };
+            let name = file.name();
+            if name.ends_with(".parquet") {
+                files.push(file);
+            } else if name.ends_with(".tmp") {
+                // Left by a flush of the versions that wrote a `.tmp` file
+                // and renamed it.
+                warn!(file = %file.key, "removing interrupted flush");
+                if let Err(e) = store.delete(&file.key) {
+                    warn!(error = %e, "cannot remove an interrupted flush");
                 }
-                _ => {}
             }
         }
         files.sort();
-        let files = compact::finish_interrupted(files);
-        info!(dir = %dir.display(), files = files.len(), "storage opened");
+        let (files, doomed) = compact::finish_interrupted(&store, files);
+        info!(prefix = %prefix, files = files.len(), "storage opened");
         Ok(Self {
             store: Arc::new(Files {
-                dir: dir.clone(),
+                store,
+                prefix,
                 schema: schema.clone(),
                 zstd_level,
                 state: Mutex::new(State {
                     files,
+                    doomed,
                     ..State::default()
                 }),
                 compact_lock: Mutex::new(()),
                 compacting: AtomicBool::new(false),
             }),
-            dir,
             schema,
             logs,
             flush_lock: Mutex::new(()),
@@ -309,9 +348,14 @@ impl Storage {
         self.lock().head_rows
     }
 
-    /// Parquet files written so far.
+    /// Parquet files written so far, oldest first: their paths on disk
+    /// for a local store, their object keys for another store.
     pub fn files(&self) -> Vec<PathBuf> {
-        self.lock().files.clone()
+        let files = self.lock().files.clone();
+        files
+            .iter()
+            .map(|f| self.store.store.locate(&f.key))
+            .collect()
     }
 
     /// Writes the head to a new Parquet file. Blocking: call it from
@@ -333,11 +377,12 @@ impl Storage {
             batches
         };
         match self.write_file(&batches) {
-            Ok(path) => {
+            Ok(file) => {
+                let path = self.store.store.locate(&file.key);
                 {
                     let mut state = self.lock();
                     state.flushing.clear();
-                    state.files.push(path.clone());
+                    state.files.push(file);
                     state.files.sort();
                     HEAD_ROWS.set(state.head_rows as i64);
                 }
@@ -359,21 +404,14 @@ impl Storage {
         }
     }
 
-    fn write_file(&self, batches: &[RecordBatch]) -> Result<PathBuf, AnalyzerError> {
-        let (path, rows) = write_sorted(
-            &self.dir,
-            &self.schema,
-            batches,
-            self.store.zstd_level,
-            "",
-            None,
-        )?;
-        info!(file = %path.display(), rows, "flushed head to parquet");
-        Ok(path)
+    fn write_file(&self, batches: &[RecordBatch]) -> Result<DataFile, AnalyzerError> {
+        let (file, rows) = write_sorted(&self.store, batches, "", None)?;
+        info!(file = %file.key, rows, "flushed head to parquet");
+        Ok(file)
     }
 
     /// A consistent view: Parquet files plus in-memory batches.
-    fn snapshot(&self) -> (Vec<PathBuf>, Vec<RecordBatch>) {
+    fn snapshot(&self) -> query::Snapshot {
         let state = self.lock();
         let mut batches = state.flushing.clone();
         batches.extend(state.head.iter().cloned());
@@ -406,7 +444,7 @@ impl Storage {
             })?;
             extra.push((name, schema, batches));
         }
-        query::run_with_logs(query, files, head, logs, extra).await
+        query::run_with_logs(&self.store.store, query, files, head, logs, extra).await
     }
 }
 

@@ -1,43 +1,46 @@
 //! DataFusion over a storage snapshot.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::datasource::MemTable;
 use datafusion::datasource::file_format::parquet::ParquetFormat;
-use datafusion::datasource::listing::{
-    ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
-};
+use datafusion::datasource::listing::{ListingOptions, ListingTable, ListingTableConfig};
 use datafusion::execution::context::SQLOptions;
 use datafusion::prelude::SessionContext;
 use vigie_model::schema::{col, metrics_schema};
 
+use super::DataFile;
+use super::store::Store;
 use crate::AnalyzerError;
 
 /// A table's Parquet files and in-memory batches.
-pub(super) type Snapshot = (Vec<PathBuf>, Vec<RecordBatch>);
+pub(super) type Snapshot = (Vec<DataFile>, Vec<RecordBatch>);
 
-/// Runs `query` with `samples` = the files plus the in-memory batches.
+/// Runs `query` with `samples` = the files (in `store`) plus the
+/// in-memory batches.
 pub(super) async fn run(
+    store: &Store,
     query: &str,
-    files: Vec<PathBuf>,
+    files: Vec<DataFile>,
     head: Vec<RecordBatch>,
 ) -> Result<Vec<RecordBatch>, AnalyzerError> {
-    run_with_logs(query, files, head, None, Vec::new()).await
+    run_with_logs(store, query, files, head, None, Vec::new()).await
 }
 
 /// Like [`run`], plus table `logs` from its schema, files and batches,
 /// and in-memory `extra` tables (name, schema, rows).
 pub(super) async fn run_with_logs(
+    store: &Store,
     query: &str,
-    files: Vec<PathBuf>,
+    files: Vec<DataFile>,
     head: Vec<RecordBatch>,
     logs: Option<(SchemaRef, Snapshot)>,
     extra: Vec<(String, SchemaRef, Vec<RecordBatch>)>,
 ) -> Result<Vec<RecordBatch>, AnalyzerError> {
     let ctx = SessionContext::new();
+    ctx.register_object_store(Store::url().as_ref(), store.object());
     register(&ctx, "samples", metrics_schema(), files, head).await?;
     if let Some((schema, (files, head))) = logs {
         register(&ctx, "logs", schema, files, head).await?;
@@ -58,7 +61,7 @@ async fn register(
     ctx: &SessionContext,
     name: &str,
     schema: SchemaRef,
-    files: Vec<PathBuf>,
+    files: Vec<DataFile>,
     head: Vec<RecordBatch>,
 ) -> Result<(), AnalyzerError> {
     // The samples files store values as decimals (storage::values).
@@ -70,7 +73,7 @@ async fn register(
         ctx.register_table(format!("{name}_head"), Arc::new(mem))?;
         let urls = files
             .iter()
-            .map(|p| ListingTableUrl::parse(p.to_string_lossy()))
+            .map(|f| Store::table_url(&f.key))
             .collect::<Result<Vec<_>, _>>()?;
         let options =
             ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension(".parquet");

@@ -5,8 +5,6 @@
 //! next pass, so a query that took its snapshot just before still finds
 //! it.
 
-use std::fs;
-use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use tracing::{info, warn};
@@ -16,8 +14,8 @@ use crate::AnalyzerError;
 use crate::metrics::ERRORS;
 
 /// The newest timestamp a file holds, from its name.
-fn max_ts(path: &Path) -> Option<i64> {
-    super::time_range(path).map(|r| r.1)
+fn max_ts(name: &str) -> Option<i64> {
+    super::time_range(name).map(|r| r.1)
 }
 
 impl Storage {
@@ -39,19 +37,18 @@ impl Storage {
             let mut leaving = Vec::new();
             let cutoff = now_ms.saturating_sub(max_age.as_millis() as i64);
             for f in std::mem::take(&mut state.files) {
-                if !max_age.is_zero() && max_ts(&f).is_some_and(|t| t < cutoff) {
+                if !max_age.is_zero() && max_ts(f.name()).is_some_and(|t| t < cutoff) {
                     leaving.push(f);
                 } else {
                     keep.push(f);
                 }
             }
             if max_bytes > 0 {
-                let size = |p: &PathBuf| fs::metadata(p).map(|m| m.len()).unwrap_or(0);
-                let mut total: u64 = keep.iter().map(size).sum();
+                let mut total: u64 = keep.iter().map(|f| f.size).sum();
                 // Files are kept oldest first; drop from the front.
                 let mut first_kept = 0;
                 while total > max_bytes && first_kept < keep.len() {
-                    total = total.saturating_sub(size(&keep[first_kept]));
+                    total = total.saturating_sub(keep[first_kept].size);
                     first_kept += 1;
                 }
                 leaving.extend(keep.drain(..first_kept));
@@ -62,15 +59,13 @@ impl Storage {
             old
         };
         for f in doomed {
-            if let Err(e) = fs::remove_file(&f)
-                && e.kind() != std::io::ErrorKind::NotFound
-            {
+            if let Err(e) = self.store.store.delete(&f.key) {
                 ERRORS.with_label_values(&["storage", "retention"]).inc();
-                warn!(file = %f.display(), error = %e, "cannot delete expired file");
+                warn!(file = %f.key, error = %e, "cannot delete expired file");
             }
         }
         if dropped > 0 {
-            info!(dir = %self.dir.display(), files = dropped, "retention dropped files");
+            info!(prefix = %self.store.prefix, files = dropped, "retention dropped files");
         }
         if let Some(logs) = self.logs() {
             dropped += logs.apply_retention(now_ms, max_age, max_bytes)?;
@@ -133,7 +128,7 @@ mod tests {
             storage.append(batch(i * 1_000));
             files.push(storage.flush().expect("flush").expect("file"));
         }
-        let one = fs::metadata(&files[2]).expect("meta").len();
+        let one = std::fs::metadata(&files[2]).expect("meta").len();
         storage
             .apply_retention(0, Duration::ZERO, one + one / 2)
             .expect("retention");
@@ -143,9 +138,9 @@ mod tests {
     #[test]
     fn reads_the_newest_timestamp_from_the_name() {
         assert_eq!(
-            max_ts(Path::new("/d/000000000001000-000000000002000-77.parquet")),
+            max_ts("d/000000000001000-000000000002000-77.parquet"),
             Some(2000)
         );
-        assert_eq!(max_ts(Path::new("/d/junk.parquet")), None);
+        assert_eq!(max_ts("d/junk.parquet"), None);
     }
 }

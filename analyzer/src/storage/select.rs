@@ -69,7 +69,7 @@ impl Storage {
         // Files whose name says they hold nothing in the span are not even
         // handed to DataFusion.
         let files = super::files_overlapping(files, start_ms, end_ms);
-        let batches = query::run(&sql, files, head).await?;
+        let batches = query::run(&self.store.store, &sql, files, head).await?;
         // series id -> index in `out`, or None when the matchers reject it.
         let mut index: HashMap<u64, Option<usize>> = HashMap::new();
         let mut out: Selected = Vec::new();

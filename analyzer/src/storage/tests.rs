@@ -222,8 +222,12 @@ async fn select_series_skips_files_outside_the_span_before_datafusion() {
 
 #[test]
 fn files_overlapping_reads_ranges_from_names() {
-    let f = |a: i64, b: i64| PathBuf::from(format!("/d/{a:015}-{b:015}-1.parquet"));
-    let files = vec![f(0, 10), f(20, 30), PathBuf::from("/d/other.parquet")];
+    let file = |key: String| DataFile {
+        key: key.into(),
+        size: 1,
+    };
+    let f = |a: i64, b: i64| file(format!("d/{a:015}-{b:015}-1.parquet"));
+    let files = vec![f(0, 10), f(20, 30), file("d/other.parquet".into())];
     assert_eq!(
         files_overlapping(files.clone(), Some(11), Some(19)),
         vec![files[2].clone()]
@@ -233,4 +237,72 @@ fn files_overlapping_reads_ranges_from_names() {
         files_overlapping(files.clone(), None, Some(5)),
         vec![files[0].clone(), files[2].clone()]
     );
+}
+
+/// The object keys under `prefix` of `store`.
+async fn keys(store: &Arc<dyn ObjectStore>, prefix: &str) -> Vec<String> {
+    use futures::TryStreamExt;
+    let mut keys: Vec<String> = store
+        .list(Some(&ObjPath::from(prefix)))
+        .map_ok(|m| m.location.to_string())
+        .try_collect()
+        .await
+        .expect("list");
+    keys.sort();
+    keys
+}
+
+#[tokio::test]
+async fn flush_compaction_and_retention_work_on_any_object_store() {
+    let store: Arc<dyn ObjectStore> = Arc::new(object_store::memory::InMemory::new());
+    let storage = Arc::new(Storage::open_store(store.clone(), 3).expect("open"));
+    let files = four_windows(&storage);
+    assert_eq!(files.len(), 4);
+    assert_eq!(keys(&store, "samples").await.len(), 4);
+    assert!(
+        files[0].starts_with("samples/"),
+        "a remote file is named by its key: {files:?}"
+    );
+    storage.append(batch("c", 0, 3));
+    assert_eq!(
+        count(&storage, "SELECT count(*) FROM samples").await,
+        4 * 240 + 3
+    );
+    assert_eq!(
+        count(
+            &storage,
+            "SELECT count(*) FROM samples WHERE labels['job'] = 'b'"
+        )
+        .await,
+        4 * 120
+    );
+    storage.flush().expect("flush");
+    // The 0 h window now has two files: the compaction merges them.
+    assert_eq!(storage.compact().expect("compact"), 1);
+    assert_eq!(
+        keys(&store, "samples").await.len(),
+        6,
+        "inputs kept until retention"
+    );
+    storage
+        .apply_retention(0, std::time::Duration::ZERO, 0)
+        .expect("retention");
+    let left = keys(&store, "samples").await;
+    assert_eq!(left.len(), 4, "{left:?}");
+    assert!(left.iter().any(|k| k.ends_with("-c.parquet")), "{left:?}");
+    assert_eq!(
+        count(&storage, "SELECT count(*) FROM samples").await,
+        4 * 240 + 3
+    );
+}
+
+#[tokio::test]
+async fn a_second_storage_on_the_same_store_sees_the_files() {
+    let store: Arc<dyn ObjectStore> = Arc::new(object_store::memory::InMemory::new());
+    let writer = Storage::open_store(store.clone(), 3).expect("open");
+    writer.append(batch("a", 0, 10));
+    writer.flush().expect("flush");
+    let reader = Arc::new(Storage::open_store(store, 3).expect("open again"));
+    assert_eq!(reader.files().len(), 1);
+    assert_eq!(count(&reader, "SELECT count(*) FROM samples").await, 10);
 }
