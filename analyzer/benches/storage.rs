@@ -2,7 +2,9 @@
 //!
 //! Generates node_exporter-like series (10 nodes × 100 series: CPU seconds
 //! in 1/100 s ticks, memory and filesystem bytes, network and disk
-//! counters, load averages, `node_time_seconds`) scraped every 15 s for
+//! counters, load averages, `node_time_seconds`; plus, per node, a classic
+//! histogram `http_request_duration_seconds` of 12 buckets, `_sum` and
+//! `_count`, so 1,140 series in all) scraped every 15 s for
 //! 24 h, appends them to a [`Storage`] scrape by scrape, flushes every
 //! 60 s as the analyzer does by default (`analyzer.flush_interval`), and
 //! prints the size of the Parquet files per sample: as flushed, then after
@@ -11,7 +13,10 @@
 //! `cargo bench -p vigie-analyzer --bench storage`
 //!
 //! Environment: `VIGIE_BENCH_HOURS` (default 24), `VIGIE_BENCH_NODES`
-//! (default 10), `VIGIE_BENCH_DATA=DIR` to keep the data directory, and `VIGIE_BENCH_EXPORT=DIR` to also write the same
+//! (default 10), `VIGIE_BENCH_HISTOGRAMS=0` to leave the histograms out
+//! (the 1,000 node series alone), `VIGIE_BENCH_DATA=DIR` to keep the data
+//! directory (`DIR/samples/`, a data dir `vigie run` opens), and
+//! `VIGIE_BENCH_EXPORT=DIR` to also write the same
 //! samples as OpenMetrics text (`DIR/node.om`, seconds, for
 //! `promtool tsdb create-blocks-from openmetrics`) and as Prometheus text
 //! with millisecond timestamps (`DIR/node.prom`, for VictoriaMetrics'
@@ -47,6 +52,47 @@ enum Kind {
     },
     /// Wall-clock seconds with nanosecond noise, like `node_time_seconds`.
     Clock,
+    /// Series `part` of histogram `hist` (see [`Histogram`]).
+    Hist { hist: usize, part: usize },
+}
+
+/// Upper bounds (`le`) of the request-latency histogram's buckets, in ms;
+/// the last bucket, `+Inf`, follows.
+const BUCKETS_MS: [u64; 11] = [5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000];
+
+/// A classic histogram of request latencies, as a client library exposes
+/// it: cumulative `_bucket` counters (one per [`BUCKETS_MS`] bound, then
+/// `+Inf`), `_sum` (seconds) and `_count`.
+#[derive(Default)]
+struct Histogram {
+    /// Requests per bucket (not cumulative), `+Inf` last.
+    buckets: [u64; BUCKETS_MS.len() + 1],
+    sum_ms: u64,
+}
+
+impl Histogram {
+    /// Series parts: the buckets, then `_sum`, then `_count`.
+    const PARTS: usize = BUCKETS_MS.len() + 3;
+
+    /// Observes one scrape interval's requests: up to 200, latencies
+    /// skewed towards a few ms (whole ms, as a server measures them).
+    fn step(&mut self, rng: &mut fastrand::Rng) {
+        for _ in 0..rng.u64(0..=200) {
+            let ms = 10f64.powf(4.3 * rng.f64() * rng.f64()).round() as u64;
+            let b = BUCKETS_MS.partition_point(|&le| le < ms);
+            self.buckets[b] += 1;
+            self.sum_ms += ms;
+        }
+    }
+
+    /// The value of series `part`.
+    fn value(&self, part: usize) -> f64 {
+        match part {
+            p if p <= BUCKETS_MS.len() => self.buckets[..=p].iter().sum::<u64>() as f64,
+            p if p == BUCKETS_MS.len() + 1 => scaled(self.sum_ms as f64, 0.001),
+            _ => self.buckets.iter().sum::<u64>() as f64,
+        }
+    }
 }
 
 struct Series {
@@ -66,7 +112,7 @@ impl Series {
                 let span = ((hi - lo) / unit) as i64;
                 scaled((lo / unit).round() + rng.i64(0..=span.max(0)) as f64, unit)
             }
-            Kind::Clock => 0.0,
+            Kind::Clock | Kind::Hist { .. } => 0.0,
         };
         let units = match kind {
             Kind::Counter { max, .. } => rng.u64(0..=max.saturating_mul(10_000)),
@@ -81,7 +127,7 @@ impl Series {
         }
     }
 
-    fn step(&mut self, ts_ms: i64, rng: &mut fastrand::Rng) -> f64 {
+    fn step(&mut self, ts_ms: i64, rng: &mut fastrand::Rng, hists: &[Histogram]) -> f64 {
         match self.kind {
             Kind::Const(v) => v,
             Kind::Counter { max, scale } => {
@@ -100,6 +146,7 @@ impl Series {
                 self.value
             }
             Kind::Clock => (ts_ms as f64 + rng.f64()) / 1000.0,
+            Kind::Hist { hist, part } => hists[hist].value(part),
         }
     }
 }
@@ -349,6 +396,33 @@ fn node(instance: &str, rng: &mut fastrand::Rng) -> Vec<Series> {
     out
 }
 
+/// The [`Histogram::PARTS`] series of histogram `hist`,
+/// `http_request_duration_seconds`, of one target.
+fn histogram(instance: &str, hist: usize) -> Vec<Series> {
+    let base = || Labels::new().with("instance", instance).with("job", "node");
+    let name = "http_request_duration_seconds";
+    (0..Histogram::PARTS)
+        .map(|part| {
+            let (name, labels) = match part {
+                p if p < BUCKETS_MS.len() => (
+                    format!("{name}_bucket"),
+                    base().with("le", (BUCKETS_MS[p] as f64 / 1000.0).to_string()),
+                ),
+                p if p == BUCKETS_MS.len() => (format!("{name}_bucket"), base().with("le", "+Inf")),
+                p if p == BUCKETS_MS.len() + 1 => (format!("{name}_sum"), base()),
+                _ => (format!("{name}_count"), base()),
+            };
+            Series {
+                name,
+                labels,
+                kind: Kind::Hist { hist, part },
+                units: 0,
+                value: 0.0,
+            }
+        })
+        .collect()
+}
+
 fn env_or(name: &str, default: i64) -> i64 {
     std::env::var(name)
         .ok()
@@ -383,10 +457,22 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let hours = env_or("VIGIE_BENCH_HOURS", if quick { 1 } else { 24 });
     let nodes = env_or("VIGIE_BENCH_NODES", 10);
     let export = std::env::var_os("VIGIE_BENCH_EXPORT").map(std::path::PathBuf::from);
+    let with_histograms = env_or("VIGIE_BENCH_HISTOGRAMS", 1) != 0;
     let mut rng = fastrand::Rng::with_seed(15);
-    let mut series: Vec<Series> = (0..nodes)
-        .flat_map(|n| node(&format!("10.0.{}.{}:9100", n / 250, n % 250 + 1), &mut rng))
-        .collect();
+    // Histograms draw from their own generator, so the node series are the
+    // same with or without them.
+    let mut hist_rng = fastrand::Rng::with_seed(16);
+    let mut hists: Vec<Histogram> = Vec::new();
+    let mut series: Vec<Series> = Vec::new();
+    for n in 0..nodes {
+        let instance = format!("10.0.{}.{}:9100", n / 250, n % 250 + 1);
+        series.extend(node(&instance, &mut rng));
+        if with_histograms {
+            series.extend(histogram(&instance, hists.len()));
+            hists.push(Histogram::default());
+        }
+    }
+    let per_node = series.len() / nodes.max(1) as usize;
     let steps = hours * 3600 * 1000 / STEP_MS;
     let dir = tempfile::tempdir()?;
     let data = std::env::var_os("VIGIE_BENCH_DATA")
@@ -409,11 +495,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let started = std::time::Instant::now();
     let mut line = String::new();
     let mut total = 0u64;
-    for step in 0..steps {
+    // One more scrape after the day, the first of the next, closes the
+    // last window.
+    for step in 0..=steps {
         let ts = START_MS + step * STEP_MS;
+        for h in &mut hists {
+            h.step(&mut hist_rng);
+        }
         let mut samples = Vec::with_capacity(series.len());
         for s in &mut series {
-            let v = s.step(ts, &mut rng);
+            let v = s.step(ts, &mut rng, &hists);
             if let (Some(om), Some(prom)) = (&mut om, &mut prom) {
                 line.clear();
                 exposition(&mut line, s, v);
@@ -424,29 +515,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
         total += samples.len() as u64;
         // One batch per node, as one scrape per target arrives.
-        for chunk in samples.chunks(100) {
+        for chunk in samples.chunks(per_node) {
             storage.append(samples_to_batch(chunk)?);
         }
-        if (step + 1) % FLUSH_EVERY == 0 {
+        if (step + 1) % FLUSH_EVERY == 0 || step == steps {
             storage.flush()?;
         }
     }
-    // One more scrape, the first of the next day, closes the last window.
-    let ts = START_MS + steps * STEP_MS;
-    let mut samples = Vec::with_capacity(series.len());
-    for s in &mut series {
-        let v = s.step(ts, &mut rng);
-        if let (Some(om), Some(prom)) = (&mut om, &mut prom) {
-            line.clear();
-            exposition(&mut line, s, v);
-            writeln!(om, "{line} {}.{:03}", ts / 1000, ts % 1000)?;
-            writeln!(prom, "{line} {ts}")?;
-        }
-        samples.push(Sample::new(&s.name, s.labels.clone(), ts, v));
-    }
-    total += samples.len() as u64;
-    storage.append(samples_to_batch(&samples)?);
-    storage.flush()?;
     if let Some(mut om) = om {
         writeln!(om, "# EOF")?;
         om.flush()?;
