@@ -22,6 +22,7 @@
 //! sorted by time only); SQL sees them as table `logs`.
 
 mod compact;
+mod index;
 mod query;
 mod retention;
 mod select;
@@ -117,6 +118,8 @@ pub struct Storage {
     auto_compact: AtomicBool,
     /// Tables other stages contribute to SQL (see [`Storage::add_table`]).
     tables: Mutex<Vec<(String, TableSource)>>,
+    /// Series index of each file PromQL has read (module `index`).
+    series_index: Arc<index::IndexCache>,
 }
 
 /// A table another stage offers to SQL: called at each query for its
@@ -308,6 +311,7 @@ impl Storage {
             flush_lock: Mutex::new(()),
             auto_compact: AtomicBool::new(true),
             tables: Mutex::new(Vec::new()),
+            series_index: Arc::default(),
         })
     }
 

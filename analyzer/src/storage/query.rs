@@ -18,18 +18,8 @@ use crate::AnalyzerError;
 /// A table's Parquet files and in-memory batches.
 pub(super) type Snapshot = (Vec<DataFile>, Vec<RecordBatch>);
 
-/// Runs `query` with `samples` = the files (in `store`) plus the
-/// in-memory batches.
-pub(super) async fn run(
-    store: &Store,
-    query: &str,
-    files: Vec<DataFile>,
-    head: Vec<RecordBatch>,
-) -> Result<Vec<RecordBatch>, AnalyzerError> {
-    run_with_logs(store, query, files, head, None, Vec::new()).await
-}
-
-/// Like [`run`], plus table `logs` from its schema, files and batches,
+/// Runs `query` with table `samples` = the files (in `store`) plus the
+/// in-memory batches, table `logs` from its schema, files and batches,
 /// and in-memory `extra` tables (name, schema, rows).
 pub(super) async fn run_with_logs(
     store: &Store,

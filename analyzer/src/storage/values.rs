@@ -167,28 +167,32 @@ pub(crate) fn encode(batch: &RecordBatch) -> Result<RecordBatch, AnalyzerError> 
     Ok(RecordBatch::try_new(write_schema(), columns)?)
 }
 
+/// The values of a batch read from a samples file (either layout): its
+/// `value` column, or `value_m / 10^value_e`, else `value_f`.
+pub(crate) fn decode_values(batch: &RecordBatch) -> Result<ArrayRef, AnalyzerError> {
+    if let Some(v) = batch.column_by_name(col::VALUE) {
+        return Ok(v.clone());
+    }
+    let m = vigie_model::schema::column::<Int64Array>(batch, M)?;
+    let e = vigie_model::schema::column::<UInt8Array>(batch, E)?;
+    let f = vigie_model::schema::column::<Float64Array>(batch, F)?;
+    let out: Float64Array = (0..batch.num_rows())
+        .map(|i| {
+            if m.is_valid(i) && e.is_valid(i) {
+                let p = POW10.get(usize::from(e.value(i))).copied()?;
+                Some(m.value(i) as f64 / p)
+            } else {
+                f.is_valid(i).then(|| f.value(i))
+            }
+        })
+        .collect();
+    Ok(Arc::new(out))
+}
+
 /// A batch read from a samples file (either layout) in the metrics schema.
 pub(crate) fn decode(batch: &RecordBatch) -> Result<RecordBatch, AnalyzerError> {
     let target = metrics_schema();
-    let value: ArrayRef = match batch.column_by_name(col::VALUE) {
-        Some(v) => v.clone(),
-        None => {
-            let m = vigie_model::schema::column::<Int64Array>(batch, M)?;
-            let e = vigie_model::schema::column::<UInt8Array>(batch, E)?;
-            let f = vigie_model::schema::column::<Float64Array>(batch, F)?;
-            let out: Float64Array = (0..batch.num_rows())
-                .map(|i| {
-                    if m.is_valid(i) && e.is_valid(i) {
-                        let p = POW10.get(usize::from(e.value(i))).copied()?;
-                        Some(m.value(i) as f64 / p)
-                    } else {
-                        f.is_valid(i).then(|| f.value(i))
-                    }
-                })
-                .collect();
-            Arc::new(out)
-        }
-    };
+    let value = decode_values(batch)?;
     let mut columns = Vec::with_capacity(target.fields().len());
     for field in target.fields() {
         if field.name() == col::VALUE {
