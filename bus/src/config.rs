@@ -1,6 +1,7 @@
 //! Bus configuration (`[bus]` in Vigie's config file).
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
@@ -37,6 +38,15 @@ pub struct BusConfig {
     pub properties: BTreeMap<String, String>,
     /// Capacity of each in-process channel (memory bus only).
     pub channel_capacity: usize,
+    /// Longest a collector waits for the bus to accept a batch (a full
+    /// in-process channel, a full librdkafka queue) before giving up on
+    /// it: scrapes, the host collector and syslog drop it and count it in
+    /// `vigie_ingest_dropped_samples_total` /
+    /// `vigie_ingest_dropped_log_records_total`; remote write answers 503
+    /// so the sender retries; the file tail and interop consumers keep it
+    /// and retry (the file or the topic is the buffer). Default `30s`.
+    #[serde(with = "humantime_serde")]
+    pub publish_timeout: Duration,
 }
 
 impl Default for BusConfig {
@@ -50,6 +60,7 @@ impl Default for BusConfig {
             create_topics: true,
             properties: BTreeMap::new(),
             channel_capacity: 1024,
+            publish_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -72,6 +83,12 @@ impl BusConfig {
         }
         if self.channel_capacity == 0 {
             out.push(("bus.channel_capacity".into(), "must be at least 1".into()));
+        }
+        if self.publish_timeout.is_zero() {
+            out.push((
+                "bus.publish_timeout".into(),
+                "must be positive, e.g. publish_timeout = \"30s\"".into(),
+            ));
         }
         if self.group_id.trim().is_empty() {
             out.push((

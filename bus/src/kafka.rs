@@ -1,7 +1,8 @@
 //! Kafka through librdkafka (`rdkafka`).
 //!
 //! Producers wait for the brokers' acknowledgement (`acks=all`, idempotent)
-//! before [`Publisher::publish`] returns. Consumers join the configured
+//! before [`Publisher::publish`] returns; when librdkafka's queue is full
+//! they wait at most `bus.publish_timeout` for room. Consumers join the configured
 //! group with auto-commit off; the caller commits positions with
 //! [`Subscriber::commit`] once the data is stored, so a crash replays
 //! rather than loses.
@@ -80,6 +81,9 @@ async fn ensure_topics_with(config: &BusConfig, topics: &[(&str, i32)]) -> Resul
 /// Publishes to Kafka.
 pub struct KafkaPublisher {
     producer: FutureProducer,
+    /// How long [`Publisher::publish`] waits for room in librdkafka's
+    /// queue (`bus.publish_timeout`).
+    queue_timeout: Duration,
 }
 
 impl KafkaPublisher {
@@ -97,13 +101,25 @@ impl KafkaPublisher {
         let producer = c
             .create()
             .map_err(|e| BusError::kafka("creating producer", e))?;
-        Ok(Self { producer })
+        Ok(Self {
+            producer,
+            queue_timeout: config.publish_timeout,
+        })
     }
 }
 
 #[async_trait]
 impl Publisher for KafkaPublisher {
     async fn publish(&self, message: Message) -> Result<(), BusError> {
+        self.publish_within(message, self.queue_timeout).await
+    }
+
+    /// `deadline` bounds the wait for room in librdkafka's queue
+    /// (`queue.buffering.max.messages` / `.kbytes`, which bound the
+    /// producer's memory); a queued message is then waited for until the
+    /// brokers acknowledge it or `message.timeout.ms` expires, so the
+    /// outcome is known: an error means not published.
+    async fn publish_within(&self, message: Message, deadline: Duration) -> Result<(), BusError> {
         let mut headers = OwnedHeaders::new_with_capacity(message.headers.len());
         for (k, v) in &message.headers {
             headers = headers.insert(Header {
@@ -115,7 +131,7 @@ impl Publisher for KafkaPublisher {
             .key(&message.key)
             .payload(&message.payload)
             .headers(headers);
-        match self.producer.send(record, Duration::from_secs(30)).await {
+        match self.producer.send(record, deadline).await {
             Ok(_) => {
                 PUBLISHED.with_label_values(&[&message.topic]).inc();
                 Ok(())
@@ -229,5 +245,42 @@ impl Subscriber for KafkaSubscriber {
         })
         .await
         .map_err(|e| BusError::Config(format!("commit task failed: {e}")))?
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rdkafka::mocking::MockCluster;
+
+    #[tokio::test]
+    async fn a_full_producer_queue_is_backpressure_not_a_hang() {
+        let cluster = MockCluster::new(1).expect("mock cluster");
+        cluster.create_topic("t", 1, 1).expect("topic");
+        let mut config = BusConfig {
+            brokers: cluster.bootstrap_servers(),
+            ..BusConfig::default()
+        };
+        // Room for one message, which lingers in the queue for 5 s.
+        for (k, v) in [("queue.buffering.max.messages", "1"), ("linger.ms", "5000")] {
+            config.properties.insert(k.into(), v.into());
+        }
+        let publisher = KafkaPublisher::new(&config).expect("producer");
+        // The first message enters the queue at once; its acknowledgement
+        // is not awaited here (it lingers), but it keeps the queue full.
+        let first = tokio::time::timeout(
+            Duration::from_millis(200),
+            publisher.publish(Message::new("t", vec![], b"1".to_vec())),
+        )
+        .await;
+        assert!(first.is_err(), "the first message lingers: {first:?}");
+        let err = publisher
+            .publish_within(
+                Message::new("t", vec![], b"2".to_vec()),
+                Duration::from_millis(100),
+            )
+            .await
+            .expect_err("no room in the queue");
+        assert!(err.is_backpressure(), "{err}");
     }
 }

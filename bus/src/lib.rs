@@ -108,6 +108,25 @@ pub trait Publisher: Send + Sync {
     /// acknowledged by the brokers).
     async fn publish(&self, message: Message) -> Result<(), BusError>;
 
+    /// Like [`Publisher::publish`], but gives up with
+    /// [`BusError::Timeout`] when the bus has not accepted the message
+    /// within `deadline` (its readers are behind and its queue is full),
+    /// so a collector never waits forever and memory stays bounded. On
+    /// an error the message was not published. With Kafka, `deadline`
+    /// bounds the wait for room in librdkafka's queue; a queued message
+    /// is then waited for until acknowledged or `message.timeout.ms`
+    /// expires, so its outcome is known.
+    async fn publish_within(&self, message: Message, deadline: Duration) -> Result<(), BusError> {
+        let topic = message.topic.clone();
+        match tokio::time::timeout(deadline, self.publish(message)).await {
+            Ok(r) => r,
+            Err(_) => Err(BusError::Timeout {
+                topic,
+                waited: deadline,
+            }),
+        }
+    }
+
     /// Waits until everything published so far is delivered.
     async fn flush(&self, timeout: Duration) -> Result<(), BusError>;
 }

@@ -5,6 +5,11 @@
 //! [`RETAINED_PER_TOPIC`] per topic, oldest dropped first) and handed to the
 //! first subscriber of that topic; dead letters in the embedded mode stay
 //! there for inspection ([`MemoryBus::retained`]).
+//!
+//! Backpressure: when a subscriber's channel is full, [`Publisher::publish`]
+//! waits for room, and [`Publisher::publish_within`] waits at most its
+//! deadline and then fails with [`BusError::Timeout`] (the message is not
+//! delivered), so memory stays bounded by the channels' capacity.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -13,7 +18,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use tokio::sync::mpsc;
 
-use crate::metrics::{PUBLISHED, RECEIVED};
+use crate::metrics::{PUBLISH_ERRORS, PUBLISHED, RECEIVED};
 use crate::{BusError, Delivery, Message, Position, Publisher, Subscriber};
 
 /// Messages kept per topic while no subscriber reads it.
@@ -76,16 +81,13 @@ impl MemoryBus {
             .unwrap_or_default()
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
-        // A panic while holding this lock cannot leave the maps inconsistent
-        // (every update is a single insert/push), so poisoning is ignored.
-        self.inner.lock().unwrap_or_else(|e| e.into_inner())
-    }
-}
-
-#[async_trait]
-impl Publisher for MemoryBus {
-    async fn publish(&self, message: Message) -> Result<(), BusError> {
+    /// Hands `message` to every subscriber of its topic (or retains it),
+    /// waiting for room until `deadline` if one is given.
+    async fn send(
+        &self,
+        message: Message,
+        deadline: Option<(tokio::time::Instant, Duration)>,
+    ) -> Result<(), BusError> {
         let (senders, offset) = {
             let mut inner = self.lock();
             let offset = {
@@ -109,20 +111,58 @@ impl Publisher for MemoryBus {
             }
             (senders, offset)
         };
-        PUBLISHED.with_label_values(&[&message.topic]).inc();
         let position = Position {
             partition: 0,
             offset,
         };
-        for tx in senders {
-            tx.send(Delivery {
+        // Room in every channel first, so a message that times out reaches
+        // no subscriber rather than some.
+        let mut permits = Vec::with_capacity(senders.len());
+        for tx in &senders {
+            let permit = match deadline {
+                None => tx.reserve().await,
+                Some((until, waited)) => match tokio::time::timeout_at(until, tx.reserve()).await {
+                    Ok(p) => p,
+                    Err(_) => {
+                        PUBLISH_ERRORS.with_label_values(&[&message.topic]).inc();
+                        return Err(BusError::Timeout {
+                            topic: message.topic,
+                            waited,
+                        });
+                    }
+                },
+            };
+            permits.push(permit.map_err(|_| BusError::Closed)?);
+        }
+        for permit in permits {
+            permit.send(Delivery {
                 message: message.clone(),
                 position,
-            })
-            .await
-            .map_err(|_| BusError::Closed)?;
+            });
         }
+        PUBLISHED.with_label_values(&[&message.topic]).inc();
         Ok(())
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        // A panic while holding this lock cannot leave the maps inconsistent
+        // (every update is a single insert/push), so poisoning is ignored.
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+#[async_trait]
+impl Publisher for MemoryBus {
+    /// Waits as long as a subscriber's channel is full.
+    async fn publish(&self, message: Message) -> Result<(), BusError> {
+        self.send(message, None).await
+    }
+
+    /// Waits at most `deadline` for room in the subscribers' channels; a
+    /// subscriber whose channel stayed full does not get the message.
+    async fn publish_within(&self, message: Message, deadline: Duration) -> Result<(), BusError> {
+        let until = tokio::time::Instant::now() + deadline;
+        self.send(message, Some((until, deadline))).await
     }
 
     async fn flush(&self, _timeout: Duration) -> Result<(), BusError> {
@@ -194,6 +234,36 @@ mod tests {
         let d = sub.recv().await.expect("recv").expect("message");
         assert_eq!(d.message.payload, b"x");
         assert!(bus.retained("late").is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_full_channel_times_out_without_delivering() {
+        let bus = MemoryBus::new(2);
+        // Two subscribers of one topic; only the first one is ever read.
+        let mut read = bus.subscribe(&["t"]);
+        let _never_read = bus.subscribe(&["t"]);
+        let deadline = Duration::from_millis(50);
+        for i in 0..2u8 {
+            bus.publish_within(Message::new("t", vec![], vec![i]), deadline)
+                .await
+                .expect("room for two");
+        }
+        for i in 0..2u8 {
+            let d = read.recv().await.expect("recv").expect("message");
+            assert_eq!(d.message.payload, vec![i]);
+        }
+        // The reader has room, the other channel is full: nobody gets it.
+        let err = bus
+            .publish_within(Message::new("t", vec![], vec![9]), deadline)
+            .await
+            .expect_err("the unread channel is full");
+        assert!(err.is_backpressure(), "{err}");
+        assert!(matches!(err, BusError::Timeout { ref topic, .. } if topic == "t"));
+        let nothing = tokio::time::timeout(Duration::from_millis(50), read.recv()).await;
+        assert!(
+            nothing.is_err(),
+            "a timed-out message reaches no subscriber"
+        );
     }
 
     #[test]
