@@ -32,10 +32,15 @@ fn groups(input: Vec<Sample>, modifier: &Option<LabelModifier>) -> Vec<(LabelSet
     let mut out: Vec<(LabelSet, Vec<Sample>)> = Vec::new();
     for s in input {
         let key = group_key(&s.metric, modifier);
-        let i = *index.entry(key.clone()).or_insert_with(|| {
-            out.push((key, Vec::new()));
-            out.len() - 1
-        });
+        // Cloned only for a new group, not for every member.
+        let i = match index.get(&key) {
+            Some(&i) => i,
+            None => {
+                index.insert(key.clone(), out.len());
+                out.push((key, Vec::new()));
+                out.len() - 1
+            }
+        };
         out[i].1.push(s);
     }
     out

@@ -246,14 +246,19 @@ impl Engine {
                 }
             };
             for s in samples {
-                let i = *index.entry(s.metric.clone()).or_insert_with(|| {
-                    out.push(Series {
-                        metric: s.metric,
-                        points: Vec::new(),
-                        drop_name: false,
-                    });
-                    out.len() - 1
-                });
+                // The labels are cloned for a new series only.
+                let i = match index.get(&s.metric) {
+                    Some(&i) => i,
+                    None => {
+                        index.insert(s.metric.clone(), out.len());
+                        out.push(Series {
+                            metric: s.metric,
+                            points: Vec::new(),
+                            drop_name: false,
+                        });
+                        out.len() - 1
+                    }
+                };
                 out[i].points.push((t, s.v));
             }
             t += step_ms;
@@ -599,14 +604,18 @@ impl Evaluator {
                         }
                     };
                     for s in samples {
-                        let i = *index.entry(s.metric.clone()).or_insert_with(|| {
-                            series.push(Series {
-                                metric: s.metric,
-                                points: Vec::new(),
-                                drop_name: false,
-                            });
-                            series.len() - 1
-                        });
+                        let i = match index.get(&s.metric) {
+                            Some(&i) => i,
+                            None => {
+                                index.insert(s.metric.clone(), series.len());
+                                series.push(Series {
+                                    metric: s.metric,
+                                    points: Vec::new(),
+                                    drop_name: false,
+                                });
+                                series.len() - 1
+                            }
+                        };
                         series[i].points.push((ts, s.v));
                         series[i].drop_name |= s.drop_name;
                     }
