@@ -99,3 +99,19 @@ impl BusConfig {
         out
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_zero_publish_timeout_is_a_problem_named_by_its_key() {
+        assert!(BusConfig::default().problems().is_empty());
+        let c = BusConfig {
+            publish_timeout: Duration::ZERO,
+            ..BusConfig::default()
+        };
+        let keys: Vec<String> = c.problems().into_iter().map(|(k, _)| k).collect();
+        assert_eq!(keys, ["bus.publish_timeout"]);
+    }
+}

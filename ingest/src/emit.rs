@@ -1,8 +1,23 @@
 //! Turns samples into Arrow batches on the bus.
+//!
+//! Backpressure: every publish waits at most the emitter's publish
+//! timeout (`bus.publish_timeout`) for the bus to accept it, so a
+//! collector never blocks for ever behind a slow Kafka or a stalled
+//! analyzer, and memory stays bounded by the bus's own queues. What to do
+//! with a batch the bus did not take is the caller's choice:
+//! [`Emitter::emit_or_drop`] (scrapes, the host collector) and
+//! [`Emitter::emit_logs_or_drop`] (syslog) give it up and count it in
+//! `vigie_ingest_dropped_samples_total{source,reason}` /
+//! `vigie_ingest_dropped_log_records_total{source,reason}`;
+//! [`Emitter::emit`] and [`Emitter::emit_logs`] return the error so the
+//! caller can answer 503 (remote write) or keep the batch and retry (the
+//! file tail, interop consumers).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::Duration;
 
+use tokio::task::JoinSet;
 use vigie_bus::{Message, Publisher};
 use vigie_model::codec::encode_batch;
 use vigie_model::log_schema::logs_to_batch;
@@ -10,25 +25,49 @@ use vigie_model::schema::samples_to_batch;
 use vigie_model::{LogRecord, Sample, topics};
 
 use crate::IngestError;
-use crate::metrics::{PUBLISH_ERRORS, SAMPLES_INGESTED};
+use crate::metrics::{DROPPED_LOG_RECORDS, DROPPED_SAMPLES, PUBLISH_ERRORS, SAMPLES_INGESTED};
+use crate::ratelimit::LogLimiter;
+
+/// How long a publish waits for the bus by default (`bus.publish_timeout`).
+pub const DEFAULT_PUBLISH_TIMEOUT: Duration = Duration::from_secs(30);
+
+static PUBLISH_LOG: LogLimiter = LogLimiter::new();
 
 /// Publishes samples to `vigie.metrics`, one message per shard.
 ///
 /// A series always lands in the same shard (`series.id() % shards`), and the
 /// message key is the shard number as 4 big-endian bytes, so the bus keeps
-/// each series' samples in order.
+/// each series' samples in order. The shards of one call are published
+/// concurrently, each within the publish timeout.
 pub struct Emitter {
     publisher: Arc<dyn Publisher>,
     shards: u32,
+    publish_timeout: Duration,
+}
+
+/// What happened to the shards of one [`Emitter::emit`]-like call.
+struct Outcome {
+    published: usize,
+    /// The samples of each failed shard, with why.
+    failed: Vec<(usize, IngestError)>,
 }
 
 impl Emitter {
-    /// An emitter over `publisher` with `shards` shards (0 is taken as 1).
+    /// An emitter over `publisher` with `shards` shards (0 is taken as 1)
+    /// and the default publish timeout.
     pub fn new(publisher: Arc<dyn Publisher>, shards: u32) -> Self {
         Self {
             publisher,
             shards: shards.max(1),
+            publish_timeout: DEFAULT_PUBLISH_TIMEOUT,
         }
+    }
+
+    /// The same emitter, waiting at most `timeout` (at least 1 ms) for the
+    /// bus to accept each message.
+    pub fn with_publish_timeout(mut self, timeout: Duration) -> Self {
+        self.publish_timeout = timeout.max(Duration::from_millis(1));
+        self
     }
 
     /// The shard of a sample.
@@ -39,9 +78,42 @@ impl Emitter {
 
     /// Publishes `samples` and returns how many were handed to the bus.
     ///
-    /// Every non-empty shard is attempted; if any shard fails, the first
-    /// error is returned (the other shards' samples were still published).
+    /// Every non-empty shard is attempted; if any shard fails (refused, or
+    /// not accepted within the publish timeout), the first error is
+    /// returned (the other shards' samples were still published, so
+    /// sending the same samples again stores nothing twice: the analyzer
+    /// drops a series' samples at or before its newest stored one).
     pub async fn emit(&self, samples: Vec<Sample>) -> Result<usize, IngestError> {
+        let outcome = self.publish_shards(samples).await;
+        match outcome.failed.into_iter().next() {
+            Some((_, e)) => Err(e),
+            None => Ok(outcome.published),
+        }
+    }
+
+    /// Like [`Emitter::emit`], and the samples of every shard that failed
+    /// are given up and counted in
+    /// `vigie_ingest_dropped_samples_total{source, reason}`.
+    pub async fn emit_or_drop(
+        &self,
+        source: &str,
+        samples: Vec<Sample>,
+    ) -> Result<usize, IngestError> {
+        let outcome = self.publish_shards(samples).await;
+        let mut first = None;
+        for (n, e) in outcome.failed {
+            DROPPED_SAMPLES
+                .with_label_values(&[source, e.reason()])
+                .inc_by(n as u64);
+            first.get_or_insert(e);
+        }
+        match first {
+            Some(e) => Err(e),
+            None => Ok(outcome.published),
+        }
+    }
+
+    async fn publish_shards(&self, samples: Vec<Sample>) -> Outcome {
         let mut by_shard: BTreeMap<u32, Vec<Sample>> = BTreeMap::new();
         for sample in samples {
             by_shard
@@ -49,53 +121,112 @@ impl Emitter {
                 .or_default()
                 .push(sample);
         }
-        let mut published = 0;
-        let mut first_error = None;
+        let mut outcome = Outcome {
+            published: 0,
+            failed: Vec::new(),
+        };
+        // One task per shard: with Kafka, the shards' acknowledgements are
+        // awaited together rather than one after the other. Dropping the
+        // set (the caller gave up) aborts them.
+        let mut tasks = JoinSet::new();
         for (shard, samples) in by_shard {
-            let result = async {
-                let payload = encode_batch(&samples_to_batch(&samples)?)?;
-                let message = Message::new(topics::METRICS, shard.to_be_bytes().to_vec(), payload);
-                self.publisher.publish(message).await?;
-                Ok::<_, IngestError>(())
-            }
-            .await;
+            let publisher = self.publisher.clone();
+            let timeout = self.publish_timeout;
+            tasks.spawn(async move {
+                let n = samples.len();
+                let result = async {
+                    let payload = encode_batch(&samples_to_batch(&samples)?)?;
+                    let message =
+                        Message::new(topics::METRICS, shard.to_be_bytes().to_vec(), payload);
+                    publisher.publish_within(message, timeout).await?;
+                    Ok::<_, IngestError>(())
+                }
+                .await;
+                (shard, n, result)
+            });
+        }
+        while let Some(joined) = tasks.join_next().await {
+            let (shard, n, result) = match joined {
+                Ok(r) => r,
+                // A panic in encoding is a bug, reported as such.
+                Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+                // Cancelled: the runtime is shutting down.
+                Err(_) => continue,
+            };
             match result {
                 Ok(()) => {
-                    published += samples.len();
-                    SAMPLES_INGESTED.inc_by(samples.len() as u64);
+                    outcome.published += n;
+                    SAMPLES_INGESTED.inc_by(n as u64);
                 }
                 Err(e) => {
                     PUBLISH_ERRORS.inc();
-                    tracing::warn!(shard, samples = samples.len(), error = %e, "dropping a metrics batch");
-                    first_error.get_or_insert(e);
+                    if let Some(suppressed) = PUBLISH_LOG.check() {
+                        tracing::warn!(shard, samples = n, error = %e, suppressed, "a metrics batch was not published");
+                    }
+                    outcome.failed.push((n, e));
                 }
             }
         }
-        match first_error {
-            Some(e) => Err(e),
-            None => Ok(published),
-        }
+        outcome
     }
 
     /// Publishes log records of one source to `vigie.logs` as one batch,
     /// keyed by `source` (so a file's lines stay in order). Returns how
-    /// many were handed to the bus.
+    /// many were handed to the bus; on an error none were.
     pub async fn emit_logs(
         &self,
         source: &str,
         records: Vec<LogRecord>,
     ) -> Result<usize, IngestError> {
+        self.publish_logs(source, &records).await
+    }
+
+    /// [`Emitter::emit_logs`] of borrowed records (kept by a caller that
+    /// retries them).
+    pub(crate) async fn publish_logs(
+        &self,
+        source: &str,
+        records: &[LogRecord],
+    ) -> Result<usize, IngestError> {
         if records.is_empty() {
             return Ok(0);
         }
-        let payload = encode_batch(&logs_to_batch(&records)?)?;
+        let payload = encode_batch(&logs_to_batch(records)?)?;
         let message = Message::new(topics::LOGS, source.as_bytes().to_vec(), payload);
-        if let Err(e) = self.publisher.publish(message).await {
+        if let Err(e) = self
+            .publisher
+            .publish_within(message, self.publish_timeout)
+            .await
+        {
             PUBLISH_ERRORS.inc();
             return Err(e.into());
         }
         Ok(records.len())
     }
+
+    /// Like [`Emitter::emit_logs`], and records the bus did not take are
+    /// given up and counted in
+    /// `vigie_ingest_dropped_log_records_total{source = collector, reason}`.
+    pub async fn emit_logs_or_drop(
+        &self,
+        collector: &str,
+        key: &str,
+        records: Vec<LogRecord>,
+    ) -> Result<usize, IngestError> {
+        let n = records.len();
+        let result = self.emit_logs(key, records).await;
+        if let Err(e) = &result {
+            count_dropped_logs(collector, e.reason(), n);
+        }
+        result
+    }
+}
+
+/// Counts `n` log records of `collector` given up for `reason`.
+pub(crate) fn count_dropped_logs(collector: &str, reason: &str, n: usize) {
+    DROPPED_LOG_RECORDS
+        .with_label_values(&[collector, reason])
+        .inc_by(n as u64);
 }
 
 #[cfg(test)]
@@ -153,6 +284,131 @@ mod tests {
         let mut ts: Vec<i64> = received.iter().map(|s| s.ts_ms).collect();
         ts.sort_unstable();
         assert_eq!(ts, (0..100).collect::<Vec<_>>());
+    }
+
+    fn samples(n: usize, series: usize) -> Vec<Sample> {
+        (0..n)
+            .map(|i| {
+                Sample::new(
+                    "drop_test",
+                    Labels::new().with("series", (i % series).to_string()),
+                    i as i64,
+                    1.0,
+                )
+            })
+            .collect()
+    }
+
+    /// A bus of capacity 2 whose subscriber never reads: the emitter
+    /// returns after its timeout each time, the first two batches are
+    /// published, and every sample of the others is counted as dropped.
+    #[tokio::test]
+    async fn a_subscriber_that_never_reads_makes_the_emitter_drop_and_count() {
+        let bus = MemoryBus::new(2);
+        let _never_read = bus.subscribe(&[topics::METRICS]);
+        let emitter =
+            Emitter::new(Arc::new(bus.clone()), 1).with_publish_timeout(Duration::from_millis(50));
+        let dropped = || {
+            DROPPED_SAMPLES
+                .with_label_values(&["emit_test_never_read", "timeout"])
+                .get()
+        };
+        let before = dropped();
+        let mut published = 0;
+        for batch in 0..6 {
+            let r = tokio::time::timeout(
+                Duration::from_secs(30),
+                emitter.emit_or_drop("emit_test_never_read", samples(7 + batch, 3)),
+            )
+            .await
+            .expect("the emitter gives up instead of waiting for ever");
+            if batch < 2 {
+                published += r.expect("room for two messages");
+            } else {
+                let e = r.expect_err("no room");
+                assert_eq!(e.reason(), "timeout", "{e}");
+            }
+        }
+        assert_eq!(published, 7 + 8);
+        assert_eq!(dropped() - before, 9 + 10 + 11 + 12);
+    }
+
+    /// With four shards and room for three messages, exactly one shard
+    /// is dropped, and exactly its samples are counted.
+    #[tokio::test]
+    async fn only_the_samples_of_refused_shards_are_counted() {
+        let bus = MemoryBus::new(3);
+        let mut sub = bus.subscribe(&[topics::METRICS]);
+        let emitter =
+            Emitter::new(Arc::new(bus.clone()), 4).with_publish_timeout(Duration::from_millis(50));
+        let batch = samples(40, 40);
+        let mut shard_sizes: HashMap<u64, usize> = HashMap::new();
+        for s in &batch {
+            *shard_sizes.entry(s.series.id() % 4).or_default() += 1;
+        }
+        assert_eq!(shard_sizes.len(), 4, "the test needs four shards");
+        let dropped = || {
+            DROPPED_SAMPLES
+                .with_label_values(&["emit_test_shards", "timeout"])
+                .get()
+        };
+        let before = dropped();
+        let e = emitter
+            .emit_or_drop("emit_test_shards", batch)
+            .await
+            .expect_err("one shard finds no room");
+        assert_eq!(e.reason(), "timeout");
+        let mut received = 0;
+        while let Ok(Ok(Some(d))) =
+            tokio::time::timeout(Duration::from_millis(100), sub.recv()).await
+        {
+            received += batch_to_samples(&decode_batch(&d.message.payload).expect("decode"))
+                .expect("samples")
+                .len();
+        }
+        let lost = (dropped() - before) as usize;
+        assert!(
+            shard_sizes.values().any(|n| *n == lost),
+            "{lost} is one shard"
+        );
+        assert_eq!(received + lost, 40, "every sample is received or counted");
+    }
+
+    #[tokio::test]
+    async fn log_records_the_bus_does_not_take_are_counted() {
+        let bus = MemoryBus::new(1);
+        let _never_read = bus.subscribe(&[topics::LOGS]);
+        let emitter =
+            Emitter::new(Arc::new(bus), 1).with_publish_timeout(Duration::from_millis(50));
+        let records = |n: usize| -> Vec<LogRecord> {
+            (0..n)
+                .map(|i| LogRecord {
+                    ts_ms: i as i64,
+                    labels: Labels::new(),
+                    severity: None,
+                    body: format!("line {i}"),
+                })
+                .collect()
+        };
+        let dropped = || {
+            DROPPED_LOG_RECORDS
+                .with_label_values(&["emit_test_logs", "timeout"])
+                .get()
+        };
+        let before = dropped();
+        assert_eq!(
+            emitter
+                .emit_logs_or_drop("emit_test_logs", "k", records(3))
+                .await
+                .expect("room for one"),
+            3
+        );
+        let e = emitter
+            .emit_logs_or_drop("emit_test_logs", "k", records(5))
+            .await
+            .expect_err("full");
+        assert_eq!(e.reason(), "timeout");
+        assert_eq!(dropped() - before, 5);
     }
 
     #[tokio::test]

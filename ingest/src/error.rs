@@ -31,6 +31,26 @@ pub enum IngestError {
     },
 }
 
+impl IngestError {
+    /// Whether the bus did not accept a batch because it is full or slow
+    /// ([`vigie_bus::BusError::is_backpressure`]): trying later may work.
+    pub fn is_backpressure(&self) -> bool {
+        matches!(self, IngestError::Publish(e) if e.is_backpressure())
+    }
+
+    /// The `reason` label of a batch given up on:
+    /// `timeout` (the bus did not accept it within `bus.publish_timeout`:
+    /// full or slow), `bus_error` (refused), `encode` or `other`.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            _ if self.is_backpressure() => "timeout",
+            IngestError::Publish(_) => "bus_error",
+            IngestError::Encode(_) => "encode",
+            _ => "other",
+        }
+    }
+}
+
 /// Why a message of an interop topic (`[[interop]]`) was rejected: it goes
 /// to `vigie.deadletter` with this text as its reason, and is counted in
 /// `vigie_interop_rejected_total` under [`InteropError::reason`]. Sending

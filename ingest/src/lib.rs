@@ -279,7 +279,8 @@ async fn run_job(
     tracing::debug!("scrape job stopped");
 }
 
-/// The loop of one target: like [`run_source`], and when `removed` is
+/// The loop of one target: like [`run_source`] (dropped samples count
+/// under source `scrape`), and when `removed` is
 /// cancelled (the target was not discovered any more), writes staleness
 /// markers for its series before returning. On `shutdown` it returns
 /// without markers, as Prometheus does.
@@ -305,20 +306,24 @@ async fn run_target(
             samples = target.collect() => samples,
         };
         let count = samples.len();
-        match emitter.emit(samples).await {
+        match emitter.emit_or_drop("scrape", samples).await {
             Ok(published) => tracing::debug!(published, "collected"),
-            Err(error) => tracing::warn!(count, %error, "emitting samples failed"),
+            Err(error) => tracing::warn!(count, %error, "samples dropped (counted)"),
         }
     }
     let markers = target.end_of_run_markers(source::now_ms());
     let count = markers.len();
-    match emitter.emit(markers).await {
+    match emitter.emit_or_drop("scrape", markers).await {
         Ok(_) => tracing::debug!(count, "wrote staleness markers"),
         Err(error) => tracing::warn!(count, %error, "emitting staleness markers failed"),
     }
 }
 
-/// The loop of one source.
+/// The loop of one source. Samples the bus does not accept within the
+/// emitter's publish timeout are dropped and counted under the source's
+/// name; the next collection waits for the next tick (late ticks are
+/// delayed, not bunched), so a slow bus slows the loop down rather than
+/// piling collections up.
 pub async fn run_source(
     mut source: Box<dyn Source>,
     emitter: Arc<Emitter>,
@@ -339,9 +344,9 @@ pub async fn run_source(
             samples = source.collect() => samples,
         };
         let count = samples.len();
-        match emitter.emit(samples).await {
+        match emitter.emit_or_drop(source.name(), samples).await {
             Ok(published) => tracing::debug!(published, "collected"),
-            Err(error) => tracing::warn!(count, %error, "emitting samples failed"),
+            Err(error) => tracing::warn!(count, %error, "samples dropped (counted)"),
         }
     }
     tracing::debug!("source stopped");
@@ -425,6 +430,43 @@ mod tests {
             count.load(Ordering::SeqCst),
             n,
             "no collection after shutdown"
+        );
+    }
+
+    /// The analyzer stopped reading: the loop goes on at its pace, every
+    /// collection is either published or counted as dropped, and it stops
+    /// on shutdown.
+    #[tokio::test]
+    async fn a_stuck_bus_slows_the_loop_and_every_drop_is_counted() {
+        let bus = MemoryBus::new(1);
+        let _never_read = bus.subscribe(&[topics::METRICS]);
+        let emitter = Arc::new(
+            Emitter::new(Arc::new(bus.clone()), 1).with_publish_timeout(Duration::from_millis(30)),
+        );
+        let dropped = || {
+            metrics::DROPPED_SAMPLES
+                .with_label_values(&["counting", "timeout"])
+                .get()
+        };
+        let before = dropped();
+        let count = Arc::new(AtomicUsize::new(0));
+        let shutdown = CancellationToken::new();
+        let task = tokio::spawn(run_source(
+            Box::new(Counting(count.clone(), Duration::from_millis(5))),
+            emitter,
+            shutdown.clone(),
+        ));
+        wait_until(|| (dropped() - before >= 3).then_some(())).await;
+        shutdown.cancel();
+        tokio::time::timeout(Duration::from_secs(5), task)
+            .await
+            .expect("stops although the bus is stuck")
+            .expect("no panic");
+        let collections = count.load(Ordering::SeqCst) as u64;
+        assert_eq!(
+            dropped() - before,
+            collections - 1,
+            "one sample per collection: the first is in the channel, the others counted"
         );
     }
 

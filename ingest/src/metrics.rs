@@ -17,7 +17,33 @@ pub(crate) static SAMPLES_INGESTED: LazyLock<IntCounter> = LazyLock::new(|| {
 pub(crate) static PUBLISH_ERRORS: LazyLock<IntCounter> = LazyLock::new(|| {
     register_int_counter!(
         "vigie_ingest_publish_errors_total",
-        "Metric batches the bus refused; their samples are lost."
+        "Metric or log batches the bus refused or did not accept within bus.publish_timeout \
+         (what was lost is in vigie_ingest_dropped_samples_total and \
+         vigie_ingest_dropped_log_records_total; the rest is retried)."
+    )
+    .expect("metric registers once")
+});
+
+/// Samples a collector gave up on, by source (`scrape`, `host`) and
+/// reason (`timeout`, `bus_error`, `encode`).
+pub(crate) static DROPPED_SAMPLES: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    register_int_counter_vec!(
+        "vigie_ingest_dropped_samples_total",
+        "Samples collected but never published, by source and reason (timeout: the bus did not \
+         accept them within bus.publish_timeout; bus_error: the bus refused them; encode).",
+        &["source", "reason"]
+    )
+    .expect("metric registers once")
+});
+
+/// Log records a collector gave up on, by source (`syslog`, `tail`) and
+/// reason (`queue_full`, `timeout`, `bus_error`, `encode`).
+pub(crate) static DROPPED_LOG_RECORDS: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    register_int_counter_vec!(
+        "vigie_ingest_dropped_log_records_total",
+        "Log records received but never published, by source and reason (queue_full: syslog UDP \
+         arrived faster than the bus takes it; timeout; bus_error; encode).",
+        &["source", "reason"]
     )
     .expect("metric registers once")
 });
@@ -102,13 +128,15 @@ pub(crate) static SYSLOG_MESSAGES: LazyLock<IntCounterVec> = LazyLock::new(|| {
     .expect("metric registers once")
 });
 
-/// Syslog defects, by stage (`udp`, `tcp`, `publish`) and reason (`pri`,
-/// `rfc5424_<field>`, `rfc3164_timestamp`, `truncated`, `read`, `accept`,
-/// `bus`). A defective message is still kept as a record.
+/// Syslog defects, by stage (`udp`, `tcp`) and reason (`pri`,
+/// `rfc5424_<field>`, `rfc3164_timestamp`, `truncated`, `read`, `accept`).
+/// A defective message is still kept as a record; records lost are in
+/// [`DROPPED_LOG_RECORDS`] (source `syslog`).
 pub(crate) static SYSLOG_ERRORS: LazyLock<IntCounterVec> = LazyLock::new(|| {
     register_int_counter_vec!(
         "vigie_syslog_errors_total",
-        "Syslog messages kept unparsed or cut, read/accept failures and records the bus refused, by stage and reason.",
+        "Syslog messages kept unparsed or cut and read/accept failures, by stage and reason \
+         (records lost: vigie_ingest_dropped_log_records_total{source=\"syslog\"}).",
         &["stage", "reason"]
     )
     .expect("metric registers once")
@@ -118,7 +146,7 @@ pub(crate) static SYSLOG_ERRORS: LazyLock<IntCounterVec> = LazyLock::new(|| {
 pub(crate) static TAIL_ERRORS: LazyLock<IntCounterVec> = LazyLock::new(|| {
     register_int_counter_vec!(
         "vigie_log_tail_errors_total",
-        "File tail failures, by reason (open, read, publish: records lost, checkpoint: position not saved).",
+        "File tail failures, by reason (open, read, publish: the bus did not take a poll's records, reading waits and they are offered again, checkpoint: position not saved).",
         &["reason"]
     )
     .expect("metric registers once")

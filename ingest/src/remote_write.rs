@@ -4,15 +4,21 @@
 //! every Prometheus, Grafana Agent or vmagent sends it. Samples go through
 //! the same [`Emitter`] as scraped ones. Answers as Prometheus' own
 //! receiver does: 204 on success, 400 with a reason for a request that can
-//! never succeed (the sender drops it), 500 when the bus refused the data
-//! (the sender retries, so nothing is lost).
+//! never succeed (the sender drops it), 5xx when the bus did not take the
+//! data (the sender retries with back-off, so nothing is lost): 503 with
+//! `Retry-After` when the bus did not accept it within `bus.publish_timeout`
+//! (Kafka or the analyzer is behind: backpressure reaches the sender
+//! instead of piling up here), 500 when it refused it. A retried request
+//! whose samples were partly published stores nothing twice (the analyzer
+//! drops a series' samples at or before its newest stored one).
 
 use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::header::RETRY_AFTER;
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::routing::post;
 use prost::Message as _;
 use tracing::warn;
@@ -20,6 +26,12 @@ use vigie_model::{Labels, METRIC_NAME_LABEL, Sample};
 
 use crate::Emitter;
 use crate::metrics::{REMOTE_WRITE_ERRORS, REMOTE_WRITE_SAMPLES};
+use crate::ratelimit::LogLimiter;
+
+/// `Retry-After` of a 503: the sender's own back-off usually waits longer.
+const RETRY_AFTER_SECS: &str = "1";
+
+static BACKPRESSURE_LOG: LogLimiter = LogLimiter::new();
 
 /// Largest compressed body accepted.
 pub const MAX_COMPRESSED_BYTES: usize = 16 << 20;
@@ -153,13 +165,14 @@ async fn write(
     State(emitter): State<Arc<Emitter>>,
     headers: HeaderMap,
     body: Bytes,
-) -> (StatusCode, String) {
+) -> (StatusCode, HeaderMap, String) {
     if let Some(enc) = headers.get("content-encoding")
         && !enc.as_bytes().eq_ignore_ascii_case(b"snappy")
     {
         REMOTE_WRITE_ERRORS.with_label_values(&["encoding"]).inc();
         return (
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            HeaderMap::new(),
             "only Content-Encoding: snappy is supported (remote-write 1.0)\n".into(),
         );
     }
@@ -168,19 +181,42 @@ async fn write(
         Err(r) => {
             REMOTE_WRITE_ERRORS.with_label_values(&[r.reason]).inc();
             warn!(reason = r.reason, error = %r.message, "remote-write request rejected");
-            return (StatusCode::BAD_REQUEST, format!("{}\n", r.message));
+            return (
+                StatusCode::BAD_REQUEST,
+                HeaderMap::new(),
+                format!("{}\n", r.message),
+            );
         }
     };
     let n = samples.len();
     match emitter.emit(samples).await {
         Ok(_) => {
             REMOTE_WRITE_SAMPLES.inc_by(n as u64);
-            (StatusCode::NO_CONTENT, String::new())
+            (StatusCode::NO_CONTENT, HeaderMap::new(), String::new())
+        }
+        Err(e) if e.is_backpressure() => {
+            REMOTE_WRITE_ERRORS
+                .with_label_values(&["backpressure"])
+                .inc();
+            if let Some(suppressed) = BACKPRESSURE_LOG.check() {
+                warn!(error = %e, suppressed, "remote-write samples not accepted in time; answering 503, the sender retries");
+            }
+            let mut headers = HeaderMap::new();
+            headers.insert(RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECS));
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                headers,
+                format!("{e}; retry later\n"),
+            )
         }
         Err(e) => {
             REMOTE_WRITE_ERRORS.with_label_values(&["publish"]).inc();
             warn!(error = %e, "remote-write samples not published; sender will retry");
-            (StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n"))
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                HeaderMap::new(),
+                format!("{e}\n"),
+            )
         }
     }
 }
@@ -255,6 +291,75 @@ mod tests {
             .compress_vec(b"\x0a\xff\xff\xff\xff\x0f")
             .expect("compress");
         assert_eq!(decode(&not_proto).expect_err("x").reason, "protobuf");
+    }
+
+    /// The bus stopped taking samples: the sender gets 503 with
+    /// Retry-After (so Prometheus retries), and the same request succeeds
+    /// once the bus has room again.
+    #[tokio::test]
+    async fn a_full_bus_answers_503_and_the_retry_succeeds() {
+        use vigie_bus::Subscriber;
+        let bus = vigie_bus::memory::MemoryBus::new(1);
+        let mut sub = bus.subscribe(&[vigie_model::topics::METRICS]);
+        let emitter = Arc::new(
+            Emitter::new(Arc::new(bus), 1)
+                .with_publish_timeout(std::time::Duration::from_millis(50)),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let url = format!(
+            "http://{}/api/v1/write",
+            listener.local_addr().expect("addr")
+        );
+        tokio::spawn(async move { axum::serve(listener, router(emitter)).await });
+        let request = |ts: i64| {
+            body(&proto::WriteRequest {
+                timeseries: vec![proto::TimeSeries {
+                    labels: vec![label("__name__", "up")],
+                    samples: vec![proto::Sample {
+                        value: 1.0,
+                        timestamp: ts,
+                    }],
+                }],
+                metadata: vec![],
+            })
+        };
+        let client = reqwest::Client::new();
+        let post = |b: Vec<u8>| {
+            client
+                .post(&url)
+                .header("Content-Encoding", "snappy")
+                .body(b)
+                .send()
+        };
+        let first = post(request(1)).await.expect("post");
+        assert_eq!(first.status(), StatusCode::NO_CONTENT);
+        let second = post(request(2)).await.expect("post");
+        assert_eq!(second.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(
+            second.headers().get(RETRY_AFTER).map(|v| v.as_bytes()),
+            Some(RETRY_AFTER_SECS.as_bytes())
+        );
+        assert!(
+            second.text().await.expect("body").contains("retry later"),
+            "the reason is in the body"
+        );
+        // The analyzer catches up; Prometheus' retry goes through.
+        sub.recv().await.expect("recv").expect("the first request");
+        let retried = post(request(2)).await.expect("post");
+        assert_eq!(retried.status(), StatusCode::NO_CONTENT);
+        let d = sub
+            .recv()
+            .await
+            .expect("recv")
+            .expect("the retried request");
+        let samples = vigie_model::schema::batch_to_samples(
+            &vigie_model::codec::decode_batch(&d.message.payload).expect("decode"),
+        )
+        .expect("samples");
+        assert_eq!(samples.len(), 1);
+        assert_eq!(samples[0].ts_ms, 2);
     }
 
     proptest! {

@@ -13,6 +13,14 @@
 //!
 //! Records are batched (every 200 ms or 1000 records) per sending host
 //! and published with the bus key `syslog/<hostname or peer>`.
+//!
+//! Backpressure: between the listeners and the batcher sits a bounded
+//! queue (4000 records). A TCP connection waits for room (TCP flow control
+//! slows the sender down); a UDP datagram that finds the queue full is
+//! dropped and counted in
+//! `vigie_ingest_dropped_log_records_total{source="syslog",reason="queue_full"}`.
+//! A batch the bus does not accept within `bus.publish_timeout` is
+//! dropped and counted there too (`reason="timeout"`).
 
 pub mod frame;
 pub mod parse;
@@ -31,6 +39,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, debug, info, info_span, warn};
 use vigie_model::{Labels, LogRecord};
 
+use crate::emit::count_dropped_logs;
 use crate::metrics::{SYSLOG_ERRORS, SYSLOG_MESSAGES};
 use crate::ratelimit::LogLimiter;
 use crate::source::now_ms;
@@ -283,8 +292,20 @@ async fn serve_udp(socket: UdpSocket, ctx: Arc<Context>, shutdown: CancellationT
             continue;
         }
         let item = to_record(raw, truncated, "udp", peer.ip(), &ctx.labels);
-        if ctx.tx.send(item).await.is_err() {
-            break;
+        // UDP has no flow control: waiting here would only move the loss
+        // into the kernel's socket buffer, uncounted. Drop and count.
+        match ctx.tx.try_send(item) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                count_dropped_logs("syslog", "queue_full", 1);
+                if let Some(suppressed) = PUBLISH_LOG.check() {
+                    warn!(
+                        suppressed,
+                        "syslog UDP arrives faster than the bus takes it; records dropped"
+                    );
+                }
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => break,
         }
     }
     debug!("syslog UDP listener stopped");
@@ -386,14 +407,19 @@ async fn batch(mut rx: mpsc::Receiver<(String, LogRecord)>, emitter: Arc<Emitter
 }
 
 async fn publish(emitter: &Emitter, pending: BTreeMap<String, Vec<LogRecord>>) {
+    let mut bus_full = false;
     for (key, records) in pending {
         let n = records.len();
-        if let Err(error) = emitter.emit_logs(&key, records).await {
-            SYSLOG_ERRORS
-                .with_label_values(&["publish", "bus"])
-                .inc_by(n as u64);
+        if bus_full {
+            // The bus just made a batch wait its whole timeout: the other
+            // hosts' records do not wait again, one timeout per host.
+            count_dropped_logs("syslog", "timeout", n);
+            continue;
+        }
+        if let Err(error) = emitter.emit_logs_or_drop("syslog", &key, records).await {
+            bus_full = error.is_backpressure();
             if let Some(suppressed) = PUBLISH_LOG.check() {
-                warn!(%error, records = n, suppressed, "syslog records not published; lost");
+                warn!(%error, records = n, suppressed, "syslog records not published; dropped (counted)");
             }
         }
     }

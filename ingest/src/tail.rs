@@ -14,7 +14,12 @@
 //!
 //! After the records of a poll are handed to the bus (with Kafka: once the
 //! broker acknowledged them), the position of the first byte not yet
-//! published is saved, so a restart neither loses nor repeats a line. If
+//! published is saved, so a restart neither loses nor repeats a line.
+//! When the bus does not take them (refused, or not accepted within
+//! `bus.publish_timeout` because Kafka or the analyzer is behind), the
+//! tail stops reading and offers the same records again at every poll
+//! until the bus takes them: the file is the buffer, memory holds one
+//! poll's records at most, and no line is dropped. If
 //! the file was rotated while Vigie was down, the rest of the old file is
 //! read first when a file beside it has the old identity (rename) or the
 //! old first bytes (a `copytruncate` copy).
@@ -150,6 +155,7 @@ fn file_id(_meta: &std::fs::Metadata) -> (u64, u64) {
 }
 
 static READ_LOG: LogLimiter = LogLimiter::new();
+static PUBLISH_LOG: LogLimiter = LogLimiter::new();
 
 struct Open {
     file: File,
@@ -518,29 +524,50 @@ async fn run_tail(
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut saved: Option<TailPosition> = None;
+    // Records the bus did not take: published again before anything new
+    // is read, so the file is the buffer while the bus is behind.
+    let mut unpublished: Vec<LogRecord> = Vec::new();
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => break,
             _ = tick.tick() => {}
         }
-        let polled = tokio::task::spawn_blocking(move || {
-            let records = tailer.poll();
-            (tailer, records)
-        })
-        .await;
-        let records;
-        (tailer, records) = match polled {
-            Ok(r) => r,
-            Err(e) => {
-                warn!(error = %e, "tail task failed");
-                break;
-            }
+        let records = if unpublished.is_empty() {
+            let polled = tokio::task::spawn_blocking(move || {
+                let records = tailer.poll();
+                (tailer, records)
+            })
+            .await;
+            let records;
+            (tailer, records) = match polled {
+                Ok(r) => r,
+                Err(e) => {
+                    warn!(error = %e, "tail task failed");
+                    break;
+                }
+            };
+            records
+        } else {
+            std::mem::take(&mut unpublished)
         };
         if !records.is_empty() {
             let n = records.len();
-            if let Err(e) = emitter.emit_logs(tailer.source(), records).await {
-                TAIL_ERRORS.with_label_values(&["publish"]).inc_by(n as u64);
-                warn!(error = %e, records = n, "log records not published; lost");
+            match emitter.publish_logs(tailer.source(), &records).await {
+                Ok(_) => {}
+                Err(e) if matches!(e, crate::IngestError::Publish(_)) => {
+                    TAIL_ERRORS.with_label_values(&["publish"]).inc();
+                    if let Some(suppressed) = PUBLISH_LOG.check() {
+                        warn!(error = %e, records = n, suppressed, "log records not published; reading stops until the bus takes them");
+                    }
+                    unpublished = records;
+                    // Nothing new is saved: a restart reads them again.
+                    continue;
+                }
+                Err(e) => {
+                    // Records that cannot be encoded never will be.
+                    crate::emit::count_dropped_logs("tail", e.reason(), n);
+                    warn!(error = %e, records = n, "log records cannot be encoded; dropped");
+                }
             }
         }
         let Some(checkpoints) = checkpoints.clone() else {
@@ -757,6 +784,78 @@ mod tests {
             poll_and_save(&mut t, &saved),
             vec!["new one", "new two", "y"]
         );
+    }
+
+    /// While the bus takes nothing, the tail stops reading and saves no
+    /// new position; once the bus has room, every line arrives once, in
+    /// order.
+    #[tokio::test]
+    async fn a_full_bus_pauses_the_tail_and_loses_no_line() {
+        use vigie_bus::Subscriber;
+        use vigie_model::codec::decode_batch;
+        use vigie_model::log_schema::batch_to_logs;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("app.log");
+        append(&path, "l0\n");
+        let bus = vigie_bus::memory::MemoryBus::new(1);
+        let mut sub = bus.subscribe(&[vigie_model::topics::LOGS]);
+        let emitter = Arc::new(
+            Emitter::new(Arc::new(bus), 1).with_publish_timeout(Duration::from_millis(30)),
+        );
+        let state = dir.path().join("tail.json");
+        let checkpoints = Arc::new(Checkpoints::load(&state));
+        let config = LogConfig {
+            poll_interval: Duration::from_millis(20),
+            ..LogConfig::new(&path)
+        };
+        let shutdown = CancellationToken::new();
+        let task = tokio::spawn(run_tail(
+            Tailer::new(&config).from_start(),
+            config.poll_interval,
+            emitter,
+            shutdown.clone(),
+            Some(checkpoints),
+        ));
+        let source = path.display().to_string();
+        let saved = || Checkpoints::load(&state).get(&source).map(|p| p.offset);
+        async fn wait(what: &str, f: impl Fn() -> bool) {
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while !f() {
+                assert!(Instant::now() < deadline, "{what}");
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+        wait("l0 published", || saved() == Some(3)).await;
+        let failed = || TAIL_ERRORS.with_label_values(&["publish"]).get();
+        let before = failed();
+        append(&path, "l1\nl2\n");
+        wait("the bus refuses l1, l2", || failed() > before).await;
+        append(&path, "l3\n");
+        wait("and refuses them again", || failed() > before + 2).await;
+        assert_eq!(saved(), Some(3), "no position past unpublished lines");
+        let mut bodies = Vec::new();
+        while bodies.len() < 4 {
+            let d = tokio::time::timeout(Duration::from_secs(10), sub.recv())
+                .await
+                .expect("records arrive once there is room")
+                .expect("recv")
+                .expect("open");
+            for l in batch_to_logs(&decode_batch(&d.message.payload).expect("arrow")).expect("logs")
+            {
+                bodies.push(l.record.body);
+            }
+        }
+        assert_eq!(
+            bodies,
+            ["l0", "l1", "l2", "l3"],
+            "every line once, in order"
+        );
+        wait("the position moves on", || saved() == Some(12)).await;
+        shutdown.cancel();
+        tokio::time::timeout(Duration::from_secs(2), task)
+            .await
+            .expect("stops")
+            .expect("no panic");
     }
 
     #[test]

@@ -156,3 +156,83 @@ fn config_problems() {
     assert_eq!(c.max_message_bytes, 65536);
     assert!(toml::from_str::<SyslogConfig>("udpp = \"0.0.0.0:514\"\n").is_err());
 }
+
+fn dropped(reason: &str) -> u64 {
+    crate::metrics::DROPPED_LOG_RECORDS
+        .with_label_values(&["syslog", reason])
+        .get()
+}
+
+/// A UDP datagram that finds the queue to the batcher full is dropped and
+/// counted, and the listener keeps reading (no waiting, no panic).
+#[tokio::test]
+async fn udp_drops_and_counts_when_the_queue_is_full() {
+    let socket = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
+    let addr = socket.local_addr().expect("addr");
+    // Room for two records; nobody reads the queue.
+    let (tx, _rx) = mpsc::channel(2);
+    let ctx = Arc::new(Context {
+        labels: Labels::new(),
+        max: 200,
+        tx,
+    });
+    let stop = CancellationToken::new();
+    let task = tokio::spawn(serve_udp(socket, ctx, stop.clone()));
+    let before = dropped("queue_full");
+    let sender = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+    for i in 0..10 {
+        sender
+            .send_to(format!("<13>message {i}").as_bytes(), addr)
+            .expect("send");
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while dropped("queue_full") - before < 8 {
+        assert!(std::time::Instant::now() < deadline, "8 datagrams counted");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    stop.cancel();
+    tokio::time::timeout(Duration::from_secs(5), task)
+        .await
+        .expect("stops")
+        .expect("no panic");
+    assert_eq!(dropped("queue_full") - before, 8, "10 sent, 2 queued");
+}
+
+/// When the bus does not take a batch within the publish timeout, its
+/// records are counted; the other hosts' records of the same round are
+/// counted without waiting another timeout each.
+#[tokio::test]
+async fn batches_the_bus_does_not_take_are_counted() {
+    let bus = MemoryBus::new(1);
+    let _never_read = bus.subscribe(&[topics::LOGS]);
+    let emitter =
+        Arc::new(Emitter::new(Arc::new(bus), 1).with_publish_timeout(Duration::from_millis(30)));
+    let (tx, rx) = mpsc::channel(16);
+    let task = tokio::spawn(batch(rx, emitter));
+    let record = |body: &str| LogRecord {
+        ts_ms: 1,
+        labels: Labels::new(),
+        severity: None,
+        body: body.into(),
+    };
+    let before = dropped("timeout");
+    let mut sent = 0;
+    for (host, n) in [("a", 2), ("b", 3), ("c", 4)] {
+        for i in 0..n {
+            tx.send((format!("syslog/{host}"), record(&format!("{host} {i}"))))
+                .await
+                .expect("queue");
+            sent += 1;
+        }
+    }
+    // Every sender gone: the batcher publishes what it holds and ends.
+    drop(tx);
+    tokio::time::timeout(Duration::from_secs(10), task)
+        .await
+        .expect("the batcher does not wait for ever")
+        .expect("no panic");
+    // Everything was queued before the batcher ran, so it publishes one
+    // round: host a's 2 records fill the channel, b's 3 wait the timeout,
+    // c's 4 are counted at once.
+    assert_eq!(dropped("timeout") - before, 3 + 4, "of {sent} records");
+}
