@@ -304,8 +304,12 @@ pub async fn run(mut config: Config) -> anyhow::Result<()> {
     let mut summary = None;
     if config.runs(Role::Analyze) {
         let storage = Arc::new(
-            Storage::open(&config.data_dir, config.analyzer.zstd_level)
-                .context("opening storage (data_dir)")?,
+            Storage::open_with(
+                &config.analyzer.storage,
+                &config.data_dir,
+                config.analyzer.zstd_level,
+            )
+            .context("opening storage (data_dir, analyzer.storage)")?,
         );
         // Alerting's notification history, as SQL table `notifications`
         // (read from the data dir, so it works with alerting elsewhere on

@@ -32,6 +32,9 @@ pub struct AnalyzerConfig {
     pub forecast: ForecastConfig,
     /// `[analyzer.anomaly_events]`: onset and end events on `vigie.anomalies`.
     pub anomaly_events: crate::episodes::EpisodeConfig,
+    /// `[analyzer.storage]`: where data files live (the data dir by
+    /// default, or an S3-compatible bucket).
+    pub storage: crate::storage::StorageConfig,
 }
 
 impl Default for AnalyzerConfig {
@@ -46,6 +49,7 @@ impl Default for AnalyzerConfig {
             retention_bytes: 0,
             forecast: ForecastConfig::default(),
             anomaly_events: crate::episodes::EpisodeConfig::default(),
+            storage: crate::storage::StorageConfig::default(),
         }
     }
 }
@@ -80,6 +84,7 @@ impl AnalyzerConfig {
         }
         out.extend(self.forecast.problems());
         out.extend(self.anomaly_events.problems());
+        out.extend(self.storage.problems());
         out
     }
 }

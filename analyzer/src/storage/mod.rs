@@ -23,11 +23,15 @@
 
 mod compact;
 mod index;
+mod location;
 mod query;
+mod refresh;
 mod retention;
 mod select;
 mod store;
 mod values;
+
+pub use location::StorageConfig;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -98,6 +102,9 @@ struct Files {
     compact_lock: Mutex<()>,
     /// A background compaction is running.
     compacting: AtomicBool,
+    /// The files each compacted file replaces, as the last refresh read
+    /// them (module `refresh`).
+    replaces: Mutex<std::collections::HashMap<ObjPath, Vec<String>>>,
 }
 
 impl Files {
@@ -249,7 +256,29 @@ impl Storage {
     /// `object_store::memory::InMemory`): samples under `samples/`, log
     /// records under `logs/`.
     pub fn open_store(store: Arc<dyn ObjectStore>, zstd_level: i32) -> Result<Self, AnalyzerError> {
-        Self::open_in(Arc::new(Store::new(store, None)?), zstd_level)
+        Self::open_in(
+            Arc::new(Store::new(store, None, ObjPath::default())?),
+            zstd_level,
+        )
+    }
+
+    /// Opens the storage `config` names (`[analyzer.storage]`; the local
+    /// directory `data_dir` by default). With a `refresh_interval`, the
+    /// file list is re-read from the store at that interval, to serve
+    /// what another process writes there.
+    pub fn open_with(
+        config: &StorageConfig,
+        data_dir: &Path,
+        zstd_level: i32,
+    ) -> Result<Self, AnalyzerError> {
+        let storage = Self::open_in(Arc::new(config.store(data_dir)?), zstd_level)?;
+        if !config.refresh_interval.is_zero() {
+            refresh::start(&storage.store, config.refresh_interval);
+            if let Some(logs) = &storage.logs {
+                refresh::start(&logs.store, config.refresh_interval);
+            }
+        }
+        Ok(storage)
     }
 
     fn open_in(store: Arc<Store>, zstd_level: i32) -> Result<Self, AnalyzerError> {
@@ -270,7 +299,7 @@ impl Storage {
         logs: Option<Box<Storage>>,
         zstd_level: i32,
     ) -> Result<Self, AnalyzerError> {
-        let prefix = ObjPath::from(prefix);
+        let prefix = store.key(prefix);
         let mut files = Vec::new();
         for meta in store.list_blocking(&prefix)? {
             let file = DataFile {
@@ -305,6 +334,7 @@ impl Storage {
                 }),
                 compact_lock: Mutex::new(()),
                 compacting: AtomicBool::new(false),
+                replaces: Mutex::default(),
             }),
             schema,
             logs,

@@ -28,6 +28,8 @@ pub(crate) struct Store {
     object: Arc<dyn ObjectStore>,
     /// The directory of a local store (for [`Store::locate`]).
     local_root: Option<PathBuf>,
+    /// Key prefix of every object (the path of an `s3://bucket/path` URL).
+    root: ObjPath,
     /// Runs object store calls for blocking callers, wherever they are
     /// (a `spawn_blocking` thread, the compaction thread, a test's async
     /// body): a runtime of its own never nests in the caller's.
@@ -50,19 +52,30 @@ fn generic(message: String) -> object_store::Error {
 impl Store {
     /// A store in the local directory `dir` (created if missing).
     pub(crate) fn local(dir: &Path) -> Result<Self, AnalyzerError> {
+        Self::new(
+            Self::local_fs(dir)?,
+            Some(dir.to_path_buf()),
+            ObjPath::default(),
+        )
+    }
+
+    /// The object store of the local directory `dir` (created if missing).
+    pub(crate) fn local_fs(dir: &Path) -> Result<Arc<dyn ObjectStore>, AnalyzerError> {
         std::fs::create_dir_all(dir).map_err(|source| AnalyzerError::Io {
             path: dir.to_path_buf(),
             source,
         })?;
         let fs = LocalFileSystem::new_with_prefix(dir)
             .map_err(store_err(format!("opening {}", dir.display())))?;
-        Self::new(Arc::new(fs), Some(dir.to_path_buf()))
+        Ok(Arc::new(fs))
     }
 
-    /// Wraps `object`; `local_root` is its directory when it is local.
+    /// Wraps `object`; `local_root` is its directory when it is local,
+    /// `root` the key prefix of every object.
     pub(crate) fn new(
         object: Arc<dyn ObjectStore>,
         local_root: Option<PathBuf>,
+        root: ObjPath,
     ) -> Result<Self, AnalyzerError> {
         let io = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
@@ -76,8 +89,18 @@ impl Store {
         Ok(Self {
             object,
             local_root,
+            root,
             io: Some(io),
         })
+    }
+
+    /// The key of `part` (e.g. `samples`) under the store's root.
+    pub(crate) fn key(&self, part: &str) -> ObjPath {
+        if self.root.as_ref().is_empty() {
+            ObjPath::from(part)
+        } else {
+            self.root.clone().join(part)
+        }
     }
 
     /// The object store itself.
@@ -129,6 +152,22 @@ impl Store {
         self.run(format!("listing {prefix}"), async move {
             object.list(Some(&p)).try_collect().await
         })
+    }
+
+    /// Every object under `prefix` (from async code).
+    pub(crate) async fn list(&self, prefix: &ObjPath) -> Result<Vec<ObjectMeta>, AnalyzerError> {
+        self.object
+            .list(Some(prefix))
+            .try_collect()
+            .await
+            .map_err(store_err(format!("listing {prefix}")))
+    }
+
+    /// Runs `fut` in the background on the I/O runtime.
+    pub(crate) fn spawn(&self, fut: impl Future<Output = ()> + Send + 'static) {
+        if let Some(io) = &self.io {
+            io.spawn(fut);
+        }
     }
 
     /// Writes object `key` in one atomic put, blocking.
