@@ -1,12 +1,17 @@
 //! Log template miner throughput: lines/s through `TemplateMiner::add`
-//! (masking + matching) over the messages of Loghub's HDFS and Android 2k
-//! samples (`../shared/data/loghub`, or `$VIGIE_SHARED_DATA/loghub`), one
-//! fresh miner per pass. Skipped with a message when the data is missing.
+//! (masking + matching) over the messages of every Loghub 2k sample with a
+//! built-in header format (`../shared/data/loghub`, or
+//! `$VIGIE_SHARED_DATA/loghub`): `miner_add_<System>` with one fresh miner
+//! per pass (template creation included), `miner_warm_<System>` with a miner
+//! that has seen the sample (the steady state of a stream). A system whose data
+//! is missing is skipped with a message. `cargo bench -p vigie-analyzer
+//! --bench logs -- HDFS` runs one system.
 
 // `criterion_main!` generates an undocumented `main`.
 #![allow(missing_docs)]
 use std::hint::black_box;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use vigie_analyzer::eval::loghub::DEFAULT_FORMATS;
@@ -40,7 +45,7 @@ fn messages(system: &str) -> Option<Vec<String>> {
 }
 
 fn bench_miner(c: &mut Criterion) {
-    for system in ["HDFS", "Android"] {
+    for (system, _) in DEFAULT_FORMATS {
         let Some(lines) = messages(system) else {
             eprintln!(
                 "SKIPPED logs/{system}: no Loghub data under {} (set VIGIE_SHARED_DATA)",
@@ -49,6 +54,8 @@ fn bench_miner(c: &mut Criterion) {
             continue;
         };
         let mut group = c.benchmark_group("logs");
+        group.warm_up_time(Duration::from_secs(1));
+        group.measurement_time(Duration::from_secs(3));
         group.throughput(Throughput::Elements(lines.len() as u64));
         group.bench_function(format!("miner_add_{system}"), |b| {
             b.iter_batched(
@@ -61,6 +68,17 @@ fn bench_miner(c: &mut Criterion) {
                 },
                 BatchSize::SmallInput,
             );
+        });
+        let mut warm = TemplateMiner::new(MinerConfig::default());
+        for line in &lines {
+            warm.add(line);
+        }
+        group.bench_function(format!("miner_warm_{system}"), |b| {
+            b.iter(|| {
+                for line in &lines {
+                    black_box(warm.add(line));
+                }
+            });
         });
         group.finish();
     }

@@ -253,7 +253,7 @@ impl Analyzer {
                     .entry((m.id, source, level))
                     .or_insert((r.ts_ms, n));
                 *c = (c.0.max(r.ts_ms), n);
-                log.template = Some((m.id, m.template));
+                log.template = Some((m.id, m.template.to_string()));
             }
         }
         let mut samples: Vec<Sample> = counters

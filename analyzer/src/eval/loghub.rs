@@ -318,7 +318,11 @@ pub fn mine_lines<'a>(lines: impl IntoIterator<Item = &'a str>, format: &HeaderF
     let mut ids = Vec::with_capacity(matches.len());
     let mut templates = Vec::with_capacity(matches.len());
     for m in matches {
-        templates.push(miner.template(m.id).unwrap_or(m.template));
+        templates.push(
+            miner
+                .template(m.id)
+                .unwrap_or_else(|| m.template.to_string()),
+        );
         ids.push(m.id);
     }
     MinedLog {

@@ -16,6 +16,11 @@
 //! Consecutive words that are only variables and punctuation (`@0x1 @0x2
 //! @0x3)`) collapse into one (`@<*>)`), so variable-length lists do not change
 //! the token count.
+//!
+//! The miner tokenises with [`Masker::tokenize_into`]: the tokens go into one
+//! reusable [`TokenBuf`] (no allocation per token or line), with byte-level
+//! fast paths for ASCII (whitespace, words with no digit left as they are);
+//! the result is the same as [`Masker::tokenize`]'s.
 
 use serde::{Deserialize, Serialize};
 
@@ -49,48 +54,211 @@ pub struct Tokens {
     pub truncated: bool,
 }
 
+/// Masked tokens of one line in one reusable buffer: the tokens' text
+/// back to back and their byte ranges, so tokenising a line allocates
+/// nothing once the buffer has grown to the longest line.
+#[derive(Debug, Clone, Default)]
+pub struct TokenBuf {
+    text: String,
+    ranges: Vec<(usize, usize)>,
+    /// Scratch for the suffix of a token merged into the previous one.
+    suffix: String,
+    truncated: bool,
+}
+
+impl TokenBuf {
+    /// Number of tokens.
+    pub fn len(&self) -> usize {
+        self.ranges.len()
+    }
+
+    /// True when the line had no token.
+    pub fn is_empty(&self) -> bool {
+        self.ranges.is_empty()
+    }
+
+    /// Token `i` (panics when out of range, like slice indexing).
+    pub fn get(&self, i: usize) -> &str {
+        let (s, e) = self.ranges[i];
+        &self.text[s..e]
+    }
+
+    /// The tokens in order.
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = &str> + '_ {
+        self.ranges.iter().map(|&(s, e)| &self.text[s..e])
+    }
+
+    /// True when words beyond [`Masker::max_tokens`] were dropped.
+    pub fn truncated(&self) -> bool {
+        self.truncated
+    }
+
+    fn clear(&mut self) {
+        self.text.clear();
+        self.ranges.clear();
+        self.truncated = false;
+    }
+}
+
 impl Masker {
     /// Splits `content` into masked words.
     pub fn tokenize(&self, content: &str) -> Tokens {
-        let mut tokens: Vec<String> = Vec::new();
-        let mut truncated = false;
+        let mut buf = TokenBuf::default();
+        self.tokenize_into(content, &mut buf);
+        Tokens {
+            tokens: buf.iter().map(str::to_string).collect(),
+            truncated: buf.truncated,
+        }
+    }
+
+    /// Splits `content` into masked words, into `buf` (cleared first).
+    pub fn tokenize_into(&self, content: &str, buf: &mut TokenBuf) {
+        buf.clear();
         // Whether the last pushed token is variables-and-punctuation only.
         let mut last_var = false;
-        for (words, word) in content.split_whitespace().enumerate() {
+        for (words, word) in Words(content).enumerate() {
             if words == self.max_tokens {
-                truncated = true;
+                buf.truncated = true;
                 break;
             }
-            let masked = if word.len() > self.max_token_len || is_date_word(word) {
-                WILDCARD.to_string()
-            } else if last_var && is_unit_word(word) {
+            let start = buf.text.len();
+            let maybe_wild = if word.len() > self.max_token_len || is_date_word(word) {
+                buf.text.push_str(WILDCARD);
+                true
+            } else if last_var && let Some((s, e)) = unit_core(word) {
                 // `1.5 KB,` is one value.
-                let core = word.trim_matches(|c: char| !c.is_alphanumeric());
-                word.replacen(core, WILDCARD, 1)
+                buf.text.push_str(&word[..s]);
+                buf.text.push_str(WILDCARD);
+                buf.text.push_str(&word[e..]);
+                true
             } else {
-                mask_word(word)
+                mask_word_into(word, &mut buf.text)
             };
+            let masked = &buf.text[start..];
+            let wild = maybe_wild && has_wildcard(masked);
             // A repeated masked token (`blk_<*> blk_<*> ...`) is a list.
-            if masked.contains(WILDCARD) && tokens.last() == Some(&masked) {
+            if wild
+                && let Some(&(ps, pe)) = buf.ranges.last()
+                && buf.text[ps..pe] == *masked
+            {
+                buf.text.truncate(start);
                 continue;
             }
-            let var = is_variable_only(&masked);
+            let var = wild && !masked.chars().any(char::is_alphanumeric);
             if var
                 && last_var
-                && let Some(prev) = tokens.last_mut()
+                && let Some(prev) = buf.ranges.last_mut()
             {
                 // prefix of the previous + <*> + suffix of this one.
-                let pre_end = prev.find(WILDCARD).unwrap_or(0);
-                let suf_start = masked.rfind(WILDCARD).map_or(0, |i| i + WILDCARD.len());
-                let merged = format!("{}{WILDCARD}{}", &prev[..pre_end], &masked[suf_start..]);
-                *prev = merged;
+                let pre_end = find_wildcard(&buf.text[prev.0..prev.1]).unwrap_or(0);
+                let suf_start = rfind_wildcard(masked).map_or(0, |i| i + WILDCARD.len());
+                buf.suffix.clear();
+                buf.suffix.push_str(&masked[suf_start..]);
+                // The previous token ends the text before this one.
+                buf.text.truncate(prev.0 + pre_end);
+                buf.text.push_str(WILDCARD);
+                buf.text.push_str(&buf.suffix);
+                prev.1 = buf.text.len();
                 continue;
             }
             last_var = var;
-            tokens.push(masked);
+            buf.ranges.push((start, buf.text.len()));
         }
-        Tokens { tokens, truncated }
     }
+}
+
+/// The words of a line, as `str::split_whitespace` splits them, with a
+/// byte-level fast path for ASCII.
+struct Words<'a>(&'a str);
+
+/// True for the ASCII characters `char::is_whitespace` accepts.
+#[inline]
+fn ascii_space(b: u8) -> bool {
+    b == b' ' || (b'\t'..=b'\r').contains(&b)
+}
+
+/// The non-ASCII character starting at byte `i` of `s` (a char boundary):
+/// its length and whether it is whitespace.
+#[cold]
+fn wide_char_at(s: &str, i: usize) -> (usize, bool) {
+    s[i..]
+        .chars()
+        .next()
+        .map_or((1, false), |c| (c.len_utf8(), c.is_whitespace()))
+}
+
+impl<'a> Iterator for Words<'a> {
+    type Item = &'a str;
+
+    fn next(&mut self) -> Option<&'a str> {
+        let s = self.0;
+        let bytes = s.as_bytes();
+        let mut i = 0;
+        // Skip whitespace.
+        while i < bytes.len() {
+            let b = bytes[i];
+            if b.is_ascii() {
+                if !ascii_space(b) {
+                    break;
+                }
+                i += 1;
+            } else {
+                let (n, space) = wide_char_at(s, i);
+                if !space {
+                    break;
+                }
+                i += n;
+            }
+        }
+        if i == bytes.len() {
+            self.0 = "";
+            return None;
+        }
+        let start = i;
+        while i < bytes.len() {
+            let b = bytes[i];
+            if b > b' ' && b < 0x80 {
+                i += 1;
+            } else if b.is_ascii() {
+                if ascii_space(b) {
+                    break;
+                }
+                i += 1;
+            } else {
+                let (n, space) = wide_char_at(s, i);
+                if space {
+                    break;
+                }
+                i += n;
+            }
+        }
+        self.0 = &s[i..];
+        Some(&s[start..i])
+    }
+}
+
+/// Byte index of the first [`WILDCARD`] in `s` (faster than `str::find` on
+/// the short strings of tokens).
+#[inline]
+pub fn find_wildcard(s: &str) -> Option<usize> {
+    s.as_bytes()
+        .windows(3)
+        .position(|w| w == WILDCARD.as_bytes())
+}
+
+/// Byte index of the last [`WILDCARD`] in `s`.
+#[inline]
+pub fn rfind_wildcard(s: &str) -> Option<usize> {
+    s.as_bytes()
+        .windows(3)
+        .rposition(|w| w == WILDCARD.as_bytes())
+}
+
+/// True when `s` holds [`WILDCARD`] (faster than `str::contains` on the
+/// short strings of tokens).
+#[inline]
+pub fn has_wildcard(s: &str) -> bool {
+    find_wildcard(s).is_some()
 }
 
 /// Day and month names, as in timestamps.
@@ -101,8 +269,19 @@ const DATE_WORDS: [&str; 19] = [
 
 /// True for a day or month abbreviation (with punctuation around).
 fn is_date_word(word: &str) -> bool {
-    let core = word.trim_matches(|c: char| !c.is_alphanumeric());
-    DATE_WORDS.contains(&core)
+    let b = word.as_bytes();
+    if b.len() < 3 {
+        return false;
+    }
+    // Cheap rejections of the common case, a word starting with its core:
+    // date words start with an upper-case letter and have 3 letters.
+    if b[0].is_ascii_alphanumeric()
+        && (!b[0].is_ascii_uppercase() || b.get(3).is_some_and(u8::is_ascii_alphanumeric))
+    {
+        return false;
+    }
+    let (s, e) = core_range(word);
+    e - s == 3 && DATE_WORDS.contains(&&word[s..e])
 }
 
 /// Units written after a number.
@@ -111,23 +290,43 @@ const UNIT_WORDS: [&str; 17] = [
     "secs", "seconds", "min",
 ];
 
-/// True for a unit such as `KB` or `ms` (with punctuation around).
-fn is_unit_word(word: &str) -> bool {
-    let core = word.trim_matches(|c: char| !c.is_alphanumeric());
-    UNIT_WORDS.contains(&core)
+/// For a unit such as `KB` or `ms` (with punctuation around): the byte
+/// range of the unit.
+fn unit_core(word: &str) -> Option<(usize, usize)> {
+    let (s, e) = core_range(word);
+    UNIT_WORDS.contains(&&word[s..e]).then_some((s, e))
+}
+
+/// Byte range of `word` without its leading and trailing non-alphanumeric
+/// characters.
+fn core_range(word: &str) -> (usize, usize) {
+    let bytes = word.as_bytes();
+    if bytes.is_ascii() {
+        let Some(start) = bytes.iter().position(u8::is_ascii_alphanumeric) else {
+            return (word.len(), word.len());
+        };
+        let end = bytes
+            .iter()
+            .rposition(u8::is_ascii_alphanumeric)
+            .map_or(start, |e| e + 1);
+        return (start, end);
+    }
+    let start = word
+        .char_indices()
+        .find(|(_, c)| c.is_alphanumeric())
+        .map_or(word.len(), |(i, _)| i);
+    let end = word[start..]
+        .char_indices()
+        .rev()
+        .find(|(_, c)| c.is_alphanumeric())
+        .map_or(start, |(i, c)| start + i + c.len_utf8());
+    (start, end)
 }
 
 /// True when `token` has a wildcard and nothing alphanumeric besides.
 pub fn is_variable_only(token: &str) -> bool {
-    token.contains(WILDCARD)
-        && !token
-            .replace(WILDCARD, "")
-            .chars()
-            .any(char::is_alphanumeric)
-}
-
-fn is_hex_run(run: &str) -> bool {
-    run.bytes().all(|b| b.is_ascii_hexdigit())
+    // `<`, `*` and `>` are not alphanumeric: no need to remove the wildcards.
+    has_wildcard(token) && !token.chars().any(char::is_alphanumeric)
 }
 
 /// `d+.d+.d+.d+` at the start of `s`: its byte length.
@@ -180,105 +379,149 @@ fn uuid_len(s: &[u8]) -> Option<usize> {
 
 /// Masks the variable parts of one whitespace-free word.
 pub fn mask_word(word: &str) -> String {
-    let bytes = word.as_bytes();
     let mut out = String::with_capacity(word.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let at_boundary = i == 0 || !is_alnum_at(word, i - 1);
-        if at_boundary
-            && bytes[i].is_ascii_digit()
-            && let Some(n) = ipv4_len(&bytes[i..])
-        {
-            push_wildcard(&mut out);
-            i += n;
-            continue;
-        }
-        if at_boundary
-            && bytes[i].is_ascii_hexdigit()
-            && let Some(n) = uuid_len(&bytes[i..])
-        {
-            push_wildcard(&mut out);
-            i += n;
-            continue;
-        }
-        // A sign glued to a number after a non-alphanumeric: part of it.
-        if (bytes[i] == b'-' || bytes[i] == b'+')
-            && at_boundary
-            && i + 1 < bytes.len()
-            && bytes[i + 1].is_ascii_digit()
-        {
-            i += 1;
-            let end = run_end(word, i);
-            mask_run(&word[i..end], &mut out, true);
-            i = end;
-            continue;
-        }
-        let Some(c) = word[i..].chars().next() else {
-            break;
-        };
-        if c.is_alphanumeric() {
-            let end = run_end(word, i);
-            mask_run(&word[i..end], &mut out, false);
-            i = end;
-        } else {
-            out.push(c);
-            i += c.len_utf8();
-        }
-    }
+    let _ = mask_word_into(word, &mut out);
     out
 }
 
-fn is_alnum_at(word: &str, byte_idx: usize) -> bool {
-    // The previous char may be multi-byte: find its start.
-    let mut start = byte_idx;
-    while !word.is_char_boundary(start) {
-        start -= 1;
+/// The character starting at byte `i` of `word` (a char boundary) and
+/// whether it is alphanumeric; ASCII without decoding.
+fn char_at(word: &str, i: usize) -> (usize, bool) {
+    let b = word.as_bytes()[i];
+    if b.is_ascii() {
+        return (1, b.is_ascii_alphanumeric());
     }
-    word[start..]
+    word[i..]
         .chars()
         .next()
-        .is_some_and(char::is_alphanumeric)
+        .map_or((1, false), |c| (c.len_utf8(), c.is_alphanumeric()))
 }
 
+/// True when masking leaves `word` as it is and it holds no `<*>` for
+/// certain: ASCII without digits (so no number, address or signed value),
+/// without a run of 8 hex letters (a hex value or the start of a UUID) and
+/// without `<`.
+fn plain_word(word: &str) -> bool {
+    let mut hex_run = 0;
+    for &b in word.as_bytes() {
+        if b.is_ascii_digit() || !b.is_ascii() || b == b'<' {
+            return false;
+        }
+        if b.is_ascii_hexdigit() {
+            hex_run += 1;
+            if hex_run == 8 {
+                return false;
+            }
+        } else {
+            hex_run = 0;
+        }
+    }
+    true
+}
+
+/// Appends `word` masked to `out`; false when the result holds no `<*>`
+/// for certain.
+fn mask_word_into(word: &str, out: &mut String) -> bool {
+    if plain_word(word) {
+        out.push_str(word);
+        return false;
+    }
+    let start = out.len();
+    let bytes = word.as_bytes();
+    let mut i = 0;
+    // Whether the previous character is alphanumeric.
+    let mut prev_alnum = false;
+    while i < bytes.len() {
+        let b = bytes[i];
+        if !prev_alnum {
+            if b.is_ascii_digit()
+                && let Some(n) = ipv4_len(&bytes[i..])
+            {
+                push_wildcard(out, start);
+                i += n;
+                prev_alnum = true;
+                continue;
+            }
+            if b.is_ascii_hexdigit()
+                && let Some(n) = uuid_len(&bytes[i..])
+            {
+                push_wildcard(out, start);
+                i += n;
+                prev_alnum = true;
+                continue;
+            }
+            // A sign glued to a number after a non-alphanumeric: part of it.
+            if (b == b'-' || b == b'+') && bytes.get(i + 1).is_some_and(u8::is_ascii_digit) {
+                let end = run_end(word, i + 1);
+                mask_run(&word[i + 1..end], out, true, start);
+                i = end;
+                prev_alnum = true;
+                continue;
+            }
+        }
+        let (len, alnum) = char_at(word, i);
+        if alnum {
+            let end = run_end(word, i);
+            mask_run(&word[i..end], out, false, start);
+            i = end;
+        } else {
+            out.push_str(&word[i..i + len]);
+            i += len;
+        }
+        prev_alnum = alnum;
+    }
+    true
+}
+
+/// End of the alphanumeric run starting at byte `start`.
 fn run_end(word: &str, start: usize) -> usize {
-    word[start..]
-        .char_indices()
-        .find(|(_, c)| !c.is_alphanumeric())
-        .map_or(word.len(), |(j, _)| start + j)
+    let bytes = word.as_bytes();
+    let mut i = start;
+    while i < bytes.len() {
+        if bytes[i].is_ascii_alphanumeric() {
+            i += 1;
+            continue;
+        }
+        let (len, alnum) = char_at(word, i);
+        if !alnum {
+            break;
+        }
+        i += len;
+    }
+    i
 }
 
-fn push_wildcard(out: &mut String) {
-    if !out.ends_with(WILDCARD) {
+/// Appends `<*>` unless the token (from `start`) already ends with one.
+fn push_wildcard(out: &mut String, start: usize) {
+    if !out.as_bytes()[start..].ends_with(WILDCARD.as_bytes()) {
         out.push_str(WILDCARD);
     }
 }
 
 /// Masks one alphanumeric run.
-fn mask_run(run: &str, out: &mut String, signed: bool) {
-    let long_hex = run.len() >= 8 && is_hex_run(run);
-    if !long_hex && !run.bytes().any(|b| b.is_ascii_digit()) {
-        out.push_str(run);
+fn mask_run(run: &str, out: &mut String, signed: bool, start: usize) {
+    let bytes = run.as_bytes();
+    let first_digit = bytes.iter().position(u8::is_ascii_digit);
+    let all_hex = bytes.iter().all(u8::is_ascii_hexdigit);
+    let long_hex = bytes.len() >= 8 && all_hex;
+    let Some(split) = first_digit else {
+        if long_hex {
+            push_wildcard(out, start);
+        } else {
+            out.push_str(run);
+        }
         return;
-    }
-    if long_hex {
-        push_wildcard(out);
-        return;
-    }
-    if signed || is_hex_run(run) {
-        push_wildcard(out);
+    };
+    if signed || all_hex {
+        push_wildcard(out, start);
         return;
     }
     // letters followed by digits only: keep the letters.
-    let split = run
-        .char_indices()
-        .find(|(_, c)| c.is_ascii_digit())
-        .map_or(run.len(), |(j, _)| j);
-    let (head, tail) = run.split_at(split);
-    if !head.is_empty() && tail.bytes().all(|b| b.is_ascii_digit()) {
-        out.push_str(head);
+    if split > 0 && bytes[split..].iter().all(u8::is_ascii_digit) {
+        out.push_str(&run[..split]);
         out.push_str(WILDCARD);
     } else {
-        push_wildcard(out);
+        push_wildcard(out, start);
     }
 }
 
@@ -317,6 +560,41 @@ mod tests {
         let t = Masker::default().tokenize("(size 1.5 KB, free 3 B)");
         assert_eq!(t.tokens, vec!["(size", "<*>,", "free", "<*>)"]);
         assert!(!t.truncated);
+    }
+
+    #[test]
+    fn splits_words_like_split_whitespace() {
+        let line = " a\tb\u{b}c\u{a0}d\u{2003}é\u{85}x\u{1c}y  ";
+        let ours: Vec<&str> = Words(line).collect();
+        let std: Vec<&str> = line.split_whitespace().collect();
+        assert_eq!(ours, std);
+        assert_eq!(Words("").count(), 0);
+        assert_eq!(Words(" \u{3000} ").count(), 0);
+    }
+
+    #[test]
+    fn buffer_holds_the_same_tokens() {
+        let masker = Masker::default();
+        let mut buf = TokenBuf::default();
+        masker.tokenize_into("stack @0x1a @0x2b @0x3c) done Mon", &mut buf);
+        let tokens: Vec<&str> = buf.iter().collect();
+        assert_eq!(tokens, ["stack", "@<*>)", "done", "<*>"]);
+        // Reused: the previous line leaves nothing behind.
+        masker.tokenize_into("x", &mut buf);
+        assert_eq!((buf.len(), buf.get(0), buf.truncated()), (1, "x", false));
+        masker.tokenize_into("", &mut buf);
+        assert!(buf.is_empty());
+        assert!(has_wildcard("a<*>") && !has_wildcard("<*") && !has_wildcard(""));
+        assert_eq!(
+            (find_wildcard("<*>a<*>"), rfind_wildcard("<*>a<*>")),
+            (Some(0), Some(4))
+        );
+        // Words the fast path keeps as they are, and ones it must not.
+        assert!(plain_word("terminating:") && plain_word("(abcdefa)"));
+        assert!(!plain_word("deadbeef") && !plain_word("x1") && !plain_word("é"));
+        assert!(!plain_word("a<*>") && mask_word_into("a<*>", &mut String::new()));
+        assert_eq!(m("deadbeef"), "<*>");
+        assert_eq!(m("abcdefab-abcd-abcd-abcd-abcdefabcdef"), "<*>");
     }
 
     #[test]

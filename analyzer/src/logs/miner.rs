@@ -13,13 +13,21 @@
 //! runs; with [`TemplateMiner::save`] and [`TemplateMiner::load`] the miner
 //! carries on where it stopped and gives the same ids. Memory is bounded by
 //! [`MinerConfig::max_templates`]: the least recently used template is evicted.
+//!
+//! A line that matches a template allocates nothing: its tokens go into a
+//! buffer the miner reuses, the route key is hashed without being built, and
+//! the template text in [`TemplateMatch`] is shared with the template (rebuilt
+//! only when the template changes). The saved state is the same as before
+//! these buffers (the derived parts are rebuilt on load).
 
 use std::collections::{BTreeMap, HashMap};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::path::Path;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use super::mask::{Masker, WILDCARD};
+use super::mask::{Masker, TokenBuf, WILDCARD, find_wildcard, has_wildcard, rfind_wildcard};
 use crate::AnalyzerError;
 
 /// Miner settings. One configuration serves every log source.
@@ -57,8 +65,9 @@ impl Default for MinerConfig {
 pub struct TemplateMatch {
     /// Stable id of the template (hash of its text when first created).
     pub id: u64,
-    /// The template text after this line, `<*>` for variables.
-    pub template: String,
+    /// The template text after this line, `<*>` for variables (shared with
+    /// the miner: no copy per line).
+    pub template: Arc<str>,
     /// True when this line created the template.
     pub is_new: bool,
     /// True when this line generalised an existing template.
@@ -91,6 +100,30 @@ struct Cluster {
     /// waiting for enough distinct values to merge.
     #[serde(default)]
     pending: Vec<Pending>,
+    /// `tokens` joined by spaces, rebuilt when they change.
+    #[serde(skip)]
+    text: Arc<str>,
+    /// Whether each token holds a `<*>`.
+    #[serde(skip)]
+    wild: Vec<bool>,
+    /// Key of this template's entry in the LRU index: `last_used` when the
+    /// entry was written, which may be older (see [`Index::lru`]).
+    #[serde(skip)]
+    lru_key: u64,
+}
+
+impl Cluster {
+    /// Rebuilds the text and wildcard flags from the tokens.
+    fn refresh(&mut self) {
+        self.text = self.tokens.join(" ").into();
+        self.wild = self.tokens.iter().map(|t| has_wildcard(t)).collect();
+    }
+
+    /// True when the template's token `i` neither equals nor matches `c`.
+    fn differs(&self, i: usize, c: &str) -> bool {
+        let t = self.tokens[i].as_str();
+        t != c && !(self.wild[i] && glob_match(t, c))
+    }
 }
 
 /// Siblings of a template differing at the same positions.
@@ -117,26 +150,101 @@ pub struct TemplateMiner {
     stats: MinerStats,
     #[serde(skip)]
     index: Index,
+    /// Reused buffers of [`TemplateMiner::add`].
+    #[serde(skip)]
+    scratch: Scratch,
 }
+
+/// Buffers reused from line to line, so a line that matches a template
+/// allocates nothing.
+#[derive(Debug, Clone, Default)]
+struct Scratch {
+    tokens: TokenBuf,
+    positions: Vec<usize>,
+}
+
+/// Hasher for keys that are already hashes (route keys, template ids).
+#[derive(Default)]
+struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
+type IdMap<V> = HashMap<u64, V, BuildHasherDefault<IdHasher>>;
 
 /// Lookup structures derived from `clusters` (rebuilt on load).
 #[derive(Debug, Clone, Default)]
 struct Index {
-    /// Route key → creation sequence numbers.
-    buckets: HashMap<String, Vec<u64>>,
+    /// Hash of the route key → creation sequence numbers.
+    buckets: IdMap<Vec<u64>>,
     /// Template id → creation sequence number.
-    ids: HashMap<u64, u64>,
-    /// Last use → creation sequence number (least recently used first).
+    ids: IdMap<u64>,
+    /// Last use → creation sequence number (least recently used first),
+    /// one entry per template. A use only updates the template's
+    /// `last_used`; the entry is moved when eviction finds it stale, so the
+    /// first entry that is not stale is the least recently used template.
     lru: BTreeMap<u64, u64>,
 }
 
-fn fnv1a(s: &str, salt: u64) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325 ^ salt;
-    for b in s.bytes() {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+/// FNV-1a, fed in pieces.
+struct Fnv(u64);
+
+impl Fnv {
+    fn new(salt: u64) -> Self {
+        Fnv(0xcbf2_9ce4_8422_2325 ^ salt)
     }
-    h
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 ^= u64::from(b);
+            self.0 = self.0.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
+}
+
+fn fnv1a(s: &str, salt: u64) -> u64 {
+    let mut h = Fnv::new(salt);
+    h.write(s.as_bytes());
+    h.0
+}
+
+/// `fnv1a(&route_key(tokens, depth), 0)` without building the key.
+fn route_hash(tokens: &TokenBuf, depth: usize) -> u64 {
+    let mut h = Fnv::new(0);
+    let mut digits = [0u8; 20];
+    let mut n = tokens.len();
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    h.write(&digits[at..]);
+    for t in tokens.iter().take(depth) {
+        h.write(&[0x1f]);
+        if has_wildcard(t) {
+            h.write(WILDCARD.as_bytes());
+        } else {
+            h.write(t.as_bytes());
+        }
+    }
+    h.0
 }
 
 fn route_key(tokens: &[String], depth: usize) -> String {
@@ -152,22 +260,29 @@ fn route_key(tokens: &[String], depth: usize) -> String {
     key
 }
 
-/// Drain's similarity: share of positions with equal tokens, and the number
-/// of wildcard positions of the template (tie-break).
-fn similarity(template: &[String], tokens: &[String]) -> (f64, usize) {
-    if template.is_empty() {
-        return (1.0, 0);
+/// Drain's similarity: share of positions with equal tokens, the number
+/// of wildcard positions of the template that match (tie-break), and
+/// whether the template covers the line (no position [`Cluster::differs`]).
+fn similarity(template: &Cluster, tokens: &TokenBuf) -> (f64, usize, bool) {
+    if template.tokens.is_empty() {
+        return (1.0, 0, true);
     }
     let mut same = 0usize;
     let mut params = 0usize;
-    for (t, c) in template.iter().zip(tokens) {
+    for ((t, wild), c) in template
+        .tokens
+        .iter()
+        .zip(&template.wild)
+        .zip(tokens.iter())
+    {
         if t == c {
             same += 1;
-        } else if t.contains(WILDCARD) && glob_match(t, c) {
+        } else if *wild && glob_match(t, c) {
             params += 1;
         }
     }
-    (same as f64 / template.len() as f64, params)
+    let n = template.tokens.len();
+    (same as f64 / n as f64, params, same + params == n)
 }
 
 /// Generalises two tokens: keeps a common prefix ending and a common suffix
@@ -237,29 +352,56 @@ fn key_difference(a: &str, b: &str) -> bool {
     matches!((key(a), key(b)), (Some(x), Some(y)) if x != y)
 }
 
+/// `str::find` for the short needles of templates, without its searcher's
+/// set-up cost. A match of valid UTF-8 in valid UTF-8 is on char boundaries.
+fn find_str(haystack: &str, needle: &str) -> Option<usize> {
+    if needle.is_empty() {
+        return Some(0);
+    }
+    haystack
+        .as_bytes()
+        .windows(needle.len())
+        .position(|w| w == needle.as_bytes())
+}
+
 /// True when `token` matches `pattern`, where `<*>` stands for any text,
 /// but a value ending a `key=<*>` is not empty (`rhost=` is another shape
 /// than `rhost=<*>`).
 fn glob_match(pattern: &str, token: &str) -> bool {
-    let mut parts = pattern.split(WILDCARD);
-    let Some(first) = parts.next() else {
+    let (Some(first_at), Some(last_at)) = (find_wildcard(pattern), rfind_wildcard(pattern)) else {
+        return pattern == token;
+    };
+    let Some(mut rest) = token.strip_prefix(&pattern[..first_at]) else {
         return false;
     };
-    let Some(mut rest) = token.strip_prefix(first) else {
-        return false;
-    };
-    let parts: Vec<&str> = parts.collect();
-    let Some((last, middle)) = parts.split_last() else {
-        return rest.is_empty();
-    };
-    for part in middle {
-        match rest.find(part) {
-            Some(i) => rest = &rest[i + part.len()..],
-            None => return false,
+    let last = &pattern[last_at + WILDCARD.len()..];
+    if last_at > first_at {
+        for part in pattern[first_at + WILDCARD.len()..last_at].split(WILDCARD) {
+            match find_str(rest, part) {
+                Some(i) => rest = &rest[i + part.len()..],
+                None => return false,
+            }
         }
     }
-    let key_value = last.is_empty() && pattern.ends_with(&format!("={WILDCARD}"));
+    let key_value = last.is_empty() && pattern[..last_at].ends_with('=');
     rest.ends_with(last) && !(key_value && rest.is_empty())
+}
+
+/// Generalises `cluster`'s tokens to cover `other` (same length); true
+/// when a token changed. The text is not refreshed.
+fn generalise<'a>(cluster: &mut Cluster, other: impl Iterator<Item = &'a str>) -> bool {
+    let mut changed = false;
+    for (i, c) in other.enumerate().take(cluster.tokens.len()) {
+        if cluster.differs(i, c) {
+            let merged = merge_token(&cluster.tokens[i], c);
+            if merged != cluster.tokens[i] {
+                cluster.wild[i] = has_wildcard(&merged);
+                cluster.tokens[i] = merged;
+                changed = true;
+            }
+        }
+    }
+    changed
 }
 
 impl TemplateMiner {
@@ -272,6 +414,7 @@ impl TemplateMiner {
             clock: 0,
             stats: MinerStats::default(),
             index: Index::default(),
+            scratch: Scratch::default(),
         }
     }
 
@@ -297,15 +440,20 @@ impl TemplateMiner {
 
     /// The current text of template `id`, if held.
     pub fn template(&self, id: u64) -> Option<String> {
+        self.template_text(id).map(|t| t.to_string())
+    }
+
+    /// The current text of template `id`, if held, without a copy.
+    pub fn template_text(&self, id: u64) -> Option<Arc<str>> {
         let seq = self.index.ids.get(&id)?;
-        self.clusters.get(seq).map(|c| c.tokens.join(" "))
+        self.clusters.get(seq).map(|c| c.text.clone())
     }
 
     /// `(id, template text, lines)` of every template, oldest first.
     pub fn templates(&self) -> Vec<(u64, String, u64)> {
         self.clusters
             .values()
-            .map(|c| (c.id, c.tokens.join(" "), c.count))
+            .map(|c| (c.id, c.text.to_string(), c.count))
             .collect()
     }
 
@@ -316,39 +464,51 @@ impl TemplateMiner {
 
     /// Adds one line's content (the message, without its header).
     pub fn add(&mut self, content: &str) -> TemplateMatch {
-        let tokens = self.config.masker.tokenize(content);
+        let mut scratch = std::mem::take(&mut self.scratch);
+        self.config
+            .masker
+            .tokenize_into(content, &mut scratch.tokens);
+        let m = self.add_tokens(&scratch.tokens, &mut scratch.positions);
+        self.scratch = scratch;
+        m
+    }
+
+    fn add_tokens(&mut self, tokens: &TokenBuf, positions: &mut Vec<usize>) -> TemplateMatch {
         self.stats.lines += 1;
-        if tokens.truncated {
+        if tokens.truncated() {
             self.stats.truncated_lines += 1;
         }
-        let tokens = tokens.tokens;
         self.clock += 1;
-        let key = route_key(&tokens, self.config.depth);
-        let best = self.best_match(&key, &tokens);
-        let Some(seq) = best else {
-            return self.create(key, tokens);
+        let route = route_hash(tokens, self.config.depth);
+        let owned = || tokens.iter().map(str::to_string).collect::<Vec<_>>();
+        let Some((seq, covered)) = self.best_match(route, tokens) else {
+            let tokens = owned();
+            return self.create(route_key(&tokens, self.config.depth), tokens);
         };
+        if covered {
+            // Nothing to generalise (the common case).
+            return self.join(seq, tokens, false, Vec::new());
+        }
         let Some(cluster) = self.clusters.get(&seq) else {
-            return self.create(key, tokens);
+            let tokens = owned();
+            return self.create(route_key(&tokens, self.config.depth), tokens);
         };
-        let positions: Vec<usize> = cluster
-            .tokens
-            .iter()
-            .zip(&tokens)
-            .enumerate()
-            .filter(|(_, (t, c))| t != c && !(t.contains(WILDCARD) && glob_match(t, c)))
-            .map(|(i, _)| i)
-            .collect();
+        positions.clear();
+        positions.extend((0..tokens.len()).filter(|&i| cluster.differs(i, tokens.get(i))));
         // Only word-for-word differences wait for more values; a difference
         // in a path, a list or a masked token makes a variable at once.
         let words_differ = positions.iter().any(|&i| {
-            word_difference(&cluster.tokens[i], &tokens[i])
-                || key_difference(&cluster.tokens[i], &tokens[i])
+            word_difference(&cluster.tokens[i], tokens.get(i))
+                || key_difference(&cluster.tokens[i], tokens.get(i))
         });
         if !words_differ || self.config.min_variable_values <= 2 {
-            return self.join(seq, &tokens, Vec::new());
+            return self.join(seq, tokens, true, Vec::new());
         }
-        let values: Vec<String> = positions.iter().map(|&i| tokens[i].clone()).collect();
+        let positions = positions.clone();
+        let values: Vec<String> = positions
+            .iter()
+            .map(|&i| tokens.get(i).to_string())
+            .collect();
         let own: Vec<String> = positions
             .iter()
             .map(|&i| cluster.tokens[i].clone())
@@ -384,9 +544,10 @@ impl TemplateMiner {
             if let Some(cluster) = self.clusters.get_mut(&seq) {
                 cluster.pending.retain(|p| p.positions != positions);
             }
-            return self.join(seq, &tokens, members);
+            return self.join(seq, tokens, true, members);
         }
-        let created = self.create(key, tokens);
+        let tokens = owned();
+        let created = self.create(route_key(&tokens, self.config.depth), tokens);
         let new_seq = self.next_seq - 1;
         if let Some(cluster) = self.clusters.get_mut(&seq) {
             match cluster
@@ -410,8 +571,15 @@ impl TemplateMiner {
     }
 
     /// Adds a line to template `seq`, absorbing the sibling templates
-    /// `members`, and generalises the template.
-    fn join(&mut self, seq: u64, tokens: &[String], members: Vec<u64>) -> TemplateMatch {
+    /// `members`, and generalises the template (to cover the line too when
+    /// `generalise_line`; false when it is known to cover it already).
+    fn join(
+        &mut self,
+        seq: u64,
+        tokens: &TokenBuf,
+        generalise_line: bool,
+        members: Vec<u64>,
+    ) -> TemplateMatch {
         let mut absorbed = Vec::new();
         for member in members {
             if member == seq {
@@ -424,20 +592,14 @@ impl TemplateMiner {
         }
         let clock = self.clock;
         let Some(cluster) = self.clusters.get_mut(&seq) else {
-            return self.create(String::new(), tokens.to_vec());
+            return self.create(String::new(), tokens.iter().map(str::to_string).collect());
         };
-        let mut changed = false;
-        let others = absorbed.iter().map(|m| m.tokens.as_slice());
-        for other in std::iter::once(tokens).chain(others) {
-            for (t, c) in cluster.tokens.iter_mut().zip(other) {
-                if t != c && !(t.contains(WILDCARD) && glob_match(t, c)) {
-                    let merged = merge_token(t, c);
-                    if merged != *t {
-                        *t = merged;
-                        changed = true;
-                    }
-                }
-            }
+        let mut changed = generalise_line && generalise(cluster, tokens.iter());
+        for m in &absorbed {
+            changed |= generalise(cluster, m.tokens.iter().map(String::as_str));
+        }
+        if changed {
+            cluster.refresh();
         }
         let mut new_ids = Vec::new();
         for m in &absorbed {
@@ -452,51 +614,64 @@ impl TemplateMiner {
                 self.index.ids.remove(&old);
             }
         }
-        let kept: Vec<u64> = cluster.aliases.clone();
-        for id in new_ids.into_iter().filter(|id| kept.contains(id)) {
-            self.index.ids.insert(id, seq);
+        for id in new_ids {
+            if cluster.aliases.contains(&id) {
+                self.index.ids.insert(id, seq);
+            }
         }
         cluster.count += 1;
-        self.index.lru.remove(&cluster.last_used);
         cluster.last_used = clock;
-        self.index.lru.insert(clock, seq);
         TemplateMatch {
             id: cluster.id,
-            template: cluster.tokens.join(" "),
+            template: cluster.text.clone(),
             is_new: false,
             changed: changed || !absorbed.is_empty(),
         }
     }
 
-    fn best_match(&self, key: &str, tokens: &[String]) -> Option<u64> {
-        let bucket = self.index.buckets.get(key)?;
-        let mut best: Option<(f64, usize, u64)> = None;
+    /// The most similar template of the line's bucket, if similar enough,
+    /// and whether it covers the line (every token equal or matched).
+    fn best_match(&self, route: u64, tokens: &TokenBuf) -> Option<(u64, bool)> {
+        let bucket = self.index.buckets.get(&route)?;
+        let mut best: Option<(f64, usize, u64, bool)> = None;
         for &seq in bucket {
             let Some(cluster) = self.clusters.get(&seq) else {
                 continue;
             };
-            let (sim, params) = similarity(&cluster.tokens, tokens);
+            // Only a hash collision of two route keys mixes lengths.
+            if cluster.tokens.len() != tokens.len() {
+                continue;
+            }
+            let (sim, params, covered) = similarity(cluster, tokens);
             let better = match best {
                 None => true,
-                Some((bs, bp, _)) => sim > bs || (sim == bs && params > bp),
+                Some((bs, bp, _, _)) => sim > bs || (sim == bs && params > bp),
             };
             if better {
-                best = Some((sim, params, seq));
+                best = Some((sim, params, seq, covered));
             }
         }
-        best.filter(|(sim, _, _)| *sim >= self.config.similarity_threshold)
-            .map(|(_, _, seq)| seq)
+        best.filter(|(sim, _, _, _)| *sim >= self.config.similarity_threshold)
+            .map(|(_, _, seq, covered)| (seq, covered))
     }
 
     fn create(&mut self, key: String, tokens: Vec<String>) -> TemplateMatch {
         while self.clusters.len() >= self.config.max_templates.max(1) {
-            let Some((_, seq)) = self.index.lru.pop_first() else {
+            let Some((key, seq)) = self.index.lru.pop_first() else {
                 break;
             };
+            if let Some(c) = self.clusters.get_mut(&seq)
+                && c.last_used != key
+            {
+                // Used since the entry was written: move it.
+                c.lru_key = c.last_used;
+                self.index.lru.insert(c.last_used, seq);
+                continue;
+            }
             self.remove(seq);
             self.stats.evicted_templates += 1;
         }
-        let text = tokens.join(" ");
+        let text: Arc<str> = tokens.join(" ").into();
         let mut salt = 0u64;
         let mut id = fnv1a(&text, salt);
         while self.index.ids.contains_key(&id) {
@@ -505,14 +680,18 @@ impl TemplateMiner {
         }
         let seq = self.next_seq;
         self.next_seq += 1;
+        let wild = tokens.iter().map(|t| has_wildcard(t)).collect();
         let cluster = Cluster {
             id,
             tokens,
             key,
             count: 1,
             last_used: self.clock,
+            lru_key: self.clock,
             aliases: Vec::new(),
             pending: Vec::new(),
+            text: text.clone(),
+            wild,
         };
         self.index_cluster(seq, &cluster);
         self.clusters.insert(seq, cluster);
@@ -527,37 +706,40 @@ impl TemplateMiner {
     fn index_cluster(&mut self, seq: u64, cluster: &Cluster) {
         self.index
             .buckets
-            .entry(cluster.key.clone())
+            .entry(fnv1a(&cluster.key, 0))
             .or_default()
             .push(seq);
         self.index.ids.insert(cluster.id, seq);
         for alias in &cluster.aliases {
             self.index.ids.insert(*alias, seq);
         }
-        self.index.lru.insert(cluster.last_used, seq);
+        self.index.lru.insert(cluster.lru_key, seq);
     }
 
     fn remove(&mut self, seq: u64) {
         let Some(cluster) = self.clusters.remove(&seq) else {
             return;
         };
-        if let Some(bucket) = self.index.buckets.get_mut(&cluster.key) {
+        let route = fnv1a(&cluster.key, 0);
+        if let Some(bucket) = self.index.buckets.get_mut(&route) {
             bucket.retain(|s| *s != seq);
             if bucket.is_empty() {
-                self.index.buckets.remove(&cluster.key);
+                self.index.buckets.remove(&route);
             }
         }
         self.index.ids.remove(&cluster.id);
         for alias in &cluster.aliases {
             self.index.ids.remove(alias);
         }
-        self.index.lru.remove(&cluster.last_used);
+        self.index.lru.remove(&cluster.lru_key);
     }
 
     fn rebuild_index(&mut self) {
         self.index = Index::default();
-        let clusters = std::mem::take(&mut self.clusters);
-        for (seq, cluster) in &clusters {
+        let mut clusters = std::mem::take(&mut self.clusters);
+        for (seq, cluster) in &mut clusters {
+            cluster.refresh();
+            cluster.lru_key = cluster.last_used;
             self.index_cluster(*seq, cluster);
         }
         self.clusters = clusters;
@@ -611,7 +793,7 @@ mod tests {
         assert!(a.is_new && !b.is_new);
         assert_eq!(a.id, b.id);
         assert_eq!(
-            b.template,
+            &*b.template,
             "PacketResponder <*> for block blk_<*> terminating"
         );
         let c = m.add("session opened for user root by (uid=0)");
@@ -623,10 +805,10 @@ mod tests {
         let e = m.add("session opened for user test by (uid=0)");
         assert_eq!(c.id, e.id);
         assert!(e.changed);
-        assert_eq!(e.template, "session opened for user <*> by (uid=<*>)");
+        assert_eq!(&*e.template, "session opened for user <*> by (uid=<*>)");
         assert_eq!(m.add("session opened for user cyrus by (uid=0)").id, c.id);
         // The sibling's id now resolves to the merged template.
-        assert_eq!(m.template(d.id).as_deref(), Some(e.template.as_str()));
+        assert_eq!(m.template(d.id).as_deref(), Some(&*e.template));
         assert_eq!(m.len(), 2);
         // Constants stay apart at three values.
         for state in ["LOOKING", "LEADING", "FOLLOWING"] {
@@ -644,14 +826,14 @@ mod tests {
         let err = m.add("Link error");
         assert_ne!(ok.id, err.id);
         assert_eq!(m.add("Link ok").id, ok.id);
-        assert_eq!(m.add("Link error").template, "Link error");
+        assert_eq!(&*m.add("Link error").template, "Link error");
         // Plain Drain merges them.
         let mut drain = TemplateMiner::new(MinerConfig {
             min_variable_values: 2,
             ..MinerConfig::default()
         });
         drain.add("Link ok");
-        assert_eq!(drain.add("Link error").template, "Link <*>");
+        assert_eq!(&*drain.add("Link error").template, "Link <*>");
     }
 
     #[test]
@@ -682,6 +864,15 @@ mod tests {
         assert!(!glob_match("rhost=<*>", "rhost="));
         assert!(glob_match("(<*>)", "()"));
         assert!(glob_match("é<*>é", "éxé"));
+        assert!(glob_match("/<*>:<*>", "/a:b:c") && !glob_match("/<*>:<*>", "/ab"));
+        assert_eq!(
+            (
+                find_str("a:b", ":"),
+                find_str("ab", "abc"),
+                find_str("x", "")
+            ),
+            (Some(1), None, Some(0))
+        );
     }
 
     #[test]
@@ -726,6 +917,45 @@ mod tests {
     }
 
     #[test]
+    fn loads_state_saved_before_the_token_buffers() {
+        // Saved by the miner of commit 2c56169 (one `String` per token,
+        // string route keys) after these lines.
+        let path =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("src/logs/testdata/miner-2c56169.cbor");
+        let mut m = TemplateMiner::load(&path).expect("old state loads");
+        let ids: [(u64, &str); 7] = [
+            (
+                0x847e_a34c_bba2_2684,
+                "Receiving block blk_<*> src: /<*>:<*> dest: /<*>:<*>",
+            ),
+            (0xbf20_46e2_ab9a_42dc, "Verification succeeded for blk_<*>"),
+            (0x1298_b764_6266_bb4f, "session closed for user root"),
+            (0x97e8_9f51_39a1_eed0, "session closed for user news"),
+            (0xac67_0d98_95a9_3387, "session closed for user test"),
+            (0x89a7_404a_e092_8ee5, "Link ok"),
+            (0xe1ae_fc96_f7a6_3393, "Link error"),
+        ];
+        let held: Vec<(u64, String)> = m
+            .templates()
+            .into_iter()
+            .map(|(id, t, _)| (id, t))
+            .collect();
+        let want: Vec<(u64, String)> = ids.iter().map(|(id, t)| (*id, t.to_string())).collect();
+        assert_eq!(held, want);
+        let v = m.add("Verification succeeded for blk_77");
+        assert_eq!((v.id, v.is_new), (ids[1].0, false));
+        assert_eq!(m.add("Link error").id, ids[6].0);
+        // The pending siblings came back too: a fourth user merges them.
+        let u = m.add("session closed for user cyrus");
+        assert_eq!((u.id, u.changed), (ids[2].0, true));
+        assert_eq!(&*u.template, "session closed for user <*>");
+        assert_eq!(
+            m.template(ids[4].0).as_deref(),
+            Some("session closed for user <*>")
+        );
+    }
+
+    #[test]
     fn bad_input_never_panics() {
         let mut m = TemplateMiner::new(MinerConfig::default());
         m.add("");
@@ -753,7 +983,8 @@ mod tests {
             let mut m = TemplateMiner::new(MinerConfig::default());
             for l in &lines {
                 let r = m.add(l);
-                prop_assert_eq!(m.template(r.id), Some(r.template));
+                let held = m.template(r.id);
+                prop_assert_eq!(held.as_deref(), Some(&*r.template));
             }
         }
     }
