@@ -52,6 +52,10 @@ pub struct Analyzer {
     pending_events: Mutex<Vec<AnomalyEvent>>,
 }
 
+/// Longest pause between two flush attempts while consumption is paused
+/// (head full, storage failing).
+pub const MAX_FLUSH_BACKOFF: Duration = Duration::from_secs(10);
+
 /// Metric name of the per-template line counters.
 pub const LOG_LINES_TOTAL: &str = "vigie_log_lines_total";
 /// Metric name of the new-template events.
@@ -190,7 +194,16 @@ impl Analyzer {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .score(&samples);
+        // The timestamps of the admitted samples, for the scrape-to-queryable
+        // delay (observed per sample once the batch is in the head).
+        let ts = batch.column_by_name(vigie_model::schema::col::TS).cloned();
         self.storage.append(batch);
+        if let Some(ts) = ts.as_ref().and_then(|c| {
+            c.as_any()
+                .downcast_ref::<datafusion::arrow::array::TimestampMillisecondArray>()
+        }) {
+            crate::metrics::observe_ingest_delay(ts.values());
+        }
         let mut stored = samples.len();
         if !scores.is_empty() {
             self.storage.append(samples_to_batch(&scores)?);
@@ -351,9 +364,23 @@ impl Analyzer {
         Ok(())
     }
 
+    /// Rows held in memory: the samples head plus the logs head.
+    fn head_rows(&self) -> usize {
+        self.storage.head_rows() + self.storage.logs().map_or(0, Storage::head_rows)
+    }
+
     /// Consumes `subscriber` until `shutdown`, flushing every
     /// `flush_interval` (or when the head is full) and committing the
     /// positions of everything flushed. Flushes once more on the way out.
+    ///
+    /// When a flush fails, nothing is committed and the head keeps the
+    /// rows. Below `max_head_rows` consumption goes on and the next flush
+    /// retries; once the head is full, the loop stops receiving and
+    /// retries the flush with a back-off (up to [`MAX_FLUSH_BACKOFF`])
+    /// until it succeeds: the bus holds the backlog (Kafka on disk; the
+    /// memory bus's bounded channels, whose collectors then drop and
+    /// count), so memory stays bounded by `max_head_rows` plus one
+    /// message.
     pub async fn run(
         self: Arc<Self>,
         mut subscriber: Box<dyn Subscriber>,
@@ -375,7 +402,7 @@ impl Analyzer {
                             let key = (d.message.topic.clone(), d.position.partition);
                             let e = pending.entry(key).or_insert(d.position.offset);
                             *e = (*e).max(d.position.offset);
-                            self.storage.head_rows() >= self.config.max_head_rows
+                            self.head_rows() >= self.config.max_head_rows
                         }
                         Ok(None) => break,
                         Err(e) => {
@@ -386,8 +413,14 @@ impl Analyzer {
                         }
                     },
                 };
-                if flush_now {
-                    self.flush_and_commit(&mut *subscriber, &mut pending).await;
+                if flush_now
+                    && !self.flush_and_commit(&mut *subscriber, &mut pending).await
+                    && self.head_rows() >= self.config.max_head_rows
+                    && !self
+                        .flush_until_stored(&mut *subscriber, &mut pending, &shutdown)
+                        .await
+                {
+                    break;
                 }
             }
             self.flush_and_commit(&mut *subscriber, &mut pending).await;
@@ -396,15 +429,45 @@ impl Analyzer {
         .await
     }
 
+    /// The head is full and storage fails: retries the flush, without
+    /// receiving, until it succeeds (true) or `shutdown` (false).
+    async fn flush_until_stored(
+        self: &Arc<Self>,
+        subscriber: &mut dyn Subscriber,
+        pending: &mut BTreeMap<(String, i32), i64>,
+        shutdown: &CancellationToken,
+    ) -> bool {
+        warn!(
+            head_rows = self.head_rows(),
+            max_head_rows = self.config.max_head_rows,
+            "head full and storage failing: consumption paused until a flush succeeds"
+        );
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            tokio::select! {
+                biased;
+                () = shutdown.cancelled() => return false,
+                () = tokio::time::sleep(backoff) => {}
+            }
+            if self.flush_and_commit(subscriber, pending).await {
+                info!("storage writable again: consumption resumes");
+                return true;
+            }
+            backoff = (backoff * 2).min(MAX_FLUSH_BACKOFF);
+        }
+    }
+
+    /// Flushes, then commits `pending` if the flush worked; returns
+    /// whether it did.
     async fn flush_and_commit(
         self: &Arc<Self>,
         subscriber: &mut dyn Subscriber,
         pending: &mut BTreeMap<(String, i32), i64>,
-    ) {
+    ) -> bool {
         if let Err(e) = self.flush().await {
             ERRORS.with_label_values(&["storage", "flush"]).inc();
             error!(error = %e, "flush failed; offsets not committed, will retry");
-            return;
+            return false;
         }
         for ((topic, partition), offset) in std::mem::take(pending) {
             let position = Position { partition, offset };
@@ -413,6 +476,7 @@ impl Analyzer {
                 warn!(error = %e, %topic, partition, offset, "commit failed");
             }
         }
+        true
     }
 }
 
@@ -582,5 +646,113 @@ mod tests {
             .await
             .expect("sql");
         assert_eq!(first_i64(&n), 2, "empty bodies stored without a template");
+    }
+
+    /// One message of five samples, each of its own series (so no
+    /// detector scores add rows).
+    fn metrics_message(i: usize) -> vigie_bus::Message {
+        let samples: Vec<Sample> = (0..5)
+            .map(|j| {
+                let labels = Labels::new()
+                    .with("m", i.to_string())
+                    .with("j", j.to_string());
+                Sample::new("stall_test", labels, 1_000 + i as i64, j as f64)
+            })
+            .collect();
+        let payload =
+            codec::encode_batch(&samples_to_batch(&samples).expect("batch")).expect("encode");
+        vigie_bus::Message::new(topics::METRICS, vec![0, 0, 0, 0], payload)
+    }
+
+    /// Storage fails with the head full: the loop stops receiving (the
+    /// head stays at max_head_rows, the bus's channel fills and the
+    /// publisher times out), then resumes when storage works again, and
+    /// every sample is stored once.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_failing_flush_with_a_full_head_stops_consumption_until_storage_works() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let storage = Arc::new(Storage::open(dir.path(), 1).expect("open"));
+        let config = AnalyzerConfig {
+            max_head_rows: 10,
+            flush_interval: Duration::from_secs(3600),
+            ..AnalyzerConfig::default()
+        };
+        let bus = MemoryBus::new(4);
+        let sub = bus.subscribe(&[topics::METRICS]);
+        let analyzer = Arc::new(Analyzer::new(
+            config,
+            storage.clone(),
+            Arc::new(bus.clone()),
+        ));
+        // The samples directory becomes a file: every flush fails.
+        let samples_dir = dir.path().join("samples");
+        let away = dir.path().join("samples.away");
+        std::fs::rename(&samples_dir, &away).expect("move away");
+        std::fs::write(&samples_dir, b"not a directory").expect("block");
+        let failed_flushes = || ERRORS.with_label_values(&["storage", "flush"]).get();
+        let failed_before = failed_flushes();
+
+        let shutdown = CancellationToken::new();
+        let run = tokio::spawn(analyzer.clone().run(Box::new(sub), shutdown.clone()));
+        let mut sent = 0;
+        let mut timeouts = 0;
+        // Until the bus refuses: the analyzer stopped reading.
+        while timeouts == 0 {
+            assert!(sent < 40, "the analyzer kept reading {sent} messages");
+            match bus
+                .publish_within(metrics_message(sent), Duration::from_millis(500))
+                .await
+            {
+                Ok(()) => sent += 1,
+                Err(e) => {
+                    assert!(e.is_backpressure(), "{e}");
+                    timeouts += 1;
+                }
+            }
+        }
+        // Two messages filled the head, four wait in the channel.
+        assert_eq!(sent, 2 + 4);
+        assert_eq!(storage.head_rows(), 10, "the head stops at max_head_rows");
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while failed_flushes() < failed_before + 3 {
+            assert!(std::time::Instant::now() < deadline, "flush retried");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(storage.head_rows(), 10, "no growth while retrying");
+
+        // Storage comes back: the backlog is consumed, then the rest.
+        std::fs::remove_file(&samples_dir).expect("unblock");
+        std::fs::rename(&away, &samples_dir).expect("restore");
+        for i in sent..12 {
+            bus.publish_within(metrics_message(i), Duration::from_secs(30))
+                .await
+                .expect("consumption resumed");
+        }
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let n = storage
+                .sql("SELECT count(*) FROM samples WHERE metric = 'stall_test'")
+                .await
+                .expect("sql");
+            if first_i64(&n) == 60 {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "all 60 samples stored"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        shutdown.cancel();
+        tokio::time::timeout(Duration::from_secs(30), run)
+            .await
+            .expect("stops")
+            .expect("no panic");
+        assert_eq!(storage.head_rows(), 0, "the last flush wrote everything");
+        let distinct = storage
+            .sql("SELECT count(*) FROM (SELECT DISTINCT series_id, ts FROM samples)")
+            .await
+            .expect("sql");
+        assert_eq!(first_i64(&distinct), 60, "each sample once");
     }
 }
