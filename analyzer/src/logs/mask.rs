@@ -10,7 +10,9 @@
 //! - every alphanumeric run that contains a digit: a run of hex digits
 //!   (`0x1f`, `9f4ef63`, `1234`) or of mixed letters (`12ms`, `3a9z`) becomes
 //!   `<*>`; a word followed by digits keeps the word (`node12` → `node<*>`,
-//!   `v2` → `v<*>`); a sign glued to a number (`-12`, `blk_-3`) goes with it;
+//!   `v2` → `v<*>`, also when its letters are hex digits: `ee0` → `ee<*>`
+//!   like `alt0` → `alt<*>`, interface names); a sign glued to a number
+//!   (`-12`, `blk_-3`) goes with it;
 //! - a word longer than [`Masker::max_token_len`] bytes as a whole.
 //!
 //! Consecutive words that are only variables and punctuation (`@0x1 @0x2
@@ -512,12 +514,14 @@ fn mask_run(run: &str, out: &mut String, signed: bool, start: usize) {
         }
         return;
     };
-    if signed || all_hex {
+    // letters followed by digits only: keep the letters (`node12`, and
+    // short hex-looking names too: `ee0` like `alt0`).
+    let name_number = split > 0 && bytes[split..].iter().all(u8::is_ascii_digit);
+    if signed || long_hex || (all_hex && !name_number) {
         push_wildcard(out, start);
         return;
     }
-    // letters followed by digits only: keep the letters.
-    if split > 0 && bytes[split..].iter().all(u8::is_ascii_digit) {
+    if name_number {
         out.push_str(&run[..split]);
         out.push_str(WILDCARD);
     } else {
@@ -548,6 +552,14 @@ mod tests {
         assert_eq!(m("terminating"), "terminating");
         assert_eq!(m("(HWID=1973)"), "(HWID=<*>)");
         assert_eq!(m("héllo=é1"), "héllo=é<*>");
+        // Letters then digits keep the letters even when they are hex
+        // digits; other hex runs stay whole variables.
+        assert_eq!(m("ee0"), "ee<*>");
+        assert_eq!(m("alt0"), "alt<*>");
+        assert_eq!(m("9f4ef63"), "<*>");
+        assert_eq!(m("abcdef12"), "<*>");
+        assert_eq!(m("0xff"), "<*>");
+        assert_eq!(m("-ab1"), "-ab<*>");
     }
 
     #[test]

@@ -4,7 +4,9 @@
 //! first [`MinerConfig::depth`] tokens (a token with a variable routes as
 //! `<*>`) to a bucket of templates, as in Drain's fixed-depth parse tree. The
 //! most similar template of the bucket (share of positions with equal tokens,
-//! Drain's `seqDist`) takes the line when the similarity reaches
+//! Drain's `seqDist`; on a tie, the one whose differing tokens share a
+//! punctuated prefix or suffix with the line, such as the `key=` of a
+//! `key=value`) takes the line when the similarity reaches
 //! [`MinerConfig::similarity_threshold`]; the positions that differ become
 //! `<*>` (keeping a common punctuated prefix or suffix, so `uid=a` and `uid=b`
 //! give `uid=<*>`). Otherwise the line starts a new template.
@@ -283,6 +285,17 @@ fn similarity(template: &Cluster, tokens: &TokenBuf) -> (f64, usize, bool) {
     }
     let n = template.tokens.len();
     (same as f64 / n as f64, params, same + params == n)
+}
+
+/// Positions where `template` differs from the line but keeps a common
+/// punctuated prefix or suffix with it (`key=` of `key=value`).
+fn affinity(template: &Cluster, tokens: &TokenBuf) -> usize {
+    (0..tokens.len().min(template.tokens.len()))
+        .filter(|&i| {
+            let c = tokens.get(i);
+            template.differs(i, c) && merge_token(&template.tokens[i], c) != WILDCARD
+        })
+        .count()
 }
 
 /// Generalises two tokens: keeps a common prefix ending and a common suffix
@@ -634,6 +647,8 @@ impl TemplateMiner {
     fn best_match(&self, route: u64, tokens: &TokenBuf) -> Option<(u64, bool)> {
         let bucket = self.index.buckets.get(&route)?;
         let mut best: Option<(f64, usize, u64, bool)> = None;
+        // Affinity of the best so far, computed on the first tie.
+        let mut best_affinity: Option<usize> = None;
         for &seq in bucket {
             let Some(cluster) = self.clusters.get(&seq) else {
                 continue;
@@ -645,9 +660,27 @@ impl TemplateMiner {
             let (sim, params, covered) = similarity(cluster, tokens);
             let better = match best {
                 None => true,
+                Some((bs, bp, bseq, _)) if sim == bs && params == bp => {
+                    // A tie: prefer the template whose differing tokens
+                    // share a punctuated prefix or suffix with the line
+                    // (`key=` of a `key=value`), the same shape.
+                    let held = *best_affinity.get_or_insert_with(|| {
+                        self.clusters.get(&bseq).map_or(0, |b| affinity(b, tokens))
+                    });
+                    let own = affinity(cluster, tokens);
+                    if own > held {
+                        best_affinity = Some(own);
+                        true
+                    } else {
+                        false
+                    }
+                }
                 Some((bs, bp, _, _)) => sim > bs || (sim == bs && params > bp),
             };
             if better {
+                if best.is_some_and(|(bs, bp, _, _)| sim != bs || params != bp) {
+                    best_affinity = None;
+                }
                 best = Some((sim, params, seq, covered));
             }
         }
@@ -848,6 +881,39 @@ mod tests {
         m.add("authentication failure; tty=NODEVssh rhost=10.0.0.2");
         let d = m.add("authentication failure; tty=:0 rhost=");
         assert_ne!(c.id, d.id, "{}", d.template);
+    }
+
+    #[test]
+    fn ties_go_to_the_template_of_the_same_shape() {
+        let mut m = TemplateMiner::new(MinerConfig::default());
+        let num = m.add("getRecentTasks: num=5,flags=0x1,totalTasks=12");
+        let first = m.add("getRecentTasks: topActivity=ComponentInfo{com.a/com.a.Main}");
+        // Every later component ties with both templates (one equal token of
+        // two): it joins its own shape instead of counting as a value of the
+        // first template, which would merge the two events.
+        for app in ["b", "c", "d", "e", "f"] {
+            let r = m.add(&format!(
+                "getRecentTasks: topActivity=ComponentInfo{{com.{app}/com.{app}.Main}}"
+            ));
+            assert_eq!(r.id, first.id, "{}", r.template);
+        }
+        assert_eq!(
+            m.add("getRecentTasks: num=7,flags=0x1,totalTasks=3").id,
+            num.id
+        );
+        assert_eq!(m.len(), 2);
+        // Interface names are constants of their events.
+        let line = |i: &str, n: u32| {
+            format!(
+                "NIFF: node node-{n} has detected an available network connection on network 10.0.0.0 via interface {i}"
+            )
+        };
+        let ee = m.add(&line("ee0", 1));
+        let alt = m.add(&line("alt0", 2));
+        let scip = m.add(&line("scip0", 3));
+        assert!(ee.id != alt.id && alt.id != scip.id && ee.id != scip.id);
+        assert_eq!(m.add(&line("ee0", 4)).id, ee.id);
+        assert_eq!(m.add(&line("alt0", 5)).id, alt.id);
     }
 
     #[test]
