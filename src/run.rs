@@ -291,7 +291,10 @@ pub async fn run(mut config: Config) -> anyhow::Result<()> {
     let mut app = Router::new()
         .route("/metrics", get(metrics_handler))
         .route("/healthz", get(|| async { "ok\n" }));
-    let emitter = Arc::new(Emitter::new(bus.publisher.clone(), config.bus.partitions));
+    let emitter = Arc::new(
+        Emitter::new(bus.publisher.clone(), config.bus.partitions)
+            .with_publish_timeout(config.bus.publish_timeout),
+    );
     let scrape_targets = Arc::new(vigie_ingest::Targets::new());
     if config.runs(Role::Collect) {
         app = app.merge(vigie_ingest::remote_write::router(emitter.clone()));
