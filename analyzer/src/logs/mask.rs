@@ -15,6 +15,9 @@
 //!   (`-12`, `blk_-3`) goes with it;
 //! - a word longer than [`Masker::max_token_len`] bytes as a whole.
 //!
+//! A quoted value with spaces (`tag="View Lock",`) is one word, when it
+//! closes within [`MAX_QUOTED_WORDS`] words.
+//!
 //! Consecutive words that are only variables and punctuation (`@0x1 @0x2
 //! @0x3)`) collapse into one (`@<*>)`), so variable-length lists do not change
 //! the token count.
@@ -118,10 +121,20 @@ impl Masker {
         buf.clear();
         // Whether the last pushed token is variables-and-punctuation only.
         let mut last_var = false;
-        for (words, word) in Words(content).enumerate() {
+        let mut split = Words(content);
+        let mut words = 0;
+        while let Some(mut word) = split.next() {
             if words == self.max_tokens {
                 buf.truncated = true;
                 break;
+            }
+            words += 1;
+            // `key="a value with spaces"` is one word.
+            if let Some(end) = quoted_value_end(word, split.0) {
+                let at = word.as_ptr() as usize - content.as_ptr() as usize;
+                let rest_at = split.0.as_ptr() as usize - content.as_ptr() as usize;
+                word = &content[at..rest_at + end];
+                split.0 = &content[rest_at + end..];
             }
             let start = buf.text.len();
             let maybe_wild = if word.len() > self.max_token_len || is_date_word(word) {
@@ -172,6 +185,27 @@ impl Masker {
 /// The words of a line, as `str::split_whitespace` splits them, with a
 /// byte-level fast path for ASCII.
 struct Words<'a>(&'a str);
+
+/// Words glued to a `key="` value that the word does not close, at most.
+const MAX_QUOTED_WORDS: usize = 8;
+
+/// When `word` opens a quoted value (`tag="View`) that `rest` (the text
+/// after the word) closes within [`MAX_QUOTED_WORDS`] words (`Lock",`): the
+/// byte length of `rest` up to the end of the closing word.
+fn quoted_value_end(word: &str, rest: &str) -> Option<usize> {
+    if !word.as_bytes().contains(&b'"') {
+        return None;
+    }
+    let open = word.find("=\"")?;
+    if word[open + 2..].contains('"') {
+        return None;
+    }
+    let close = rest.find('"')?;
+    // The closing word ends at the next whitespace (or the end).
+    let end = close + Words(&rest[close..]).next().map_or(0, str::len);
+    let glued = Words(&rest[..end]).count();
+    (glued <= MAX_QUOTED_WORDS && !rest[..close].contains('=')).then_some(end)
+}
 
 /// True for the ASCII characters `char::is_whitespace` accepts.
 #[inline]
@@ -607,6 +641,28 @@ mod tests {
         assert!(!plain_word("a<*>") && mask_word_into("a<*>", &mut String::new()));
         assert_eq!(m("deadbeef"), "<*>");
         assert_eq!(m("abcdefab-abcd-abcd-abcd-abcdefabcdef"), "<*>");
+    }
+
+    #[test]
+    fn quoted_values_with_spaces_are_one_word() {
+        let t = Masker::default().tokenize(r#"acquire lock=1, tag="View Lock", name=x"#);
+        assert_eq!(
+            t.tokens,
+            ["acquire", "lock=<*>,", r#"tag="View Lock","#, "name=x"]
+        );
+        // Closed in its word, never closed, closed too far or after another
+        // key: plain words.
+        let t = Masker::default().tokenize(r#"tag="a" b"#);
+        assert_eq!(t.tokens, [r#"tag="a""#, "b"]);
+        let t = Masker::default().tokenize(r#"tag="a b c"#);
+        assert_eq!(t.tokens, [r#"tag="a"#, "b", "c"]);
+        let far = format!(r#"tag="{} end""#, "w ".repeat(MAX_QUOTED_WORDS + 1));
+        assert_eq!(
+            Masker::default().tokenize(&far).tokens.len(),
+            MAX_QUOTED_WORDS + 2
+        );
+        let t = Masker::default().tokenize(r#"a="x b=" c"#);
+        assert_eq!(t.tokens, [r#"a="x"#, r#"b=""#, "c"]);
     }
 
     #[test]

@@ -613,7 +613,11 @@ impl TemplateMiner {
         }
         if changed {
             cluster.refresh();
+            self.absorb_covered_siblings(seq, &mut absorbed);
         }
+        let Some(cluster) = self.clusters.get_mut(&seq) else {
+            return self.create(String::new(), tokens.iter().map(str::to_string).collect());
+        };
         let mut new_ids = Vec::new();
         for m in &absorbed {
             cluster.count += m.count;
@@ -639,6 +643,45 @@ impl TemplateMiner {
             template: cluster.text.clone(),
             is_new: false,
             changed: changed || !absorbed.is_empty(),
+        }
+    }
+
+    /// Removes the pending siblings of template `seq` that it now covers
+    /// (it became a variable where they differed: they are the same event),
+    /// adding them to `absorbed`.
+    fn absorb_covered_siblings(&mut self, seq: u64, absorbed: &mut Vec<Cluster>) {
+        let Some(cluster) = self.clusters.get(&seq) else {
+            return;
+        };
+        let covered: Vec<u64> = cluster
+            .pending
+            .iter()
+            .flat_map(|p| p.members.iter().map(|(member, _)| *member))
+            .filter(|member| {
+                *member != seq
+                    && self.clusters.get(member).is_some_and(|m| {
+                        m.tokens.len() == cluster.tokens.len()
+                            && m.tokens
+                                .iter()
+                                .enumerate()
+                                .all(|(i, t)| !cluster.differs(i, t))
+                    })
+            })
+            .collect();
+        if covered.is_empty() {
+            return;
+        }
+        for member in &covered {
+            if let Some(m) = self.clusters.get(member).cloned() {
+                self.remove(*member);
+                absorbed.push(m);
+            }
+        }
+        if let Some(cluster) = self.clusters.get_mut(&seq) {
+            for p in &mut cluster.pending {
+                p.members.retain(|(member, _)| !covered.contains(member));
+            }
+            cluster.pending.retain(|p| !p.members.is_empty());
         }
     }
 
@@ -914,6 +957,28 @@ mod tests {
         assert!(ee.id != alt.id && alt.id != scip.id && ee.id != scip.id);
         assert_eq!(m.add(&line("ee0", 4)).id, ee.id);
         assert_eq!(m.add(&line("alt0", 5)).id, alt.id);
+    }
+
+    #[test]
+    fn siblings_a_generalised_template_covers_are_absorbed() {
+        let mut m = TemplateMiner::new(MinerConfig::default());
+        let a = m.add(
+            r#"acquire lock=1, tag="View Lock", name=com.android.systemui, ws=null, uid=1, pid=2"#,
+        );
+        // Differs in words at two positions: a sibling, pending.
+        let b =
+            m.add(r#"acquire lock=2, tag="RILJ", name=com.android.phone, ws=null, uid=1, pid=2"#);
+        assert!(b.is_new);
+        // A difference in a masked value makes variables at once; the first
+        // template now covers its sibling, which it absorbs.
+        let c = m.add(r#"acquire lock=3, tag="*launch*", name=android, ws=WorkSource{10113}, uid=1000, pid=1702"#);
+        assert_eq!((c.id, c.changed), (a.id, true));
+        assert_eq!(m.len(), 1);
+        assert_eq!(m.template(b.id).as_deref(), Some(&*c.template));
+        let again =
+            m.add(r#"acquire lock=4, tag="RILJ", name=com.android.phone, ws=null, uid=1, pid=2"#);
+        assert_eq!(again.id, a.id);
+        assert_eq!(m.templates()[0].2, 4);
     }
 
     #[test]
