@@ -443,6 +443,18 @@ fn exposition(line: &mut String, s: &Series, value: f64) {
     let _ = write!(line, "}} {value}");
 }
 
+/// Bytes of the series table's files under the data dir `data`.
+fn series_bytes(data: &std::path::Path) -> u64 {
+    std::fs::read_dir(data.join("series"))
+        .map(|d| {
+            d.flatten()
+                .filter_map(|e| e.metadata().ok())
+                .map(|m| m.len())
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
 fn files_bytes(files: &[std::path::PathBuf]) -> u64 {
     files
         .iter()
@@ -529,7 +541,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     if let Some(mut prom) = prom {
         prom.flush()?;
     }
-    let flushed = files_bytes(&storage.files());
+    // Samples files plus the series table (labels, once per series).
+    let flushed = files_bytes(&storage.files()) + series_bytes(&data);
     println!(
         "{} series x {} h at 15 s = {total} samples, generated and flushed in {:.1} s",
         series.len(),
@@ -543,12 +556,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
     let started = std::time::Instant::now();
     storage.compact()?;
-    let compacted = files_bytes(&storage.files());
+    let compacted = files_bytes(&storage.files()) + series_bytes(&data);
     println!(
-        "compacted per 2 h window in {:.1} s: {} files, {compacted} bytes, {:.3} bytes/sample",
+        "compacted per 2 h window in {:.1} s: {} files, {compacted} bytes, {:.3} bytes/sample \
+         (series table {} bytes)",
         started.elapsed().as_secs_f64(),
         storage.files().len(),
-        compacted as f64 / total as f64
+        compacted as f64 / total as f64,
+        series_bytes(&data)
     );
     Ok(())
 }

@@ -80,6 +80,12 @@ fn read(file: &DataFile, files: &Files) -> Result<Vec<RecordBatch>, AnalyzerErro
     reader
         .map(|b| {
             let b = b?;
+            // A file from before the series table: its series join it.
+            if let Some(series) = &files.series
+                && b.column_by_name(vigie_model::schema::col::LABELS).is_some()
+            {
+                series.observe(&b)?;
+            }
             if samples {
                 super::values::decode(&b)
             } else {
@@ -96,6 +102,9 @@ impl Files {
     /// Merges every due window. Returns the number of files written.
     fn compact_due(&self) -> Result<usize, AnalyzerError> {
         let _one_at_a_time = self.compact_lock.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(series) = &self.series {
+            series.compact(&self.store, self.zstd_level)?;
+        }
         let groups = plan(&self.lock().files);
         let mut written = 0;
         for group in groups {
@@ -126,6 +135,9 @@ impl Files {
     fn merge(&self, batches: &[RecordBatch], inputs: &[DataFile]) -> Result<bool, AnalyzerError> {
         let names: Vec<&str> = inputs.iter().map(DataFile::name).collect();
         let meta = vec![KeyValue::new(REPLACES.to_string(), names.join(","))];
+        if let Some(series) = &self.series {
+            series.persist(&self.store, self.zstd_level)?;
+        }
         let (out, rows) = write_sorted(self, batches, "-c", Some(meta))?;
         let mut state = self.lock();
         if !inputs.iter().all(|f| state.files.contains(f)) {

@@ -31,6 +31,7 @@ use parquet::errors::ParquetError;
 use parquet::file::metadata::{PageIndexPolicy, ParquetMetaData, ParquetMetaDataReader};
 use vigie_model::schema::{col, column, labels_at};
 
+use super::series::SeriesTable;
 use super::{DataFile, values};
 use crate::AnalyzerError;
 use crate::promql::LabelSet;
@@ -62,9 +63,19 @@ pub(crate) struct FileIndex {
 #[derive(Default)]
 pub(crate) struct IndexCache {
     files: Mutex<HashMap<ObjPath, Arc<FileIndex>>>,
+    /// Labels of the files that hold none (module `series`).
+    series: Option<Arc<SeriesTable>>,
 }
 
 impl IndexCache {
+    /// A cache naming series through `series`.
+    pub fn new(series: Option<Arc<SeriesTable>>) -> Self {
+        Self {
+            files: Mutex::default(),
+            series,
+        }
+    }
+
     /// The index of `file`, read now if it is not cached yet.
     pub async fn get(
         &self,
@@ -74,7 +85,7 @@ impl IndexCache {
         if let Some(hit) = self.lock().get(&file.key) {
             return Ok(hit.clone());
         }
-        let index = Arc::new(FileIndex::build(store, file).await?);
+        let index = Arc::new(FileIndex::build(store, file, self.series.as_deref()).await?);
         self.lock().insert(file.key.clone(), index.clone());
         Ok(index)
     }
@@ -173,8 +184,13 @@ fn metric_at(metric: &ArrayRef, row: usize) -> Result<Option<String>, AnalyzerEr
 }
 
 impl FileIndex {
-    /// Reads the series of samples file `file`.
-    async fn build(store: &Arc<dyn ObjectStore>, file: &DataFile) -> Result<Self, AnalyzerError> {
+    /// Reads the series of samples file `file`; their labels come from
+    /// its `labels` column, or from `series` when it has none.
+    async fn build(
+        store: &Arc<dyn ObjectStore>,
+        file: &DataFile,
+        series_table: Option<&SeriesTable>,
+    ) -> Result<Self, AnalyzerError> {
         let mut input = reader(store, file);
         let meta = ArrowReaderMetadata::load_async(
             &mut input,
@@ -196,7 +212,10 @@ impl FileIndex {
         let mut last: Option<usize> = None;
         while let Some(batch) = stream.try_next().await? {
             let ids = column::<UInt64Array>(&batch, col::SERIES_ID)?;
-            let labels = column::<MapArray>(&batch, col::LABELS)?;
+            let labels = match batch.column_by_name(col::LABELS) {
+                Some(_) => Some(column::<MapArray>(&batch, col::LABELS)?),
+                None => None,
+            };
             let metric = batch
                 .column_by_name(col::METRIC)
                 .ok_or_else(|| schema_err(col::METRIC))?;
@@ -207,13 +226,27 @@ impl FileIndex {
                     _ => match by_id.get(&id) {
                         Some(&s) => s,
                         None => {
-                            let mut set: LabelSet = labels_at(labels, i)?
-                                .iter()
-                                .map(|(k, v)| (k.to_string(), v.to_string()))
-                                .collect();
-                            if let Some(name) = metric_at(metric, i)? {
-                                set.insert(NAME.into(), name);
-                            }
+                            let set = match labels {
+                                Some(labels) => {
+                                    let mut set: LabelSet = labels_at(labels, i)?
+                                        .iter()
+                                        .map(|(k, v)| (k.to_string(), v.to_string()))
+                                        .collect();
+                                    if let Some(name) = metric_at(metric, i)? {
+                                        set.insert(NAME.into(), name);
+                                    }
+                                    set
+                                }
+                                None => series_table
+                                    .and_then(|t| t.get(id))
+                                    .map(|s| s.label_set())
+                                    .ok_or_else(|| {
+                                        vigie_model::ModelError::Schema(format!(
+                                            "{}: series {id} is in no series file",
+                                            file.key
+                                        ))
+                                    })?,
+                            };
                             series.push(IndexedSeries {
                                 id,
                                 labels: Arc::new(set),

@@ -17,6 +17,15 @@
 //! a background compaction ([`Storage::compact`], module `compact`) merges
 //! the window's flush files into one file, re-sorted by series then time.
 //!
+//! Labels are not repeated per sample: samples files keep `metric` and
+//! `series_id`, and the series table (module `series`, objects under
+//! `series/`) maps each id to its metric name and labels. SQL's `series`
+//! is that table; `samples` joins it back, so its `labels` column works
+//! as before.
+//!
+//! Several processes can share one store: one writes it, the others open
+//! it with a refresh interval (module `refresh`).
+//!
 //! Log records (logs schema, see [`vigie_model::log_schema`]) live in a
 //! second store of the same kind under `logs/` ([`Storage::logs`],
 //! sorted by time only); SQL sees them as table `logs`.
@@ -28,6 +37,7 @@ mod query;
 mod refresh;
 mod retention;
 mod select;
+mod series;
 mod store;
 mod values;
 
@@ -105,6 +115,8 @@ struct Files {
     /// The files each compacted file replaces, as the last refresh read
     /// them (module `refresh`).
     replaces: Mutex<std::collections::HashMap<ObjPath, Vec<String>>>,
+    /// The series table (samples store only; module `series`).
+    series: Option<Arc<series::SeriesTable>>,
 }
 
 impl Files {
@@ -300,6 +312,7 @@ impl Storage {
         zstd_level: i32,
     ) -> Result<Self, AnalyzerError> {
         let prefix = store.key(prefix);
+        store.ensure_dir(&prefix)?;
         let mut files = Vec::new();
         for meta in store.list_blocking(&prefix)? {
             let file = DataFile {
@@ -320,6 +333,16 @@ impl Storage {
         }
         files.sort();
         let (files, doomed) = compact::finish_interrupted(&store, files);
+        let series: Option<Arc<series::SeriesTable>> = if schema
+            .field_with_name(vigie_model::schema::col::LABELS)
+            .is_ok()
+        {
+            let series = series::SeriesTable::open(&store, store.key("series"))?;
+            Some(Arc::new(series))
+        } else {
+            None
+        };
+        let series_index = series.clone();
         info!(prefix = %prefix, files = files.len(), "storage opened");
         Ok(Self {
             store: Arc::new(Files {
@@ -335,13 +358,14 @@ impl Storage {
                 compact_lock: Mutex::new(()),
                 compacting: AtomicBool::new(false),
                 replaces: Mutex::default(),
+                series,
             }),
             schema,
             logs,
             flush_lock: Mutex::new(()),
             auto_compact: AtomicBool::new(true),
             tables: Mutex::new(Vec::new()),
-            series_index: Arc::default(),
+            series_index: Arc::new(index::IndexCache::new(series_index)),
         })
     }
 
@@ -369,6 +393,12 @@ impl Storage {
         let rows = batch.num_rows();
         if rows == 0 {
             return;
+        }
+        if let Some(series) = &self.store.series
+            && let Err(e) = series.observe(&batch)
+        {
+            // The flush registers them again, or refuses the batch.
+            warn!(error = %e, "cannot register the series of a batch");
         }
         let mut state = self.lock();
         state.head.push(batch);
@@ -439,6 +469,13 @@ impl Storage {
     }
 
     fn write_file(&self, batches: &[RecordBatch]) -> Result<DataFile, AnalyzerError> {
+        // Series first: no samples file names a series no file describes.
+        if let Some(series) = &self.store.series {
+            for b in batches {
+                series.observe(b)?;
+            }
+            series.persist(&self.store.store, self.store.zstd_level)?;
+        }
         let (file, rows) = write_sorted(&self.store, batches, "", None)?;
         info!(file = %file.key, rows, "flushed head to parquet");
         Ok(file)
@@ -460,9 +497,15 @@ impl Storage {
             .push((name.into(), source));
     }
 
-    /// Runs a read-only SQL query over tables `samples` and `logs`, and
-    /// the tables added with [`Storage::add_table`].
+    /// Runs a read-only SQL query over tables `samples`, `series` (id,
+    /// metric name, labels of every series) and `logs`, and the tables
+    /// added with [`Storage::add_table`].
     pub async fn sql(self: &Arc<Self>, query: &str) -> Result<Vec<RecordBatch>, AnalyzerError> {
+        // The series before the snapshot: every file in it is described.
+        let series = match &self.store.series {
+            Some(series) => Some(series.batch()?),
+            None => None,
+        };
         let (files, head) = self.snapshot();
         let logs = self.logs.as_ref().map(|l| (l.schema.clone(), l.snapshot()));
         let sources = self
@@ -477,6 +520,9 @@ impl Storage {
                 message,
             })?;
             extra.push((name, schema, batches));
+        }
+        if let Some(batch) = series {
+            extra.push(("series".into(), series::schema(), vec![batch]));
         }
         query::run_with_logs(&self.store.store, query, files, head, logs, extra).await
     }

@@ -20,7 +20,9 @@ pub(super) type Snapshot = (Vec<DataFile>, Vec<RecordBatch>);
 
 /// Runs `query` with table `samples` = the files (in `store`) plus the
 /// in-memory batches, table `logs` from its schema, files and batches,
-/// and in-memory `extra` tables (name, schema, rows).
+/// and in-memory `extra` tables (name, schema, rows). With an extra table
+/// `series` (module `series`), the labels of the samples files come from
+/// it.
 pub(super) async fn run_with_logs(
     store: &Store,
     query: &str,
@@ -31,12 +33,12 @@ pub(super) async fn run_with_logs(
 ) -> Result<Vec<RecordBatch>, AnalyzerError> {
     let ctx = SessionContext::new();
     ctx.register_object_store(Store::url().as_ref(), store.object());
+    for (name, schema, batches) in extra {
+        ctx.register_table(name, Arc::new(MemTable::try_new(schema, vec![batches])?))?;
+    }
     register(&ctx, "samples", metrics_schema(), files, head).await?;
     if let Some((schema, (files, head))) = logs {
         register(&ctx, "logs", schema, files, head).await?;
-    }
-    for (name, schema, batches) in extra {
-        ctx.register_table(name, Arc::new(MemTable::try_new(schema, vec![batches])?))?;
     }
     let options = SQLOptions::new()
         .with_allow_ddl(false)
@@ -79,22 +81,38 @@ async fn register(
             format!("{name}_disk"),
             Arc::new(ListingTable::try_new(config)?),
         )?;
-        let disk = if samples {
-            // Values are stored as decimals (storage::values).
-            let mut cols: Vec<String> = schema
+        let view = if samples {
+            // Values are stored as decimals (storage::values), labels in
+            // the series table (storage::series) except in older files.
+            let (labels, from) = if ctx.table_exist("series")? {
+                (
+                    format!(
+                        "CASE WHEN d.{l} IS NULL THEN s.{l} ELSE d.{l} END",
+                        l = col::LABELS
+                    ),
+                    format!(
+                        "{name}_disk d LEFT JOIN series s ON d.{id} = s.{id}",
+                        id = col::SERIES_ID
+                    ),
+                )
+            } else {
+                (format!("d.{}", col::LABELS), format!("{name}_disk d"))
+            };
+            let cols: Vec<String> = schema
                 .fields()
                 .iter()
-                .map(|f| f.name().to_string())
+                .map(|f| match f.name().as_str() {
+                    col::VALUE => format!("{} AS {}", super::values::value_sql(), col::VALUE),
+                    col::LABELS => format!("{labels} AS {}", col::LABELS),
+                    other => format!("d.{other}"),
+                })
                 .collect();
-            if let Some(v) = cols.iter_mut().find(|c| c.as_str() == col::VALUE) {
-                *v = format!("{} AS {}", super::values::value_sql(), col::VALUE);
-            }
-            cols.join(", ")
+            format!("SELECT {} FROM {from}", cols.join(", "))
         } else {
-            "*".to_string()
+            format!("SELECT * FROM {name}_disk")
         };
         ctx.sql(&format!(
-            "CREATE VIEW {name} AS SELECT {disk} FROM {name}_disk UNION ALL SELECT * FROM {name}_head"
+            "CREATE VIEW {name} AS {view} UNION ALL SELECT * FROM {name}_head"
         ))
         .await?;
     }

@@ -21,6 +21,10 @@ use crate::metrics::ERRORS;
 impl Files {
     /// Re-lists the store and makes what it holds the view.
     pub(super) async fn refresh(&self) -> Result<(), AnalyzerError> {
+        // Series first, so that every file served names known series.
+        if let Some(series) = &self.series {
+            series.refresh(&self.store).await?;
+        }
         let mut files: Vec<DataFile> = self
             .store
             .list(&self.prefix)

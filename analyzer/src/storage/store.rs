@@ -127,6 +127,18 @@ impl Store {
         }
     }
 
+    /// Creates the directory of `prefix` in a local store (as the
+    /// versions before object_store did at open; a put would create it
+    /// anyway).
+    pub(crate) fn ensure_dir(&self, prefix: &ObjPath) -> Result<(), AnalyzerError> {
+        if self.local_root.is_some() {
+            let dir = self.locate(prefix);
+            std::fs::create_dir_all(&dir)
+                .map_err(|source| AnalyzerError::Io { path: dir, source })?;
+        }
+        Ok(())
+    }
+
     /// Runs `fut` on the I/O runtime and waits for it.
     fn run<T: Send + 'static>(
         &self,

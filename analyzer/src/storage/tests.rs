@@ -306,3 +306,184 @@ async fn a_second_storage_on_the_same_store_sees_the_files() {
     assert_eq!(reader.files().len(), 1);
     assert_eq!(count(&reader, "SELECT count(*) FROM samples").await, 10);
 }
+
+/// The column names of the first samples file's Parquet schema.
+fn file_columns(path: &std::path::Path) -> Vec<String> {
+    let file = std::fs::File::open(path).expect("open");
+    let builder =
+        parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file).expect("pq");
+    builder
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.name().to_string())
+        .collect()
+}
+
+#[tokio::test]
+async fn labels_live_in_the_series_table_not_in_samples_files() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let storage = Arc::new(Storage::open(dir.path(), 3).expect("open"));
+    storage.append(batch("a", 0, 10));
+    storage.append(batch("b", 0, 10));
+    let file = storage.flush().expect("flush").expect("file");
+    let cols = file_columns(&file);
+    assert!(!cols.contains(&"labels".to_string()), "{cols:?}");
+    assert!(cols.contains(&"series_id".to_string()), "{cols:?}");
+    let series_files = std::fs::read_dir(dir.path().join("series"))
+        .expect("series dir")
+        .count();
+    assert_eq!(series_files, 1);
+    // A new series in the head is in `series` before any flush.
+    storage.append(batch("c", 100, 3));
+    assert_eq!(count(&storage, "SELECT count(*) FROM series").await, 3);
+    assert_eq!(
+        count(
+            &storage,
+            "SELECT count(*) FROM series WHERE metric = 'm' AND labels['job'] = 'c'"
+        )
+        .await,
+        1
+    );
+    // `samples` still carries the labels, from the series table.
+    assert_eq!(
+        count(
+            &storage,
+            "SELECT count(*) FROM samples WHERE labels['job'] = 'b' AND metric = 'm'"
+        )
+        .await,
+        10
+    );
+    // A second flush writes only the new series.
+    storage.flush().expect("flush");
+    assert_eq!(
+        std::fs::read_dir(dir.path().join("series"))
+            .expect("series dir")
+            .count(),
+        2
+    );
+    // Reopened: series come back from their files, for SQL and PromQL.
+    drop(storage);
+    let storage = Arc::new(Storage::open(dir.path(), 3).expect("reopen"));
+    assert_eq!(count(&storage, "SELECT count(*) FROM series").await, 3);
+    assert_eq!(
+        count(
+            &storage,
+            "SELECT count(*) FROM samples WHERE labels['job'] = 'c'"
+        )
+        .await,
+        3
+    );
+    let matchers = promql_parser::label::Matchers::new(vec![promql_parser::label::Matcher::new(
+        promql_parser::label::MatchOp::Equal,
+        "job",
+        "b",
+    )]);
+    let selected = storage
+        .select_series(&matchers, None, None)
+        .await
+        .expect("select");
+    assert_eq!(selected.len(), 1);
+    assert_eq!(selected[0].0.get("__name__").map(String::as_str), Some("m"));
+    assert_eq!(selected[0].1.len(), 10);
+}
+
+#[tokio::test]
+async fn files_with_labels_from_before_the_series_table_still_work_and_compact() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::create_dir_all(dir.path().join("samples")).expect("mkdir");
+    // The oldest layout: the metrics schema as is (labels, plain values).
+    let old = dir
+        .path()
+        .join("samples/000000000000000-000000000000009-1.parquet");
+    let mut writer = parquet::arrow::ArrowWriter::try_new(
+        std::fs::File::create(&old).expect("create"),
+        metrics_schema(),
+        None,
+    )
+    .expect("writer");
+    writer.write(&batch("old", 0, 10)).expect("write");
+    writer.close().expect("close");
+    let storage = Arc::new(Storage::open(dir.path(), 3).expect("open"));
+    storage.set_auto_compact(false);
+    assert_eq!(
+        count(
+            &storage,
+            "SELECT count(*) FROM samples WHERE labels['job'] = 'old'"
+        )
+        .await,
+        10
+    );
+    let matchers = promql_parser::label::Matchers::new(vec![promql_parser::label::Matcher::new(
+        promql_parser::label::MatchOp::Equal,
+        "job",
+        "old",
+    )]);
+    let selected = storage
+        .select_series(&matchers, None, None)
+        .await
+        .expect("select");
+    assert_eq!(selected.len(), 1);
+    // Compacted with a new file of the same window: labels move to the
+    // series table, the output holds none.
+    storage.append(batch("new", 20, 10));
+    storage.flush().expect("flush");
+    storage.append(batch("new", 3 * 3600 * 1000, 1));
+    storage.flush().expect("flush");
+    assert_eq!(storage.compact().expect("compact"), 1);
+    let compacted = storage.files()[0].clone();
+    assert!(!file_columns(&compacted).contains(&"labels".to_string()));
+    assert_eq!(
+        count(
+            &storage,
+            "SELECT count(*) FROM series WHERE labels['job'] = 'old'"
+        )
+        .await,
+        1
+    );
+    assert_eq!(
+        count(
+            &storage,
+            "SELECT count(*) FROM samples WHERE labels['job'] = 'old'"
+        )
+        .await,
+        10
+    );
+    let selected = storage
+        .select_series(&matchers, None, None)
+        .await
+        .expect("select after compaction");
+    assert_eq!(selected.len(), 1);
+    assert_eq!(selected[0].1.len(), 10);
+}
+
+#[tokio::test]
+async fn series_files_of_churning_series_are_merged() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let series_files = || {
+        std::fs::read_dir(dir.path().join("series"))
+            .expect("series dir")
+            .count()
+    };
+    {
+        let storage = Storage::open(dir.path(), 3).expect("open");
+        storage.set_auto_compact(false);
+        for i in 0..20 {
+            storage.append(batch(&format!("job{i}"), i * 10, 1));
+            storage.flush().expect("flush");
+        }
+        assert_eq!(series_files(), 20, "one file per flush with new series");
+        storage.compact().expect("compact");
+        assert_eq!(series_files(), 1);
+    }
+    let storage = Arc::new(Storage::open(dir.path(), 3).expect("reopen"));
+    assert_eq!(count(&storage, "SELECT count(*) FROM series").await, 20);
+    assert_eq!(
+        count(
+            &storage,
+            "SELECT count(*) FROM samples WHERE labels['job'] = 'job19'"
+        )
+        .await,
+        1
+    );
+}

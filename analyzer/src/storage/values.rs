@@ -64,7 +64,8 @@ static WRITE_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
     let mut fields: Vec<Field> = m
         .fields()
         .iter()
-        .filter(|f| f.name() != col::VALUE)
+        // Labels live in the series table (module `series`).
+        .filter(|f| f.name() != col::VALUE && f.name() != col::LABELS)
         .map(|f| f.as_ref().clone())
         .collect();
     fields.push(Field::new(M, DataType::Int64, true));
@@ -78,8 +79,8 @@ pub(crate) fn write_schema() -> SchemaRef {
     WRITE_SCHEMA.clone()
 }
 
-/// Schema DataFusion reads the samples files with: every column of both
-/// layouts (a column a file lacks reads as NULL).
+/// Schema DataFusion reads the samples files with: every column of every
+/// layout (a column a file lacks reads as NULL).
 pub(crate) fn table_schema() -> SchemaRef {
     let mut fields: Vec<Field> = write_schema()
         .fields()
@@ -87,6 +88,12 @@ pub(crate) fn table_schema() -> SchemaRef {
         .map(|f| f.as_ref().clone())
         .collect();
     fields.push(Field::new(col::VALUE, DataType::Float64, true));
+    // Files written before the series table hold their labels.
+    fields.push(Field::new(
+        col::LABELS,
+        vigie_model::schema::labels_type(),
+        true,
+    ));
     Arc::new(Schema::new(fields))
 }
 
@@ -158,7 +165,7 @@ pub(crate) fn encode(batch: &RecordBatch) -> Result<RecordBatch, AnalyzerError> 
         .fields()
         .iter()
         .zip(batch.columns())
-        .filter(|(field, _)| field.name() != col::VALUE)
+        .filter(|(field, _)| field.name() != col::VALUE && field.name() != col::LABELS)
         .map(|(_, c)| c.clone())
         .collect();
     columns.push(Arc::new(m.finish()));
@@ -197,6 +204,9 @@ pub(crate) fn decode(batch: &RecordBatch) -> Result<RecordBatch, AnalyzerError> 
     for field in target.fields() {
         if field.name() == col::VALUE {
             columns.push(value.clone());
+        } else if field.name() == col::LABELS && batch.column_by_name(col::LABELS).is_none() {
+            // In the series table; callers that need them look them up.
+            columns.push(super::series::empty_labels(batch.num_rows())?);
         } else {
             columns.push(batch.column_by_name(field.name()).cloned().ok_or_else(|| {
                 vigie_model::ModelError::Schema(format!(
