@@ -649,14 +649,15 @@ mod tests {
     }
 
     /// One message of five samples, each of its own series (so no
-    /// detector scores add rows).
+    /// detector scores add rows), recent (so retention keeps them).
     fn metrics_message(i: usize) -> vigie_bus::Message {
+        let ts = now_ms() - 60_000 + i as i64;
         let samples: Vec<Sample> = (0..5)
             .map(|j| {
                 let labels = Labels::new()
                     .with("m", i.to_string())
                     .with("j", j.to_string());
-                Sample::new("stall_test", labels, 1_000 + i as i64, j as f64)
+                Sample::new("stall_test", labels, ts, j as f64)
             })
             .collect();
         let payload =
@@ -687,6 +688,7 @@ mod tests {
         // The samples directory becomes a file: every flush fails.
         let samples_dir = dir.path().join("samples");
         let away = dir.path().join("samples.away");
+        std::fs::create_dir_all(&samples_dir).expect("samples dir");
         std::fs::rename(&samples_dir, &away).expect("move away");
         std::fs::write(&samples_dir, b"not a directory").expect("block");
         let failed_flushes = || ERRORS.with_label_values(&["storage", "flush"]).get();
