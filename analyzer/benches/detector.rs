@@ -1,14 +1,17 @@
 //! Anomaly scoring hot path: (a) one `RobustZ` detector (window 120, the
 //! default) fed a noisy sine, in points/s; (b) `ScoreBank::score` on a
 //! 10k-sample batch spread over 1k series (10 points each, windows full),
-//! in samples/s.
+//! in samples/s; (c) the live ensemble (`Ensemble::update`, every model)
+//! over 100,000 series past their warm-up, one point per series per
+//! round, in points/s, printing the memory each series holds (resident
+//! set growth and checkpoint size per series).
 
 // `criterion_main!` generates an undocumented `main`.
 #![allow(missing_docs)]
 use std::hint::black_box;
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
-use vigie_analyzer::detect::{Detector, RobustZ};
+use vigie_analyzer::detect::{Detector, Ensemble, EnsembleConfig, RobustZ};
 use vigie_analyzer::forecast::ForecastConfig;
 use vigie_analyzer::score::ScoreBank;
 use vigie_model::{Labels, Sample};
@@ -138,5 +141,59 @@ fn score_bank_with(c: &mut Criterion, name: &str, forecast: Option<ForecastConfi
     group.finish();
 }
 
-criterion_group!(benches, robust_z, score_bank);
+/// Resident set size of this process, from `/proc/self/statm`.
+fn rss_bytes() -> usize {
+    std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|s| s.split_whitespace().nth(1)?.parse::<usize>().ok())
+        .map_or(0, |pages| pages * 4096)
+}
+
+/// The whole live ensemble over 100,000 series, as the analyzer holds them.
+fn ensemble_100k(c: &mut Criterion) {
+    const SERIES: usize = 100_000;
+    // Past Holt-Winters' warm-up (600 points) and the likelihood's
+    // learning, so every model scores.
+    const WARM: usize = 700;
+    let values = noisy_sine(4_096, 11);
+    let rss_before = rss_bytes();
+    let mut detectors: Vec<Ensemble> = (0..SERIES)
+        .map(|_| Ensemble::new(EnsembleConfig::live(WINDOW, MIN_POINTS)))
+        .collect();
+    for (s, d) in detectors.iter_mut().enumerate() {
+        for p in 0..WARM {
+            d.update((p as i64 + 1) * STEP_MS, values[(s * 7 + p) % values.len()]);
+        }
+    }
+    let held = rss_bytes().saturating_sub(rss_before);
+    let checkpoint: usize = detectors
+        .iter()
+        .take(1_000)
+        .map(|d| {
+            let mut buf = Vec::new();
+            ciborium::into_writer(d, &mut buf).map_or(0, |()| buf.len())
+        })
+        .sum();
+    eprintln!(
+        "ensemble_100k: {} bytes resident per series, {} bytes of checkpoint per series",
+        held / SERIES,
+        checkpoint / 1_000
+    );
+    let mut point = WARM;
+    let mut group = c.benchmark_group("ensemble");
+    group.throughput(Throughput::Elements(SERIES as u64));
+    group.sample_size(10);
+    group.bench_function("update_100k_series_one_point_each", |b| {
+        b.iter(|| {
+            point += 1;
+            let ts = point as i64 * STEP_MS;
+            for (s, d) in detectors.iter_mut().enumerate() {
+                black_box(d.update(ts, values[(s * 7 + point) % values.len()]));
+            }
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, robust_z, score_bank, ensemble_100k);
 criterion_main!(benches);

@@ -154,7 +154,7 @@ impl HoltWinters {
         let warmup = cfg.warmup.max(cfg.period.unwrap_or(0) * 2).max(4);
         Self {
             cfg: HwConfig { warmup, ..cfg },
-            buffer: Vec::new(),
+            buffer: Vec::with_capacity(warmup),
             model: None,
             guard: Guard::default(),
         }
