@@ -51,7 +51,8 @@ fn check_config_names_file_key_and_fix() {
     let file = dir.path().join("bad.toml");
     std::fs::write(
         &file,
-        "[[scrape]]\njob = \"x\"\ntargets = [\"no-port\"]\ninterval = \"5s\"\ntimeout = \"10s\"\n[bus]\nkind = \"kafka\"\n",
+        "[[scrape]]\njob = \"x\"\ntargets = [\"no-port\"]\ninterval = \"5s\"\ntimeout = \"10s\"\n[bus]\nkind = \"kafka\"\n\
+         [analyzer.storage]\nurl = \"s3://bucket/vigie\"\nendpoint = \"http://127.0.0.1:9000\"\n",
     )
     .expect("write");
     let (ok, text) = vigie(&["check-config", "bad.toml"], dir.path());
@@ -60,6 +61,8 @@ fn check_config_names_file_key_and_fix() {
     assert!(text.contains("scrape[0].timeout"), "{text}");
     assert!(text.contains("scrape[0].targets"), "{text}");
     assert!(text.contains("bus.brokers"), "{text}");
+    assert!(text.contains("analyzer.storage.allow_http"), "{text}");
+    assert!(text.contains("allow_http = true"), "{text}");
 }
 
 #[test]
