@@ -4,70 +4,26 @@
 //! with `refresh_interval` sees them through SQL and PromQL, never doubled
 //! while a compaction replaces files.
 //!
-//! `moto_server` is found through `VIGIE_TEST_MOTO`, else on `PATH`
-//! (`.ci/run` installs it: `pip install 'moto[server]'`).
+//! `moto_server`: see `tests/common/moto.rs`.
 
-use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
+#[path = "../../tests/common/moto.rs"]
+mod moto;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use moto::Moto;
 use vigie_analyzer::promql::{Engine, Value};
 use vigie_analyzer::storage::{Storage, StorageConfig};
 use vigie_model::schema::samples_to_batch;
 use vigie_model::{Labels, Sample};
 
 const H: i64 = 3600 * 1000;
-const BUCKET: &str = "vigie-test";
-
-/// A running moto S3 server; killed on drop.
-struct Moto {
-    child: Child,
-    port: u16,
-}
-
-impl Drop for Moto {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-async fn start_moto() -> Moto {
-    let bin = std::env::var("VIGIE_TEST_MOTO").unwrap_or_else(|_| "moto_server".into());
-    let port = TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-        .port();
-    let child = Command::new(&bin)
-        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap_or_else(|e| {
-            panic!("cannot start {bin} ({e}): pip install 'moto[server]' or set VIGIE_TEST_MOTO")
-        });
-    let moto = Moto { child, port };
-    let client = reqwest::Client::new();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        // CreateBucket (moto checks no signature).
-        match client
-            .put(format!("http://127.0.0.1:{port}/{BUCKET}"))
-            .send()
-            .await
-        {
-            Ok(r) if r.status().is_success() => return moto,
-            _ if Instant::now() < deadline => tokio::time::sleep(Duration::from_millis(200)).await,
-            other => panic!("moto_server did not come up: {other:?}"),
-        }
-    }
-}
 
 fn config(moto: &Moto, secret: &std::path::Path, refresh: Duration) -> StorageConfig {
     StorageConfig {
-        url: format!("s3://{BUCKET}/vigie/prod"),
-        endpoint: format!("http://127.0.0.1:{}", moto.port),
+        url: format!("s3://{}/vigie/prod", moto.bucket),
+        endpoint: moto.endpoint(),
         region: "us-east-1".into(),
         access_key_id: "testing".into(),
         secret_access_key_file: Some(secret.to_path_buf()),
@@ -126,7 +82,7 @@ async fn wait_for(reader: &Arc<Storage>, files: usize, rows: i64) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_process_reads_what_one_writes_to_s3() {
-    let moto = start_moto().await;
+    let moto = Moto::start("vigie-test").await;
     let dir = tempfile::tempdir().expect("tempdir");
     let secret = dir.path().join("secret");
     std::fs::write(&secret, "testing\n").expect("secret");
@@ -191,17 +147,10 @@ async fn a_second_process_reads_what_one_writes_to_s3() {
     wait_for(&reader, 2, 4 * 240).await;
 
     // The objects are in the bucket, under the URL's prefix.
-    let listing = reqwest::get(format!(
-        "http://127.0.0.1:{}/{BUCKET}?list-type=2&prefix=vigie/prod/samples/",
-        moto.port
-    ))
-    .await
-    .expect("ListObjectsV2")
-    .text()
-    .await
-    .expect("listing");
-    assert_eq!(listing.matches("<Key>").count(), 2, "{listing}");
-    assert!(listing.contains("-c.parquet</Key>"), "{listing}");
+    let keys = moto.keys("vigie/prod/samples/").await;
+    assert_eq!(keys.len(), 2, "{keys:?}");
+    assert!(keys.iter().any(|k| k.ends_with("-c.parquet")), "{keys:?}");
+    assert!(!moto.keys("vigie/prod/series/").await.is_empty());
 
     // A store opened afterwards (a restart) finds the same data.
     let again =
