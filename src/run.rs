@@ -31,6 +31,9 @@ struct Bus {
     actions: Option<Box<dyn Subscriber>>,
     /// The alerting replicas, with `[alerting.ha]`.
     peers: Option<vigie_alerting::ha::Peers>,
+    /// `vigie.feedback`, in a consumer group of this analyzer's own
+    /// (Kafka only: one process needs no sharing).
+    feedback: Option<Box<dyn Subscriber>>,
 }
 
 async fn connect_bus(config: &Config) -> anyhow::Result<Bus> {
@@ -51,6 +54,7 @@ async fn connect_bus(config: &Config) -> anyhow::Result<Bus> {
                 alerts: Some(alerts),
                 actions,
                 peers: None,
+                feedback: None,
             })
         }
         BusKind::Kafka => {
@@ -69,6 +73,12 @@ async fn connect_bus(config: &Config) -> anyhow::Result<Bus> {
                 .await
                 .context("creating Vigie's topics")?;
             }
+            if c.create_topics && config.runs(Role::Analyze) {
+                // One partition: feedback is rare and read by every analyzer.
+                ensure_topic(c, topics::FEEDBACK)
+                    .await
+                    .context("creating the operator feedback topic")?;
+            }
             let ha = config.runs(Role::Alert) && config.alerting.ha.enabled;
             if c.create_topics && ha {
                 ensure_topics(c, &[topics::NFLOG])
@@ -79,6 +89,16 @@ async fn connect_bus(config: &Config) -> anyhow::Result<Bus> {
                     .context("creating the alerting election topic")?;
             }
             let publisher: Arc<dyn Publisher> = Arc::new(KafkaPublisher::new(c)?);
+            let feedback: Option<Box<dyn Subscriber>> = if config.runs(Role::Analyze) {
+                let group = format!("{}-feedback-{}", c.group_id, process_name(config));
+                Some(Box::new(KafkaSubscriber::new(
+                    c,
+                    Some(&group),
+                    &[topics::FEEDBACK],
+                )?))
+            } else {
+                None
+            };
             let metrics: Option<Box<dyn Subscriber>> = if config.runs(Role::Analyze) {
                 Some(Box::new(KafkaSubscriber::new(
                     c,
@@ -142,6 +162,7 @@ async fn connect_bus(config: &Config) -> anyhow::Result<Bus> {
                 alerts,
                 actions,
                 peers,
+                feedback,
             })
         }
     }
@@ -360,15 +381,24 @@ pub async fn run(mut config: Config) -> anyhow::Result<()> {
         if restored > 0 {
             info!(alerts = restored, "restored pending and firing alerts");
         }
-        let analyzer = Arc::new(
-            Analyzer::new(
-                config.analyzer.clone(),
-                storage.clone(),
-                bus.publisher.clone(),
-            )
-            .with_checkpoint(config.data_dir.join("state").join("detectors.cbor"))
-            .with_anomaly_events(bus.publisher.clone()),
-        );
+        let mut analyzer = Analyzer::new(
+            config.analyzer.clone(),
+            storage.clone(),
+            bus.publisher.clone(),
+        )
+        .with_checkpoint(config.data_dir.join("state").join("detectors.cbor"))
+        .with_anomaly_events(bus.publisher.clone());
+        if bus.feedback.is_some() {
+            analyzer = analyzer.with_feedback_bus(bus.publisher.clone(), process_name(&config));
+        }
+        let analyzer = Arc::new(analyzer);
+        if let Some(feedback) = bus.feedback {
+            tokio::spawn(
+                analyzer
+                    .clone()
+                    .run_shared_feedback(feedback, analyze_stop.clone()),
+            );
+        }
         let series = analyzer
             .restore()
             .await

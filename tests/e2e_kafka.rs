@@ -40,6 +40,9 @@ fn mock_cluster() -> (
     ] {
         cluster.create_topic(topic, 3, 1).expect("create topic");
     }
+    cluster
+        .create_topic(vigie_model::topics::FEEDBACK, 1, 1)
+        .expect("create topic");
     let brokers = cluster.bootstrap_servers();
     (cluster, brokers)
 }
@@ -194,6 +197,120 @@ async fn analyzer_crash_loses_and_duplicates_nothing() {
     .await;
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert_stored_exactly_once(&analyzer, &target, 4).await; // app_gauge + 3 extra
+    drop(collector);
+    drop(cluster);
+}
+
+/// The `for` labels of the anomaly scores `vigie` stores.
+async fn scored(vigie: &Vigie) -> Vec<String> {
+    let url = reqwest::Url::parse_with_params(
+        &format!("http://{}/api/v1/series", vigie.addr),
+        &[("match[]", "vigie_anomaly_score")],
+    )
+    .expect("url");
+    let body: serde_json::Value = reqwest::get(url)
+        .await
+        .expect("series")
+        .json()
+        .await
+        .expect("json");
+    let mut out: Vec<String> = body["data"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|s| s["for"].as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default();
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// Feedback sent to one analyzer of a consumer group reaches the analyzer
+/// that scores the series, which calibrates it and logs what it applied.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn feedback_reaches_the_analyzer_that_scores_the_series() {
+    let (cluster, brokers) = mock_cluster();
+    let target = Target::start(12).await;
+    let hook = Webhook::start().await;
+    let config = kafka_config(&brokers, &target, &hook);
+    let dir = || std::sync::Arc::new(tempfile::tempdir().expect("tempdir"));
+    let a = Vigie::start_in(dir(), &config, "groups: []\n", &["--roles", "analyze"]).await;
+    let b = Vigie::start_in(dir(), &config, "groups: []\n", &["--roles", "analyze"]).await;
+    let collector = Vigie::start_in(dir(), &config, "groups: []\n", &["--roles", "collect"]).await;
+    // Both members of the group score some series; pick one only b holds.
+    let metric = wait_for(
+        "a series scored by b alone",
+        Duration::from_secs(120),
+        || async {
+            let (on_a, on_b) = (scored(&a).await, scored(&b).await);
+            on_b.into_iter()
+                .find(|m| m.starts_with("app_") && !on_a.contains(m))
+        },
+    )
+    .await;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs_f64();
+    let client = reqwest::Client::new();
+    let response = client
+        .post(format!("http://{}/api/v1/feedback", a.addr))
+        .json(&serde_json::json!({
+            "series": metric,
+            "start": now - 120.0,
+            "end": now,
+            "kind": "false_alarm",
+        }))
+        .send()
+        .await
+        .expect("feedback");
+    let status = response.status();
+    let body: serde_json::Value = response.json().await.expect("json");
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["data"]["shared"], true, "{body}");
+    assert_eq!(
+        body["data"]["applied_to"].as_array().map(Vec::len),
+        Some(0),
+        "a holds no series of {metric}: {body}"
+    );
+    let record = wait_for(
+        "b to apply the shared feedback",
+        Duration::from_secs(60),
+        || async {
+            let body: serde_json::Value = client
+                .get(format!("http://{}/api/v1/feedback", b.addr))
+                .send()
+                .await
+                .ok()?
+                .json()
+                .await
+                .ok()?;
+            body["data"].as_array()?.first().cloned()
+        },
+    )
+    .await;
+    assert_eq!(record["series"], metric.as_str(), "{record}");
+    assert!(
+        record["from"]
+            .as_str()
+            .is_some_and(|f| f.ends_with(&a.addr.port().to_string())),
+        "b names a as the analyzer that received it: {record}"
+    );
+    let applied = record["applied_to"].as_array().expect("applied_to");
+    assert!(
+        !applied.is_empty()
+            && applied
+                .iter()
+                .all(|s| s.as_str().is_some_and(|s| s.starts_with(&metric))),
+        "b calibrated its series of {metric}: {record}"
+    );
+    let metrics = b.metrics().await;
+    assert!(
+        metrics.contains("vigie_feedback_total{kind=\"false_alarm\"} 1"),
+        "b counts the feedback it applied"
+    );
     drop(collector);
     drop(cluster);
 }

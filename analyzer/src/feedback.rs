@@ -18,19 +18,28 @@
 //!   missed one now crosses the usual 0.9999 threshold; `k` is at most
 //!   [`MAX_GAIN`].
 //!
-//! Not here: feedback reaching other analyzers of a consumer group (it
-//! calibrates the series this process scores), shape matching beyond
-//! value ranges.
+//! In a consumer group each analyzer scores the series of its own
+//! partitions, so the analyzer that receives feedback calibrates the series
+//! it holds and, with [`Analyzer::with_feedback_bus`], shares the feedback
+//! on `vigie.feedback`; every other analyzer reads that topic in a consumer
+//! group of its own ([`Analyzer::run_shared_feedback`]) and calibrates the
+//! series it holds. Each analyzer logs what it applied.
+//!
+//! Not here: shape matching beyond value ranges.
 
 use std::io::Write;
+use std::sync::Arc;
 
 use promql_parser::label::{MatchOp, Matcher, Matchers};
 use promql_parser::parser::Expr;
 use serde::{Deserialize, Serialize};
-use vigie_model::{Labels, SeriesKey};
+use tokio_util::sync::CancellationToken;
+use tracing::{Instrument, info, info_span, warn};
+use vigie_bus::{Message, Publisher, Subscriber};
+use vigie_model::{Labels, SeriesKey, topics};
 
 use crate::AnalyzerError;
-use crate::metrics::FEEDBACK;
+use crate::metrics::{ERRORS, FEEDBACK};
 use crate::pipeline::Analyzer;
 use crate::promql::value::{NAME, bad};
 use crate::promql::{parse, selector_matchers};
@@ -177,8 +186,23 @@ pub struct FeedbackRecord {
     pub feedback: Feedback,
     /// When it was received (Unix seconds).
     pub received: f64,
-    /// The series it calibrated (`metric{labels}`).
+    /// The series it calibrated here (`metric{labels}`).
     pub applied_to: Vec<String>,
+    /// Shared with the other analyzers on `vigie.feedback`.
+    #[serde(default)]
+    pub shared: bool,
+    /// The analyzer that received it, when it came from `vigie.feedback`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
+}
+
+/// A feedback shared on `vigie.feedback`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SharedFeedback {
+    /// What the operator sent.
+    pub feedback: Feedback,
+    /// The analyzer that received it (it does not apply it twice).
+    pub origin: String,
 }
 
 /// File of the feedback log, beside the detector checkpoint.
@@ -189,9 +213,118 @@ impl Analyzer {
         Some(self.checkpoint.as_ref()?.with_file_name(LOG_FILE))
     }
 
+    /// Shares every feedback this analyzer receives on `vigie.feedback`
+    /// through `publisher`, as analyzer `origin`.
+    pub fn with_feedback_bus(mut self, publisher: Arc<dyn Publisher>, origin: String) -> Self {
+        self.feedback_bus = Some((publisher, origin));
+        self
+    }
+
     /// Applies `fb` to every stored series its selector matches in its
-    /// window, appends it to the feedback log, and returns the record.
+    /// window, shares it with the other analyzers (with a feedback bus),
+    /// appends it to the feedback log, and returns the record. An error
+    /// when nothing matched here and there is no one to share it with.
     pub async fn feedback(&self, fb: Feedback) -> Result<FeedbackRecord, AnalyzerError> {
+        let applied = self.calibrate(&fb).await?;
+        let shared = match &self.feedback_bus {
+            Some((publisher, origin)) => {
+                let message = SharedFeedback {
+                    feedback: fb.clone(),
+                    origin: origin.clone(),
+                };
+                let payload = serde_json::to_vec(&message).map_err(|e| bad(e.to_string()))?;
+                publisher
+                    .publish(Message::new(
+                        topics::FEEDBACK,
+                        fb.series.as_bytes().to_vec(),
+                        payload,
+                    ))
+                    .await?;
+                true
+            }
+            None => false,
+        };
+        if applied.is_empty() && !shared {
+            return Err(bad(format!(
+                "no scored series matches `{}` between {} and {}",
+                fb.series, fb.start, fb.end
+            )));
+        }
+        self.record(fb, applied, shared, None)
+    }
+
+    /// Applies a feedback another analyzer shared (a `vigie.feedback`
+    /// payload) to the series this analyzer holds. `Ok(None)` when it is
+    /// this analyzer's own or matches none of its series.
+    pub async fn apply_shared_feedback(
+        &self,
+        payload: &[u8],
+    ) -> Result<Option<FeedbackRecord>, AnalyzerError> {
+        let message: SharedFeedback = serde_json::from_slice(payload)
+            .map_err(|e| bad(format!("unreadable shared feedback: {e}")))?;
+        if self
+            .feedback_bus
+            .as_ref()
+            .is_some_and(|(_, me)| *me == message.origin)
+        {
+            return Ok(None);
+        }
+        let applied = self.calibrate(&message.feedback).await?;
+        if applied.is_empty() {
+            return Ok(None);
+        }
+        self.record(message.feedback, applied, false, Some(message.origin))
+            .map(Some)
+    }
+
+    /// Reads `vigie.feedback` from `subscriber` (a consumer group of this
+    /// analyzer's own, so it sees every feedback) until `shutdown`,
+    /// applying each and committing it once applied. An unusable message
+    /// is counted and skipped.
+    pub async fn run_shared_feedback(
+        self: Arc<Self>,
+        mut subscriber: Box<dyn Subscriber>,
+        shutdown: CancellationToken,
+    ) {
+        async move {
+            loop {
+                let delivery = tokio::select! {
+                    _ = shutdown.cancelled() => break,
+                    d = subscriber.recv() => d,
+                };
+                match delivery {
+                    Ok(Some(d)) => {
+                        match self.apply_shared_feedback(&d.message.payload).await {
+                            Ok(Some(record)) => {
+                                info!(series = %record.feedback.series, applied = record.applied_to.len(), from = ?record.from, "applied shared feedback");
+                            }
+                            Ok(None) => {}
+                            Err(e) => {
+                                ERRORS.with_label_values(&["feedback", "shared"]).inc();
+                                warn!(error = %e, offset = d.position.offset, "shared feedback skipped");
+                            }
+                        }
+                        if let Err(e) = subscriber.commit(&d.message.topic, d.position).await {
+                            ERRORS.with_label_values(&["feedback", "commit"]).inc();
+                            warn!(error = %e, "committing shared feedback failed");
+                        }
+                    }
+                    Ok(None) => break,
+                    Err(e) => {
+                        ERRORS.with_label_values(&["feedback", "receive"]).inc();
+                        warn!(error = %e, "reading vigie.feedback failed; retrying");
+                        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+                    }
+                }
+            }
+        }
+        .instrument(info_span!("feedback"))
+        .await
+    }
+
+    /// Calibrates every series this analyzer holds that `fb` names, and
+    /// returns them (`metric{labels}`).
+    async fn calibrate(&self, fb: &Feedback) -> Result<Vec<String>, AnalyzerError> {
         let (start, end) = fb.window_ms().map_err(bad)?;
         let Expr::VectorSelector(vs) = parse(&fb.series)? else {
             return Err(bad(format!(
@@ -242,12 +375,17 @@ impl Analyzer {
                 applied.push(format!("{metric}{}", key.labels));
             }
         }
-        if applied.is_empty() {
-            return Err(bad(format!(
-                "no scored series matches `{}` between {} and {}",
-                fb.series, fb.start, fb.end
-            )));
-        }
+        Ok(applied)
+    }
+
+    /// Counts and logs one applied feedback.
+    fn record(
+        &self,
+        fb: Feedback,
+        applied: Vec<String>,
+        shared: bool,
+        from: Option<String>,
+    ) -> Result<FeedbackRecord, AnalyzerError> {
         FEEDBACK.with_label_values(&[fb.kind.as_str()]).inc();
         let record = FeedbackRecord {
             feedback: fb,
@@ -256,6 +394,8 @@ impl Analyzer {
                 .map(|d| d.as_secs_f64())
                 .unwrap_or(0.0),
             applied_to: applied,
+            shared,
+            from,
         };
         if let Some(path) = self.feedback_log() {
             let io = |source| AnalyzerError::Io {

@@ -222,7 +222,8 @@ async fn reload(State(s): State<ApiState>) -> Response {
 
 /// `POST /api/v1/feedback`: applies operator feedback (see
 /// [`crate::feedback`]); 400 `bad_data` with the reason when the body, the
-/// selector or the window is unusable or matches no scored series.
+/// selector or the window is unusable or matches no scored series; 503
+/// when it could not be shared on `vigie.feedback`.
 async fn post_feedback(State(a): State<Arc<Analyzer>>, body: Bytes) -> Response {
     let fb: Feedback = match serde_json::from_slice(&body) {
         Ok(f) => f,
@@ -239,6 +240,14 @@ async fn post_feedback(State(a): State<Arc<Analyzer>>, body: Bytes) -> Response 
     };
     match a.feedback(fb).await {
         Ok(record) => Json(json!({"status": "success", "data": record})).into_response(),
+        Err(e @ crate::AnalyzerError::Bus(_)) => {
+            ERRORS.with_label_values(&["feedback", "share"]).inc();
+            error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                format!("feedback could not be shared with the other analyzers: {e}"),
+            )
+        }
         Err(e) => {
             ERRORS.with_label_values(&["feedback", "rejected"]).inc();
             error(StatusCode::BAD_REQUEST, "bad_data", e.to_string())

@@ -50,6 +50,9 @@ pub struct Analyzer {
     episodes: Mutex<Episodes>,
     anomaly_events: Option<Arc<dyn Publisher>>,
     pending_events: Mutex<Vec<AnomalyEvent>>,
+    /// Where feedback is shared with the other analyzers, and this
+    /// analyzer's name on it (see [`crate::feedback`]).
+    pub(crate) feedback_bus: Option<(Arc<dyn Publisher>, String)>,
 }
 
 /// Longest pause between two flush attempts while consumption is paused
@@ -82,6 +85,7 @@ impl Analyzer {
             config,
             anomaly_events: None,
             pending_events: Mutex::new(Vec::new()),
+            feedback_bus: None,
             logs: Mutex::new(LogState::new(MinerConfig::default())),
         }
     }

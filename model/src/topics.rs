@@ -8,6 +8,7 @@
 //! | `vigie.anomalies` | scored series id (16 hex digits) | JSON [`crate::AnomalyEvent`] |
 //! | `vigie.deadletter` | original key | original payload, headers below |
 //! | `vigie.nflog` | alert group key | JSON [`crate::NotificationLogEntry`] |
+//! | `vigie.feedback` | series selector | JSON operator feedback `{feedback, origin}`, read by every analyzer (a consumer group each) |
 //! | `vigie.alerting.leader` | candidate name | one partition; JSON heartbeats `{election, name, leading, alive}` of the alerting replicas, which elect the one that sends |
 
 /// Metric samples, Arrow IPC record batches keyed by series id.
@@ -23,6 +24,10 @@ pub const DEADLETTER: &str = "vigie.deadletter";
 /// What the leading alerting process notified (its notification log), JSON,
 /// so its peers know what was sent when they take over.
 pub const NFLOG: &str = "vigie.nflog";
+/// Operator feedback (`POST /api/v1/feedback`) as JSON, so every analyzer
+/// of a consumer group calibrates the series it scores, whichever analyzer
+/// received it.
+pub const FEEDBACK: &str = "vigie.feedback";
 /// The election topic of alerting processes in high availability: one
 /// partition of heartbeats (see `vigie_bus::election`); the elected replica
 /// sends the notifications.
