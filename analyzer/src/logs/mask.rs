@@ -123,7 +123,7 @@ impl Masker {
         let mut last_var = false;
         let mut split = Words(content);
         let mut words = 0;
-        while let Some(mut word) = split.next() {
+        while let Some((mut word, mut plain)) = split.next_word() {
             if words == self.max_tokens {
                 buf.truncated = true;
                 break;
@@ -135,6 +135,7 @@ impl Masker {
                 let rest_at = split.0.as_ptr() as usize - content.as_ptr() as usize;
                 word = &content[at..rest_at + end];
                 split.0 = &content[rest_at + end..];
+                plain = false;
             }
             let start = buf.text.len();
             let maybe_wild = if word.len() > self.max_token_len || is_date_word(word) {
@@ -146,6 +147,9 @@ impl Masker {
                 buf.text.push_str(WILDCARD);
                 buf.text.push_str(&word[e..]);
                 true
+            } else if plain {
+                buf.text.push_str(word);
+                false
             } else {
                 mask_word_into(word, &mut buf.text)
             };
@@ -227,6 +231,14 @@ impl<'a> Iterator for Words<'a> {
     type Item = &'a str;
 
     fn next(&mut self) -> Option<&'a str> {
+        self.next_word().map(|(w, _)| w)
+    }
+}
+
+impl<'a> Words<'a> {
+    /// The next word and whether it is a [`plain_word`], found in the same
+    /// pass over its bytes.
+    fn next_word(&mut self) -> Option<(&'a str, bool)> {
         let s = self.0;
         let bytes = s.as_bytes();
         let mut i = 0;
@@ -251,9 +263,20 @@ impl<'a> Iterator for Words<'a> {
             return None;
         }
         let start = i;
+        let mut plain = true;
+        let mut hex_run = 0;
         while i < bytes.len() {
             let b = bytes[i];
             if b > b' ' && b < 0x80 {
+                if b.is_ascii_hexdigit() {
+                    hex_run += 1;
+                    if b <= b'9' || hex_run == 8 {
+                        plain = false;
+                    }
+                } else {
+                    hex_run = 0;
+                    plain &= b != b'<';
+                }
                 i += 1;
             } else if b.is_ascii() {
                 if ascii_space(b) {
@@ -265,11 +288,12 @@ impl<'a> Iterator for Words<'a> {
                 if space {
                     break;
                 }
+                plain = false;
                 i += n;
             }
         }
         self.0 = &s[i..];
-        Some(&s[start..i])
+        Some((&s[start..i], plain))
     }
 }
 
@@ -614,6 +638,21 @@ mod tests {
         let ours: Vec<&str> = Words(line).collect();
         let std: Vec<&str> = line.split_whitespace().collect();
         assert_eq!(ours, std);
+        // The plain flag is plain_word's.
+        for word in [
+            "ab",
+            "x1",
+            "deadbeef",
+            "deadbee",
+            "a<b",
+            "é",
+            "(abcdefa)",
+            "a\u{b}b",
+        ] {
+            let got = Words(word).next_word().map(|(_, p)| p);
+            let want = Words(word).next().map(plain_word);
+            assert_eq!(got, want, "{word}");
+        }
         assert_eq!(Words("").count(), 0);
         assert_eq!(Words(" \u{3000} ").count(), 0);
     }
