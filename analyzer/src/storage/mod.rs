@@ -333,8 +333,10 @@ impl Storage {
         }
         files.sort();
         let (files, doomed) = compact::finish_interrupted(&store, files);
+        // Only the samples store has series (the logs schema has labels
+        // but no series id).
         let series: Option<Arc<series::SeriesTable>> = if schema
-            .field_with_name(vigie_model::schema::col::LABELS)
+            .field_with_name(vigie_model::schema::col::SERIES_ID)
             .is_ok()
         {
             let series = series::SeriesTable::open(&store, store.key("series"))?;
