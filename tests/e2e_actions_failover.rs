@@ -16,7 +16,7 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
-use common::{Target, Vigie, Webhook, wait_for};
+use common::{Target, Vigie, Webhook, get_json, wait_for};
 use serde_json::Value;
 use vigie_alerting::actions::{SIGNATURE_HEADER, verify_signature};
 
@@ -98,20 +98,11 @@ async fn an_evacuation_resolves_the_alert_and_is_verified() {
     .await;
 
     target.set(95.0); // the hypervisor overheats
-    let http = reqwest::Client::new();
-    let base = format!("http://{}", vigie.addr);
+    let actions = format!("http://{}/api/v1/actions", vigie.addr);
     let id = wait_for("the action to be verified", Duration::from_secs(90), || {
-        let http = http.clone();
-        let base = base.clone();
+        let actions = actions.clone();
         async move {
-            let listed: Value = http
-                .get(format!("{base}/api/v1/actions"))
-                .send()
-                .await
-                .ok()?
-                .json()
-                .await
-                .ok()?;
+            let listed = get_json(&actions).await?;
             listed["recent"]
                 .as_array()?
                 .iter()
@@ -181,7 +172,7 @@ async fn an_evacuation_resolves_the_alert_and_is_verified() {
     // A forged request (right body, wrong key) is refused by the controller.
     let body = serde_json::to_vec(&evacuated[0]).expect("body");
     let forged = vigie_alerting::actions::sign(b"not-the-secret", &body);
-    let refused = http
+    let refused = reqwest::Client::new()
         .post(&controller_url)
         .header(SIGNATURE_HEADER, forged)
         .body(body)

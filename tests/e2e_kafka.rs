@@ -7,7 +7,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{GAUGE_RULES, Target, Vigie, Webhook, assert_stored_exactly_once, wait_for};
+use common::{GAUGE_RULES, Target, Vigie, Webhook, assert_stored_exactly_once, get_json, wait_for};
 use rdkafka::ClientConfig;
 use rdkafka::Message;
 use rdkafka::consumer::{Consumer, StreamConsumer};
@@ -208,12 +208,7 @@ async fn scored(vigie: &Vigie) -> Vec<String> {
         &[("match[]", "vigie_anomaly_score")],
     )
     .expect("url");
-    let body: serde_json::Value = reqwest::get(url)
-        .await
-        .expect("series")
-        .json()
-        .await
-        .expect("json");
+    let body = get_json(url.as_str()).await.unwrap_or_default();
     let mut out: Vec<String> = body["data"]
         .as_array()
         .map(|a| {
@@ -279,14 +274,7 @@ async fn feedback_reaches_the_analyzer_that_scores_the_series() {
         "b to apply the shared feedback",
         Duration::from_secs(60),
         || async {
-            let body: serde_json::Value = client
-                .get(format!("http://{}/api/v1/feedback", b.addr))
-                .send()
-                .await
-                .ok()?
-                .json()
-                .await
-                .ok()?;
+            let body = get_json(&format!("http://{}/api/v1/feedback", b.addr)).await?;
             body["data"].as_array()?.first().cloned()
         },
     )

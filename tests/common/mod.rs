@@ -33,6 +33,12 @@ pub async fn metric_value(addr: &str, prefix: &str) -> Option<f64> {
         .and_then(|v| v.parse().ok())
 }
 
+/// The JSON body of `GET url`, or `None` when unreachable or not JSON (for
+/// polling with [`wait_for`]).
+pub async fn get_json(url: &str) -> Option<Value> {
+    reqwest::get(url).await.ok()?.json().await.ok()
+}
+
 /// A free TCP port on 127.0.0.1.
 pub fn free_port() -> u16 {
     StdListener::bind("127.0.0.1:0")
