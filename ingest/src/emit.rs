@@ -33,7 +33,28 @@ pub const DEFAULT_PUBLISH_TIMEOUT: Duration = Duration::from_secs(30);
 
 static PUBLISH_LOG: LogLimiter = LogLimiter::new();
 
-/// Publishes samples to `vigie.metrics`, one message per shard.
+/// Largest Arrow IPC payload of one `vigie.metrics` message: a shard's
+/// samples that encode to more are split into several messages (Kafka's
+/// default `message.max.bytes` is 1 MB; a broker refuses a larger message
+/// and the whole scrape would be lost).
+pub const MAX_MESSAGE_BYTES: usize = 900 * 1024;
+
+/// `samples` encoded as Arrow IPC payloads of at most
+/// [`MAX_MESSAGE_BYTES`] each (a single sample may exceed it), in order,
+/// with how many samples each holds.
+fn encode_chunks(samples: &[Sample]) -> Result<Vec<(Vec<u8>, usize)>, IngestError> {
+    let payload = encode_batch(&samples_to_batch(samples)?)?;
+    if payload.len() <= MAX_MESSAGE_BYTES || samples.len() <= 1 {
+        return Ok(vec![(payload, samples.len())]);
+    }
+    let (first, second) = samples.split_at(samples.len() / 2);
+    let mut out = encode_chunks(first)?;
+    out.extend(encode_chunks(second)?);
+    Ok(out)
+}
+
+/// Publishes samples to `vigie.metrics`, one message per shard (several
+/// when a shard's batch would exceed [`MAX_MESSAGE_BYTES`]).
 ///
 /// A series always lands in the same shard (`series.id() % shards`), and the
 /// message key is the shard number as 4 big-endian bytes, so the bus keeps
@@ -134,37 +155,37 @@ impl Emitter {
             let timeout = self.publish_timeout;
             tasks.spawn(async move {
                 let n = samples.len();
+                let mut published = 0;
                 let result = async {
-                    let payload = encode_batch(&samples_to_batch(&samples)?)?;
-                    let message =
-                        Message::new(topics::METRICS, shard.to_be_bytes().to_vec(), payload);
-                    publisher.publish_within(message, timeout).await?;
+                    // In order, with the same key: the partition keeps them so.
+                    for (payload, count) in encode_chunks(&samples)? {
+                        let message =
+                            Message::new(topics::METRICS, shard.to_be_bytes().to_vec(), payload);
+                        publisher.publish_within(message, timeout).await?;
+                        published += count;
+                    }
                     Ok::<_, IngestError>(())
                 }
                 .await;
-                (shard, n, result)
+                (shard, published, n - published, result)
             });
         }
         while let Some(joined) = tasks.join_next().await {
-            let (shard, n, result) = match joined {
+            let (shard, published, unpublished, result) = match joined {
                 Ok(r) => r,
                 // A panic in encoding is a bug, reported as such.
                 Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
                 // Cancelled: the runtime is shutting down.
                 Err(_) => continue,
             };
-            match result {
-                Ok(()) => {
-                    outcome.published += n;
-                    SAMPLES_INGESTED.inc_by(n as u64);
+            outcome.published += published;
+            SAMPLES_INGESTED.inc_by(published as u64);
+            if let Err(e) = result {
+                PUBLISH_ERRORS.inc();
+                if let Some(suppressed) = PUBLISH_LOG.check() {
+                    tracing::warn!(shard, samples = unpublished, error = %e, suppressed, "a metrics batch was not published");
                 }
-                Err(e) => {
-                    PUBLISH_ERRORS.inc();
-                    if let Some(suppressed) = PUBLISH_LOG.check() {
-                        tracing::warn!(shard, samples = n, error = %e, suppressed, "a metrics batch was not published");
-                    }
-                    outcome.failed.push((n, e));
-                }
+                outcome.failed.push((unpublished, e));
             }
         }
         outcome
@@ -284,6 +305,48 @@ mod tests {
         let mut ts: Vec<i64> = received.iter().map(|s| s.ts_ms).collect();
         ts.sort_unstable();
         assert_eq!(ts, (0..100).collect::<Vec<_>>());
+    }
+
+    #[tokio::test]
+    async fn a_large_scrape_is_split_into_messages_a_broker_accepts() {
+        let bus = MemoryBus::new(1024);
+        let mut sub = bus.subscribe(&[topics::METRICS]);
+        let emitter = Emitter::new(Arc::new(bus.clone()), 1);
+        // 20,000 series with long labels: several MB as one batch.
+        let big: Vec<Sample> = (0..20_000)
+            .map(|i| {
+                Sample::new(
+                    "emit_big",
+                    Labels::new()
+                        .with("series", i.to_string())
+                        .with("path", format!("/var/lib/some/rather/long/path/{i:08}")),
+                    1_000,
+                    f64::from(i),
+                )
+            })
+            .collect();
+        assert_eq!(emitter.emit(big).await.expect("emit"), 20_000);
+        let mut received = Vec::new();
+        let mut messages = 0;
+        while received.len() < 20_000 {
+            let d = tokio::time::timeout(Duration::from_secs(5), sub.recv())
+                .await
+                .expect("all messages arrive")
+                .expect("recv")
+                .expect("bus open");
+            assert!(
+                d.message.payload.len() <= MAX_MESSAGE_BYTES,
+                "{} bytes",
+                d.message.payload.len()
+            );
+            messages += 1;
+            let batch = decode_batch(&d.message.payload).expect("decode");
+            received.extend(batch_to_samples(&batch).expect("samples"));
+        }
+        assert!(messages > 1, "split into several messages");
+        let values: Vec<f64> = received.iter().map(|s| s.value).collect();
+        let expected: Vec<f64> = (0..20_000).map(f64::from).collect();
+        assert_eq!(values, expected, "every sample once, in order");
     }
 
     fn samples(n: usize, series: usize) -> Vec<Sample> {
