@@ -62,35 +62,7 @@ enum Command {
     /// Replay one series (a CSV file or a stored series) through the
     /// detector and forecaster: print when alerts would have fired and how
     /// honest the forecast band was, and draw it all as SVG.
-    Backtest {
-        /// CSV file `timestamp,value` (NAB's layout).
-        #[arg(required_unless_present = "series", conflicts_with = "series")]
-        file: Option<PathBuf>,
-        /// Or a selector matching one series of a running Vigie.
-        #[arg(long)]
-        series: Option<String>,
-        /// Start with --series: RFC 3339, Unix seconds, or -6h.
-        #[arg(long, allow_hyphen_values = true, default_value = "-24h")]
-        from: String,
-        /// End with --series.
-        #[arg(long, allow_hyphen_values = true, default_value = "now")]
-        to: String,
-        /// Vigie's HTTP address.
-        #[arg(long, default_value = "http://127.0.0.1:9464")]
-        url: String,
-        /// The SVG plot to write.
-        #[arg(long, default_value = "backtest.svg")]
-        out: PathBuf,
-        /// Horizon of the forecast band drawn: 15m, 1h or 4h.
-        #[arg(long, default_value = "15m")]
-        horizon: String,
-        /// Score above which an alert fires.
-        #[arg(long, default_value_t = 0.9999)]
-        threshold: f64,
-        /// Print every replayed point as JSON instead of the summary.
-        #[arg(long)]
-        json: bool,
-    },
+    Backtest(replay::Options),
     /// Measure quality on public labelled data (NAB, Loghub, BGL alerts).
     #[command(subcommand)]
     Eval(EvalCommand),
@@ -352,27 +324,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::CheckConfig { file } => check_config(&file),
         Command::Eval(command) => eval(command),
-        Command::Backtest {
-            file,
-            series,
-            from,
-            to,
-            url,
-            out,
-            horizon,
-            threshold,
-            json,
-        } => block_on(replay::run(replay::Options {
-            file,
-            series,
-            from,
-            to,
-            url,
-            out,
-            horizon,
-            threshold,
-            json,
-        })),
+        Command::Backtest(options) => block_on(replay::run(options)),
         Command::Sql { query, url, json } => block_on(sql::run(&url, &query, json)),
         Command::Alerts(AlertsCommand::Ack {
             id,

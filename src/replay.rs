@@ -17,25 +17,35 @@ use vigie_analyzer::score::is_counter;
 
 use crate::backtest::{fetch_raw, fmt_time, parse_time};
 
-/// What `vigie backtest` was asked.
+/// What `vigie backtest` was asked (its command-line arguments).
+#[derive(clap::Args)]
 pub struct Options {
-    /// A CSV file `timestamp,value` (NAB's layout).
+    /// CSV file `timestamp,value` (NAB's layout).
+    #[arg(required_unless_present = "series", conflicts_with = "series")]
     pub file: Option<PathBuf>,
-    /// Or one series of a running Vigie.
+    /// Or a selector matching one series of a running Vigie.
+    #[arg(long)]
     pub series: Option<String>,
-    /// Start (with `--series`).
+    /// Start with --series: RFC 3339, Unix seconds, or -6h.
+    #[arg(long, allow_hyphen_values = true, default_value = "-24h")]
     pub from: String,
-    /// End (with `--series`).
+    /// End with --series.
+    #[arg(long, allow_hyphen_values = true, default_value = "now")]
     pub to: String,
     /// Vigie's HTTP address.
+    #[arg(long, default_value = "http://127.0.0.1:9464")]
     pub url: String,
-    /// The plot to write (SVG).
+    /// The SVG plot to write.
+    #[arg(long, default_value = "backtest.svg")]
     pub out: PathBuf,
-    /// Forecast horizon of the band: 15m, 1h or 4h.
+    /// Horizon of the forecast band drawn: 15m, 1h or 4h.
+    #[arg(long, default_value = "15m")]
     pub horizon: String,
     /// Score above which an alert fires.
+    #[arg(long, default_value_t = 0.9999)]
     pub threshold: f64,
-    /// Print the replay as JSON instead of the summary.
+    /// Print every replayed point as JSON instead of the summary.
+    #[arg(long)]
     pub json: bool,
 }
 
