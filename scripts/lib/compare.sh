@@ -21,11 +21,13 @@ data_end() { echo $(( $(data_start) + ${VIGIE_BENCH_HOURS:-24} * 3600 )); }
 # Runs the storage bench: Vigie's data dir in $work/vigie (Parquet files
 # under samples/, flushed then compacted per 2 h window), the same samples
 # as text in $work/node.om and $work/node.prom. Prints Vigie's figures
-# (also kept in $work/vigie.txt) and sets `samples`.
+# (also kept in $work/vigie.txt) and sets `samples`. GEN_PROFILE=dev
+# builds the bench in the dev profile: the same bytes, slower timings, and
+# no second optimised build of DataFusion next to the `vigie` binary's.
 generate() {
     rm -rf "$work/vigie"
     VIGIE_BENCH_DATA="$work/vigie" VIGIE_BENCH_EXPORT="$work" \
-        cargo bench -p vigie-analyzer --bench storage | tee "$work/vigie.txt"
+        cargo bench --profile "${GEN_PROFILE:-bench}" -p vigie-analyzer --bench storage | tee "$work/vigie.txt"
     load_samples
 }
 
