@@ -3,15 +3,21 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use serde::{Deserialize, Serialize};
+use compact_str::CompactString;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// The label that holds a metric's name in Prometheus' data model.
 pub const METRIC_NAME_LABEL: &str = "__name__";
 
 /// A sorted set of label pairs, without `__name__`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct Labels(BTreeMap<String, String>);
+///
+/// Stored as a vector sorted by name: a series has a handful of labels, so
+/// a binary search beats a tree, and one allocation holds them all. Names
+/// and values up to 24 bytes (almost all of them) live inline, without an
+/// allocation of their own: parsing a scrape builds one `Labels` per
+/// sample, so this is on ingest's hot path. Serialized as a JSON object.
+#[derive(Clone, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Labels(Vec<(CompactString, CompactString)>);
 
 impl Labels {
     /// An empty label set.
@@ -19,13 +25,33 @@ impl Labels {
         Self::default()
     }
 
+    /// An empty label set with room for `n` labels.
+    pub fn with_capacity(n: usize) -> Self {
+        Self(Vec::with_capacity(n))
+    }
+
+    fn position(&self, name: &str) -> Result<usize, usize> {
+        self.0.binary_search_by(|(k, _)| k.as_str().cmp(name))
+    }
+
     /// Sets a label; an empty value removes it, as in Prometheus.
     pub fn insert(&mut self, name: impl Into<String>, value: impl Into<String>) {
         let (name, value) = (name.into(), value.into());
-        if value.is_empty() {
-            self.0.remove(&name);
-        } else {
-            self.0.insert(name, value);
+        self.insert_str(&name, &value);
+    }
+
+    /// [`Labels::insert`] from borrowed strings, without an intermediate
+    /// `String`.
+    pub fn insert_str(&mut self, name: &str, value: &str) {
+        match (self.position(name), value.is_empty()) {
+            (Ok(i), true) => {
+                self.0.remove(i);
+            }
+            (Ok(i), false) => self.0[i].1 = CompactString::from(value),
+            (Err(_), true) => {}
+            (Err(i), false) => self
+                .0
+                .insert(i, (CompactString::from(name), CompactString::from(value))),
         }
     }
 
@@ -37,16 +63,17 @@ impl Labels {
 
     /// The value of a label, if set.
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.0.get(name).map(String::as_str)
+        self.position(name).ok().map(|i| self.0[i].1.as_str())
     }
 
     /// Removes a label and returns its value.
     pub fn remove(&mut self, name: &str) -> Option<String> {
-        self.0.remove(name)
+        let i = self.position(name).ok()?;
+        Some(self.0.remove(i).1.into_string())
     }
 
     /// Iterates label pairs in name order.
-    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = (&str, &str)> + Clone {
         self.0.iter().map(|(k, v)| (k.as_str(), v.as_str()))
     }
 
@@ -63,11 +90,37 @@ impl Labels {
 
 impl<K: Into<String>, V: Into<String>> FromIterator<(K, V)> for Labels {
     fn from_iter<I: IntoIterator<Item = (K, V)>>(iter: I) -> Self {
-        let mut labels = Labels::new();
+        let iter = iter.into_iter();
+        let mut labels = Labels::with_capacity(iter.size_hint().0);
         for (k, v) in iter {
             labels.insert(k, v);
         }
         labels
+    }
+}
+
+impl fmt::Debug for Labels {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_map().entries(self.iter()).finish()
+    }
+}
+
+impl Serialize for Labels {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_map(self.iter())
+    }
+}
+
+impl<'de> Deserialize<'de> for Labels {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        // Keys are unique and sorted in a BTreeMap; empty values are kept,
+        // as the map form always did.
+        let map = BTreeMap::<String, String>::deserialize(deserializer)?;
+        Ok(Self(
+            map.into_iter()
+                .map(|(k, v)| (CompactString::from(k), CompactString::from(v)))
+                .collect(),
+        ))
     }
 }
 
@@ -181,6 +234,40 @@ mod tests {
     fn empty_label_value_removes_label() {
         let l = Labels::new().with("a", "1").with("a", "");
         assert!(l.is_empty());
+    }
+
+    #[test]
+    fn labels_stay_sorted_and_serialize_as_a_json_object() {
+        let long = "a-label-value-longer-than-twenty-four-bytes";
+        let mut l = Labels::new()
+            .with("zone", "b")
+            .with("job", long)
+            .with("a", "1");
+        assert_eq!(
+            l.iter().map(|(k, _)| k).collect::<Vec<_>>(),
+            ["a", "job", "zone"]
+        );
+        l.insert("zone", "c");
+        assert_eq!(l.get("zone"), Some("c"));
+        assert_eq!(l.get("job"), Some(long));
+        assert_eq!(l.remove("a").as_deref(), Some("1"));
+        assert_eq!(l.remove("a"), None);
+        let json = serde_json::to_string(&l).expect("json");
+        assert_eq!(json, format!(r#"{{"job":"{long}","zone":"c"}}"#));
+        let back: Labels = serde_json::from_str(r#"{"zone":"c","job":"x"}"#).expect("labels");
+        assert_eq!(
+            back.iter().collect::<Vec<_>>(),
+            [("job", "x"), ("zone", "c")]
+        );
+        assert_eq!(format!("{back:?}"), r#"{"job": "x", "zone": "c"}"#);
+    }
+
+    #[test]
+    fn labels_order_is_the_order_of_their_pairs() {
+        let a = Labels::new().with("a", "1").with("b", "2");
+        let b = Labels::new().with("a", "1").with("c", "0");
+        let c = Labels::new().with("a", "2");
+        assert!(a < b && b < c);
     }
 
     #[test]
