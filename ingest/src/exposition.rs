@@ -11,6 +11,7 @@
 //! (`prometheus-parse` is not used here: it skips lines it does not
 //! understand and splits label values on `,` and `=`.)
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fmt;
 
@@ -53,8 +54,9 @@ pub enum MetricType {
 pub struct SampleLine<'a> {
     /// Metric name.
     pub name: &'a str,
-    /// Label pairs in line order, values unescaped.
-    pub labels: Vec<(&'a str, String)>,
+    /// Label pairs in line order, values unescaped (borrowed from the line
+    /// unless they had escapes).
+    pub labels: Vec<(&'a str, Cow<'a, str>)>,
     /// Value (NaN and infinities allowed).
     pub value: f64,
     /// Timestamp in ms, if the line has one.
@@ -124,10 +126,25 @@ impl<'a> Cursor<'a> {
         }
     }
 
-    /// Reads a quoted label value after its opening quote.
-    fn label_value(&mut self) -> Result<String, String> {
+    /// Reads a quoted label value after its opening quote; borrowed from
+    /// the line when it has no escape.
+    fn label_value(&mut self) -> Result<Cow<'a, str>, String> {
+        let start = self.i;
+        let rest = &self.b[start..];
+        match rest.iter().position(|&b| b == b'"' || b == b'\\') {
+            None => Err("unterminated label value".to_string()),
+            Some(n) if rest[n] == b'"' => {
+                self.i = start + n + 1;
+                Ok(Cow::Borrowed(&self.s[start..start + n]))
+            }
+            Some(_) => self.escaped_label_value(start).map(Cow::Owned),
+        }
+    }
+
+    /// [`Cursor::label_value`] for a value with escapes.
+    fn escaped_label_value(&mut self, mut start: usize) -> Result<String, String> {
         let mut out = String::new();
-        let mut start = self.i;
+        self.i = start;
         loop {
             match self.peek() {
                 None => return Err("unterminated label value".to_string()),
@@ -162,6 +179,25 @@ impl<'a> Cursor<'a> {
 
 /// Parses one sample line (not empty, not a comment).
 pub fn parse_sample_line(line: &str) -> Result<SampleLine<'_>, String> {
+    let mut labels = Vec::new();
+    let (name, value, timestamp_ms) = parse_line_into(line, &mut labels)?;
+    Ok(SampleLine {
+        name,
+        labels,
+        value,
+        timestamp_ms,
+    })
+}
+
+/// A sample line's name, value and timestamp; its labels go to `labels`
+/// (cleared first), a buffer the caller reuses from line to line.
+type LineParts<'a> = (&'a str, f64, Option<i64>);
+
+fn parse_line_into<'a>(
+    line: &'a str,
+    labels: &mut Vec<(&'a str, Cow<'a, str>)>,
+) -> Result<LineParts<'a>, String> {
+    labels.clear();
     let line = line.trim_matches(|c| c == ' ' || c == '\t' || c == '\r');
     let mut c = Cursor {
         s: line,
@@ -173,7 +209,6 @@ pub fn parse_sample_line(line: &str) -> Result<SampleLine<'_>, String> {
     }
     let name = c.take_while(is_metric_char);
     let mut blank = c.skip_blanks();
-    let mut labels: Vec<(&str, String)> = Vec::new();
     if c.peek() == Some(b'{') {
         c.i += 1;
         loop {
@@ -232,24 +267,23 @@ pub fn parse_sample_line(line: &str) -> Result<SampleLine<'_>, String> {
     } else {
         None
     };
-    Ok(SampleLine {
-        name,
-        labels,
-        value,
-        timestamp_ms,
-    })
+    Ok((name, value, timestamp_ms))
 }
 
 /// Checks one line of an exposition body: empty, a comment, or a sample.
 pub fn validate_line(line: &str) -> Result<(), String> {
-    classify(line).map(|_| ())
+    match classify(line)? {
+        Line::Sample(line) => parse_sample_line(line).map(|_| ()),
+        Line::Empty | Line::Comment | Line::Type(..) => Ok(()),
+    }
 }
 
 enum Line<'a> {
     Empty,
     Comment,
     Type(&'a str, MetricType),
-    Sample(SampleLine<'a>),
+    /// A sample line, trimmed, not parsed yet.
+    Sample(&'a str),
 }
 
 fn classify(line: &str) -> Result<Line<'_>, String> {
@@ -258,7 +292,7 @@ fn classify(line: &str) -> Result<Line<'_>, String> {
         return Ok(Line::Empty);
     }
     let Some(comment) = trimmed.strip_prefix('#') else {
-        return parse_sample_line(trimmed).map(Line::Sample);
+        return Ok(Line::Sample(trimmed));
     };
     let mut words = comment.split([' ', '\t']).filter(|w| !w.is_empty());
     if words.next() != Some("TYPE") {
@@ -337,50 +371,67 @@ fn go_exp_format(digits: &str, exp: i32) -> String {
 pub fn parse(text: &str, default_ts_ms: i64) -> Result<Vec<Sample>, ExpositionError> {
     let mut types: HashMap<&str, MetricType> = HashMap::new();
     let mut out = Vec::new();
+    let mut scratch = Vec::new();
+    // The normalized label of the previous sample's metric: lines of one
+    // family follow each other, so this spares the type lookups.
+    let mut last: Option<(&str, Option<&str>)> = None;
     for (n, line) in text.split('\n').enumerate() {
         let err = |message: String| ExpositionError {
             line: n + 1,
             message,
         };
-        match classify(line).map_err(err)? {
-            Line::Empty | Line::Comment => {}
+        let line = match classify(line).map_err(err)? {
+            Line::Empty | Line::Comment => continue,
             Line::Type(name, kind) => {
                 types.insert(name, kind);
+                last = None;
+                continue;
             }
-            Line::Sample(s) => {
-                let normalize = if types.get(s.name) == Some(&MetricType::Summary) {
-                    Some("quantile")
-                } else if s
-                    .name
-                    .strip_suffix("_bucket")
-                    .and_then(|base| types.get(base))
-                    == Some(&MetricType::Histogram)
-                {
-                    Some("le")
-                } else {
-                    None
-                };
-                let labels: Labels = s
-                    .labels
-                    .into_iter()
-                    .map(|(k, v)| {
-                        let v = match (normalize, parse_float(&v)) {
-                            (Some(l), Some(f)) if l == k => format_openmetrics_float(f),
-                            _ => v,
-                        };
-                        (k, v)
-                    })
-                    .collect();
-                out.push(Sample::new(
-                    s.name,
-                    labels,
-                    s.timestamp_ms.unwrap_or(default_ts_ms),
-                    s.value,
-                ));
+            Line::Sample(line) => line,
+        };
+        let (name, value, ts) = parse_line_into(line, &mut scratch).map_err(err)?;
+        let normalize = match last {
+            Some((last_name, normalize)) if last_name == name => normalize,
+            _ => {
+                let normalize = normalized_label(&types, name);
+                last = Some((name, normalize));
+                normalize
+            }
+        };
+        let mut labels = Labels::with_capacity(scratch.len());
+        for (k, v) in scratch.drain(..) {
+            match normalize {
+                Some(l) if l == k => match parse_float(&v) {
+                    Some(f) => labels.insert_str(k, &format_openmetrics_float(f)),
+                    None => labels.insert_str(k, &v),
+                },
+                _ => labels.insert_str(k, &v),
             }
         }
+        out.push(Sample::new(
+            name,
+            labels,
+            ts.unwrap_or(default_ts_ms),
+            value,
+        ));
     }
     Ok(out)
+}
+
+/// The label Prometheus normalizes to float formatting on a sample of
+/// `name`: `quantile` of a summary, `le` of a histogram's buckets.
+fn normalized_label(types: &HashMap<&str, MetricType>, name: &str) -> Option<&'static str> {
+    if types.get(name) == Some(&MetricType::Summary) {
+        Some("quantile")
+    } else if name
+        .strip_suffix("_bucket")
+        .and_then(|base| types.get(base))
+        == Some(&MetricType::Histogram)
+    {
+        Some("le")
+    } else {
+        None
+    }
 }
 
 #[cfg(test)]
@@ -396,9 +447,9 @@ mod tests {
         assert_eq!(
             s.labels,
             vec![
-                ("method", "post".to_string()),
-                ("path", "/a,b=c".to_string()),
-                ("msg", "say \"hi\"\n\\x".to_string()),
+                ("method", Cow::Borrowed("post")),
+                ("path", Cow::Borrowed("/a,b=c")),
+                ("msg", Cow::Owned("say \"hi\"\n\\x".to_string())),
             ]
         );
         assert_eq!(s.value, 1027.0);
@@ -588,7 +639,7 @@ other{le=\"1\"} 1
             prop_assert!(parsed.is_ok(), "{:?} rejected: {:?}", line, parsed);
             let parsed = parsed.expect("checked");
             prop_assert_eq!(parsed.name, name.as_str());
-            let got: Vec<(String, String)> = parsed.labels.iter().map(|(k, v)| ((*k).to_string(), v.clone())).collect();
+            let got: Vec<(String, String)> = parsed.labels.iter().map(|(k, v)| ((*k).to_string(), v.to_string())).collect();
             let want: Vec<(String, String)> = labels.into_iter().collect();
             prop_assert_eq!(got, want);
             prop_assert!(parsed.value == value || (value.is_nan() && parsed.value.is_nan()));

@@ -72,8 +72,23 @@ pub fn metrics_schema() -> SchemaRef {
 
 /// Builds a metrics record batch from samples, in the given order.
 pub fn samples_to_batch(samples: &[Sample]) -> Result<RecordBatch, ModelError> {
-    let mut metric = StringBuilder::with_capacity(samples.len(), samples.len() * 16);
-    let mut labels = MapBuilder::new(None, StringBuilder::new(), StringBuilder::new());
+    // Sized up front: growing the builders is memcpy the batch can spare.
+    let (mut pairs, mut key_bytes, mut value_bytes, mut metric_bytes) = (0, 0, 0, 0);
+    for s in samples {
+        metric_bytes += s.series.metric.len();
+        pairs += s.series.labels.len();
+        for (k, v) in s.series.labels.iter() {
+            key_bytes += k.len();
+            value_bytes += v.len();
+        }
+    }
+    let mut metric = StringBuilder::with_capacity(samples.len(), metric_bytes);
+    let mut labels = MapBuilder::with_capacity(
+        None,
+        StringBuilder::with_capacity(pairs, key_bytes),
+        StringBuilder::with_capacity(pairs, value_bytes),
+        samples.len(),
+    );
     let mut ids = UInt64Builder::with_capacity(samples.len());
     let mut ts = TimestampMillisecondBuilder::with_capacity(samples.len()).with_timezone("UTC");
     let mut value = Float64Builder::with_capacity(samples.len());
