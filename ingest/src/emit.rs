@@ -39,18 +39,44 @@ static PUBLISH_LOG: LogLimiter = LogLimiter::new();
 /// and the whole scrape would be lost).
 pub const MAX_MESSAGE_BYTES: usize = 900 * 1024;
 
-/// `samples` encoded as Arrow IPC payloads of at most
-/// [`MAX_MESSAGE_BYTES`] each (a single sample may exceed it), in order,
-/// with how many samples each holds.
-fn encode_chunks(samples: &[Sample]) -> Result<Vec<(Vec<u8>, usize)>, IngestError> {
-    let payload = encode_batch(&samples_to_batch(samples)?)?;
-    if payload.len() <= MAX_MESSAGE_BYTES || samples.len() <= 1 {
-        return Ok(vec![(payload, samples.len())]);
+/// Longest log record body a collector produces (a joined multi-line
+/// record, a syslog message): far enough below [`MAX_MESSAGE_BYTES`] that
+/// one record always fits a message with its labels.
+pub const MAX_LOG_RECORD_BYTES: usize = 256 * 1024;
+
+/// `items` encoded by `encode` as payloads of at most
+/// [`MAX_MESSAGE_BYTES`] each (a single item may exceed it), in order,
+/// with how many items each holds.
+fn encode_chunks<T>(
+    items: &[T],
+    encode: &impl Fn(&[T]) -> Result<Vec<u8>, IngestError>,
+) -> Result<Vec<(Vec<u8>, usize)>, IngestError> {
+    let payload = encode(items)?;
+    if payload.len() <= MAX_MESSAGE_BYTES || items.len() <= 1 {
+        return Ok(vec![(payload, items.len())]);
     }
-    let (first, second) = samples.split_at(samples.len() / 2);
-    let mut out = encode_chunks(first)?;
-    out.extend(encode_chunks(second)?);
+    let (first, second) = items.split_at(items.len() / 2);
+    let mut out = encode_chunks(first, encode)?;
+    out.extend(encode_chunks(second, encode)?);
     Ok(out)
+}
+
+fn encode_samples(samples: &[Sample]) -> Result<Vec<u8>, IngestError> {
+    Ok(encode_batch(&samples_to_batch(samples)?)?)
+}
+
+fn encode_logs(records: &[LogRecord]) -> Result<Vec<u8>, IngestError> {
+    Ok(encode_batch(&logs_to_batch(records)?)?)
+}
+
+/// A log publish that stopped part way: the first `published` records
+/// are on the bus, the rest are not.
+#[derive(Debug)]
+pub(crate) struct PartialPublish {
+    /// Records handed to the bus before the error, a prefix of the input.
+    pub published: usize,
+    /// Why the rest were not.
+    pub error: IngestError,
 }
 
 /// Publishes samples to `vigie.metrics`, one message per shard (several
@@ -158,7 +184,7 @@ impl Emitter {
                 let mut published = 0;
                 let result = async {
                     // In order, with the same key: the partition keeps them so.
-                    for (payload, count) in encode_chunks(&samples)? {
+                    for (payload, count) in encode_chunks(&samples, &encode_samples)? {
                         let message =
                             Message::new(topics::METRICS, shard.to_be_bytes().to_vec(), payload);
                         publisher.publish_within(message, timeout).await?;
@@ -191,38 +217,48 @@ impl Emitter {
         outcome
     }
 
-    /// Publishes log records of one source to `vigie.logs` as one batch,
-    /// keyed by `source` (so a file's lines stay in order). Returns how
-    /// many were handed to the bus; on an error none were.
+    /// Publishes log records of one source to `vigie.logs`, keyed by
+    /// `source` (so a file's lines stay in order), as one message or, when
+    /// they encode to more than [`MAX_MESSAGE_BYTES`], several in order.
+    /// Returns how many were handed to the bus; on an error, the records
+    /// before the failed message may already be on the bus (counted as
+    /// dropped by [`Emitter::emit_logs_or_drop`] only from there on).
     pub async fn emit_logs(
         &self,
         source: &str,
         records: Vec<LogRecord>,
     ) -> Result<usize, IngestError> {
-        self.publish_logs(source, &records).await
+        self.publish_logs(source, &records)
+            .await
+            .map_err(|p| p.error)
     }
 
     /// [`Emitter::emit_logs`] of borrowed records (kept by a caller that
-    /// retries them).
+    /// retries them): on an error, says how many were published, so the
+    /// caller retries only the rest.
     pub(crate) async fn publish_logs(
         &self,
         source: &str,
         records: &[LogRecord],
-    ) -> Result<usize, IngestError> {
-        if records.is_empty() {
-            return Ok(0);
-        }
-        let payload = encode_batch(&logs_to_batch(records)?)?;
-        let message = Message::new(topics::LOGS, source.as_bytes().to_vec(), payload);
-        if let Err(e) = self
-            .publisher
-            .publish_within(message, self.publish_timeout)
-            .await
-        {
+    ) -> Result<usize, PartialPublish> {
+        let mut published = 0;
+        let fail = |published, error| {
             PUBLISH_ERRORS.inc();
-            return Err(e.into());
+            PartialPublish { published, error }
+        };
+        let chunks = encode_chunks(records, &encode_logs).map_err(|e| fail(0, e))?;
+        for (payload, count) in chunks {
+            let message = Message::new(topics::LOGS, source.as_bytes().to_vec(), payload);
+            if let Err(e) = self
+                .publisher
+                .publish_within(message, self.publish_timeout)
+                .await
+            {
+                return Err(fail(published, e.into()));
+            }
+            published += count;
         }
-        Ok(records.len())
+        Ok(published)
     }
 
     /// Like [`Emitter::emit_logs`], and records the bus did not take are
@@ -234,12 +270,13 @@ impl Emitter {
         key: &str,
         records: Vec<LogRecord>,
     ) -> Result<usize, IngestError> {
-        let n = records.len();
-        let result = self.emit_logs(key, records).await;
-        if let Err(e) = &result {
-            count_dropped_logs(collector, e.reason(), n);
+        match self.publish_logs(key, &records).await {
+            Ok(n) => Ok(n),
+            Err(PartialPublish { published, error }) => {
+                count_dropped_logs(collector, error.reason(), records.len() - published);
+                Err(error)
+            }
         }
-        result
     }
 }
 
@@ -435,6 +472,76 @@ mod tests {
             "{lost} is one shard"
         );
         assert_eq!(received + lost, 40, "every sample is received or counted");
+    }
+
+    #[tokio::test]
+    async fn large_log_batches_are_split_and_a_stalled_bus_drops_only_the_rest() {
+        // 12 records of 200 KiB: about 2.4 MB as one batch, which a broker
+        // would refuse for ever (the tail used to retry it for ever).
+        let records: Vec<LogRecord> = (0..12)
+            .map(|i| LogRecord {
+                ts_ms: i,
+                labels: Labels::new().with("file", "/var/log/big.log"),
+                severity: None,
+                body: format!("{i:04}{}", "x".repeat(200 * 1024)),
+            })
+            .collect();
+        let bus = MemoryBus::new(1024);
+        let mut sub = bus.subscribe(&[topics::LOGS]);
+        let emitter = Emitter::new(Arc::new(bus), 1);
+        assert_eq!(
+            emitter
+                .emit_logs("big", records.clone())
+                .await
+                .expect("emit"),
+            12
+        );
+        let mut bodies = Vec::new();
+        let mut messages = 0;
+        while bodies.len() < 12 {
+            let d = tokio::time::timeout(Duration::from_secs(5), sub.recv())
+                .await
+                .expect("all messages arrive")
+                .expect("recv")
+                .expect("bus open");
+            assert!(d.message.payload.len() <= MAX_MESSAGE_BYTES);
+            assert_eq!(d.message.key, b"big");
+            messages += 1;
+            let batch = decode_batch(&d.message.payload).expect("decode");
+            let got = vigie_model::log_schema::batch_to_logs(&batch).expect("logs");
+            bodies.extend(got.into_iter().map(|l| l.record.body[..4].to_string()));
+        }
+        assert!(messages >= 3, "{messages} messages");
+        let expected: Vec<String> = (0..12).map(|i| format!("{i:04}")).collect();
+        assert_eq!(bodies, expected, "every record once, in order");
+
+        // A bus with room for one message that nobody reads: the first
+        // chunk goes, the rest are reported as not published.
+        let bus = MemoryBus::new(1);
+        let _never_read = bus.subscribe(&[topics::LOGS]);
+        let emitter =
+            Emitter::new(Arc::new(bus), 1).with_publish_timeout(Duration::from_millis(50));
+        let partial = emitter
+            .publish_logs("big", &records)
+            .await
+            .expect_err("the bus stalls after one message");
+        assert!(
+            (1..12).contains(&partial.published),
+            "{} published",
+            partial.published
+        );
+        assert_eq!(partial.error.reason(), "timeout");
+        let dropped = || {
+            DROPPED_LOG_RECORDS
+                .with_label_values(&["emit_test_big_logs", "timeout"])
+                .get()
+        };
+        let before = dropped();
+        emitter
+            .emit_logs_or_drop("emit_test_big_logs", "big", records)
+            .await
+            .expect_err("still stalled");
+        assert_eq!(dropped() - before, 12, "nothing of this call got through");
     }
 
     #[tokio::test]

@@ -39,7 +39,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, debug, info, info_span, warn};
 use vigie_model::{Labels, LogRecord};
 
-use crate::emit::count_dropped_logs;
+use crate::emit::{MAX_LOG_RECORD_BYTES, count_dropped_logs};
 use crate::metrics::{SYSLOG_ERRORS, SYSLOG_MESSAGES};
 use crate::ratelimit::LogLimiter;
 use crate::source::now_ms;
@@ -88,10 +88,12 @@ impl SyslogConfig {
                 "set `udp` and/or `tcp`, e.g. udp = \"0.0.0.0:514\"".into(),
             ));
         }
-        if self.max_message_bytes == 0 {
+        if self.max_message_bytes == 0 || self.max_message_bytes > MAX_LOG_RECORD_BYTES {
             out.push((
                 format!("syslog[{i}].max_message_bytes"),
-                "must be positive, e.g. 65536".into(),
+                format!(
+                    "must be between 1 and {MAX_LOG_RECORD_BYTES} (a record must fit one bus message), e.g. 65536"
+                ),
             ));
         }
         for k in self.labels.keys() {

@@ -45,6 +45,7 @@ pub use checkpoint::{Checkpoints, TailPosition};
 pub use multiline::MultilineConfig;
 
 use crate::Emitter;
+use crate::emit::PartialPublish;
 use crate::metrics::TAIL_ERRORS;
 use crate::ratelimit::LogLimiter;
 use crate::source::now_ms;
@@ -554,19 +555,23 @@ async fn run_tail(
             let n = records.len();
             match emitter.publish_logs(tailer.source(), &records).await {
                 Ok(_) => {}
-                Err(e) if matches!(e, crate::IngestError::Publish(_)) => {
+                Err(PartialPublish { published, error })
+                    if matches!(error, crate::IngestError::Publish(_)) =>
+                {
                     TAIL_ERRORS.with_label_values(&["publish"]).inc();
                     if let Some(suppressed) = PUBLISH_LOG.check() {
-                        warn!(error = %e, records = n, suppressed, "log records not published; reading stops until the bus takes them");
+                        warn!(%error, records = n - published, suppressed, "log records not published; reading stops until the bus takes them");
                     }
+                    // Only what the bus did not take is published again.
                     unpublished = records;
+                    unpublished.drain(..published);
                     // Nothing new is saved: a restart reads them again.
                     continue;
                 }
-                Err(e) => {
+                Err(PartialPublish { published, error }) => {
                     // Records that cannot be encoded never will be.
-                    crate::emit::count_dropped_logs("tail", e.reason(), n);
-                    warn!(error = %e, records = n, "log records cannot be encoded; dropped");
+                    crate::emit::count_dropped_logs("tail", error.reason(), n - published);
+                    warn!(%error, records = n - published, "log records cannot be encoded; dropped");
                 }
             }
         }
@@ -786,6 +791,82 @@ mod tests {
         );
     }
 
+    /// Waits up to 10 s for `f`; fails the test with `what` otherwise.
+    async fn wait(what: &str, f: impl Fn() -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !f() {
+            assert!(Instant::now() < deadline, "{what}");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    /// Lines that make more than one bus message go as several; when the
+    /// bus stalls after the first, only the rest are published again: every
+    /// line arrives once, in order (a batch above the broker's limit used
+    /// to be refused for ever and stop the tail).
+    #[tokio::test]
+    async fn a_poll_larger_than_a_message_is_split_and_resumed_where_it_stopped() {
+        use vigie_bus::Subscriber;
+        use vigie_model::codec::decode_batch;
+        use vigie_model::log_schema::batch_to_logs;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("big.log");
+        // 40 lines of 60 KiB: 2.4 MB in one poll.
+        let text: String = (0..40)
+            .map(|i| format!("{i:04}{}\n", "y".repeat(60 * 1024)))
+            .collect();
+        append(&path, &text);
+        let bus = vigie_bus::memory::MemoryBus::new(1);
+        let mut sub = bus.subscribe(&[vigie_model::topics::LOGS]);
+        let emitter = Arc::new(
+            Emitter::new(Arc::new(bus), 1).with_publish_timeout(Duration::from_millis(30)),
+        );
+        let config = LogConfig {
+            poll_interval: Duration::from_millis(20),
+            ..LogConfig::new(&path)
+        };
+        let shutdown = CancellationToken::new();
+        let failed = || TAIL_ERRORS.with_label_values(&["publish"]).get();
+        let before = failed();
+        let task = tokio::spawn(run_tail(
+            Tailer::new(&config).from_start(),
+            config.poll_interval,
+            emitter,
+            shutdown.clone(),
+            None,
+        ));
+        // Nobody reads yet: the first message fills the bus, the next waits
+        // out its timeout.
+        wait("the bus refuses the second message", || failed() > before).await;
+        let mut heads = Vec::new();
+        while heads.len() < 40 {
+            let d = tokio::time::timeout(Duration::from_secs(10), sub.recv())
+                .await
+                .expect("records arrive once there is room")
+                .expect("recv")
+                .expect("open");
+            assert!(d.message.payload.len() <= crate::emit::MAX_MESSAGE_BYTES);
+            for l in batch_to_logs(&decode_batch(&d.message.payload).expect("arrow")).expect("logs")
+            {
+                heads.push(l.record.body[..4].to_string());
+            }
+        }
+        let expected: Vec<String> = (0..40).map(|i| format!("{i:04}")).collect();
+        assert_eq!(heads, expected, "every line once, in order");
+        shutdown.cancel();
+        tokio::time::timeout(Duration::from_secs(2), task)
+            .await
+            .expect("stops")
+            .expect("no panic");
+        assert!(
+            !matches!(
+                tokio::time::timeout(Duration::from_millis(100), sub.recv()).await,
+                Ok(Ok(Some(_)))
+            ),
+            "no line twice"
+        );
+    }
+
     /// While the bus takes nothing, the tail stops reading and saves no
     /// new position; once the bus has room, every line arrives once, in
     /// order.
@@ -818,13 +899,6 @@ mod tests {
         ));
         let source = path.display().to_string();
         let saved = || Checkpoints::load(&state).get(&source).map(|p| p.offset);
-        async fn wait(what: &str, f: impl Fn() -> bool) {
-            let deadline = Instant::now() + Duration::from_secs(10);
-            while !f() {
-                assert!(Instant::now() < deadline, "{what}");
-                tokio::time::sleep(Duration::from_millis(10)).await;
-            }
-        }
         wait("l0 published", || saved() == Some(3)).await;
         let failed = || TAIL_ERRORS.with_label_values(&["publish"]).get();
         let before = failed();

@@ -154,6 +154,13 @@ fn config_problems() {
     let c: SyslogConfig = toml::from_str("udp = \"0.0.0.0:514\"\n").expect("parse");
     assert!(c.problems(0).is_empty());
     assert_eq!(c.max_message_bytes, 65536);
+    // A record larger than a bus message could never be published.
+    let c: SyslogConfig =
+        toml::from_str("tcp = \"127.0.0.1:601\"\nmax_message_bytes = 4194304\n").expect("parse");
+    let problems = c.problems(0);
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert_eq!(problems[0].0, "syslog[0].max_message_bytes");
+    assert!(problems[0].1.contains("262144"), "{}", problems[0].1);
     assert!(toml::from_str::<SyslogConfig>("udpp = \"0.0.0.0:514\"\n").is_err());
 }
 

@@ -7,8 +7,8 @@ use regex::Regex;
 use serde::{Deserialize, Serialize};
 
 /// Longest joined record kept; a line that would make it longer starts a
-/// new record.
-const MAX_RECORD: usize = 1 << 20;
+/// new record (so a record always fits one bus message).
+const MAX_RECORD: usize = crate::emit::MAX_LOG_RECORD_BYTES;
 
 fn default_max_lines() -> usize {
     500
