@@ -40,7 +40,7 @@ async fn connect_bus(config: &Config) -> anyhow::Result<Bus> {
     let c = &config.bus;
     match c.kind {
         BusKind::Memory => {
-            let bus = MemoryBus::new(c.channel_capacity);
+            let bus = MemoryBus::new(c.channel_capacity).with_publish_timeout(c.publish_timeout);
             let metrics: Box<dyn Subscriber> =
                 Box::new(bus.subscribe(&[topics::METRICS, topics::LOGS]));
             // Alerting reads anomaly events too, for incidents.

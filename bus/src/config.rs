@@ -44,7 +44,10 @@ pub struct BusConfig {
     /// `vigie_ingest_dropped_samples_total` /
     /// `vigie_ingest_dropped_log_records_total`; remote write answers 503
     /// so the sender retries; the file tail and interop consumers keep it
-    /// and retry (the file or the topic is the buffer). Default `30s`.
+    /// and retry (the file or the topic is the buffer). The analyzer's and
+    /// alerting's own messages (anomaly events, alerts, the notification
+    /// log) wait as long and are then counted as publish errors. Default
+    /// `30s`.
     #[serde(with = "humantime_serde")]
     pub publish_timeout: Duration,
 }

@@ -7,9 +7,12 @@
 //! there for inspection ([`MemoryBus::retained`]).
 //!
 //! Backpressure: when a subscriber's channel is full, [`Publisher::publish`]
-//! waits for room, and [`Publisher::publish_within`] waits at most its
-//! deadline and then fails with [`BusError::Timeout`] (the message is not
-//! delivered), so memory stays bounded by the channels' capacity.
+//! waits for room (at most the bus's publish timeout, when set with
+//! [`MemoryBus::with_publish_timeout`], as the Kafka publisher does), and
+//! [`Publisher::publish_within`] waits at most its deadline; then either
+//! fails with [`BusError::Timeout`] (the message is not delivered), so
+//! memory stays bounded by the channels' capacity and no publisher (an
+//! analyzer publishing alerts, say) hangs behind a reader that stopped.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -36,6 +39,7 @@ struct Inner {
 pub struct MemoryBus {
     inner: Arc<Mutex<Inner>>,
     capacity: usize,
+    publish_timeout: Option<Duration>,
 }
 
 impl MemoryBus {
@@ -44,7 +48,15 @@ impl MemoryBus {
         Self {
             inner: Arc::new(Mutex::new(Inner::default())),
             capacity: capacity.max(1),
+            publish_timeout: None,
         }
+    }
+
+    /// Makes [`Publisher::publish`] wait at most `timeout` for room
+    /// (`bus.publish_timeout`); without it, it waits as long as it takes.
+    pub fn with_publish_timeout(mut self, timeout: Duration) -> Self {
+        self.publish_timeout = Some(timeout);
+        self
     }
 
     /// A subscriber that receives every message of `topics`, starting with
@@ -153,9 +165,13 @@ impl MemoryBus {
 
 #[async_trait]
 impl Publisher for MemoryBus {
-    /// Waits as long as a subscriber's channel is full.
+    /// Waits as long as a subscriber's channel is full, or at most the
+    /// bus's publish timeout when it has one.
     async fn publish(&self, message: Message) -> Result<(), BusError> {
-        self.send(message, None).await
+        match self.publish_timeout {
+            Some(deadline) => self.publish_within(message, deadline).await,
+            None => self.send(message, None).await,
+        }
     }
 
     /// Waits at most `deadline` for room in the subscribers' channels; a
@@ -264,6 +280,23 @@ mod tests {
             nothing.is_err(),
             "a timed-out message reaches no subscriber"
         );
+    }
+
+    #[tokio::test]
+    async fn publish_waits_at_most_the_bus_publish_timeout() {
+        let bus = MemoryBus::new(1).with_publish_timeout(Duration::from_millis(50));
+        let _never_read = bus.subscribe(&["t"]);
+        bus.publish(Message::new("t", vec![], vec![1]))
+            .await
+            .expect("room for one");
+        let err = tokio::time::timeout(
+            Duration::from_secs(5),
+            bus.publish(Message::new("t", vec![], vec![2])),
+        )
+        .await
+        .expect("publish gives up by itself")
+        .expect_err("the channel is full");
+        assert!(err.is_backpressure(), "{err}");
     }
 
     #[test]
