@@ -251,6 +251,22 @@ struct Runner {
     rt: tokio::runtime::Runtime,
 }
 
+/// A matrix's labels and points with values as bits (NaNs told apart).
+fn bit_exact(v: &Value) -> Vec<(String, Vec<(i64, u64)>)> {
+    match v {
+        Value::Matrix(m) => m
+            .iter()
+            .map(|s| {
+                (
+                    labels_str(&s.metric),
+                    s.points.iter().map(|p| (p.0, p.1.to_bits())).collect(),
+                )
+            })
+            .collect(),
+        other => vec![(format!("{other:?}"), Vec::new())],
+    }
+}
+
 impl Runner {
     fn run_eval(&self, ev: &Eval) -> Outcome {
         if ev.uses_native_histograms {
@@ -268,8 +284,30 @@ impl Runner {
                 .rt
                 .block_on(self.engine.instant(&self.store, &ev.expr, ev.at)),
             Some((s, e, step)) => {
-                self.rt
-                    .block_on(self.engine.range(&self.store, &ev.expr, s, e, step))
+                let r = self
+                    .rt
+                    .block_on(self.engine.range(&self.store, &ev.expr, s, e, step));
+                // The node-at-a-time evaluation must answer exactly as the
+                // step-by-step one.
+                let slow = Engine {
+                    step_by_step: true,
+                    ..self.engine
+                };
+                let want = self
+                    .rt
+                    .block_on(slow.range(&self.store, &ev.expr, s, e, step));
+                let bits = |r: &Result<vigie_analyzer::promql::QueryResult, _>| match r {
+                    Ok(r) => format!("{:?}", bit_exact(&r.value)),
+                    Err(e) => format!("error: {e}"),
+                };
+                if bits(&r) != bits(&want) {
+                    return Outcome::Fail(format!(
+                        "range evaluation differs from step by step: {} vs {}",
+                        bits(&r),
+                        bits(&want)
+                    ));
+                }
+                r
             }
         };
         let value = match (result, ev.fail) {

@@ -11,7 +11,7 @@ use super::value::{LabelSet, NAME, Sample, Value, bad, exec, format_value};
 use crate::AnalyzerError;
 
 /// The labels an aggregation groups by.
-fn group_key(metric: &LabelSet, modifier: &Option<LabelModifier>) -> LabelSet {
+pub(crate) fn group_key(metric: &LabelSet, modifier: &Option<LabelModifier>) -> LabelSet {
     match modifier {
         None => LabelSet::new(),
         Some(LabelModifier::Include(ParserLabels { labels })) => metric
@@ -47,7 +47,7 @@ fn groups(input: Vec<Sample>, modifier: &Option<LabelModifier>) -> Vec<(LabelSet
 }
 
 /// Orders for topk (descending) and bottomk (ascending); NaN always last.
-fn rank_order(a: f64, b: f64, top: bool) -> std::cmp::Ordering {
+pub(crate) fn rank_order(a: f64, b: f64, top: bool) -> std::cmp::Ordering {
     use std::cmp::Ordering::*;
     match (a.is_nan(), b.is_nan()) {
         (true, true) => Equal,
@@ -125,47 +125,7 @@ pub(crate) fn aggregate(ev: &Evaluator, a: &AggregateExpr, t: i64) -> Result<Val
     for (metric, members) in groups(input, &a.modifier) {
         let drop_name = members.iter().any(|s| s.drop_name);
         let vals: Vec<f64> = members.iter().map(|s| s.v).collect();
-        let v = match op.as_str() {
-            "sum" => {
-                let (mut s, mut c) = (0.0, 0.0);
-                for &v in &vals {
-                    (s, c) = kahan_inc(v, s, c);
-                }
-                if s.is_infinite() { s } else { s + c }
-            }
-            "avg" => mean(&vals),
-            "count" => vals.len() as f64,
-            "group" => 1.0,
-            "min" | "max" => {
-                let mut best = vals[0];
-                for &v in &vals[1..] {
-                    let better = if op == "max" { v > best } else { v < best };
-                    if better || best.is_nan() {
-                        best = v;
-                    }
-                }
-                best
-            }
-            "stddev" | "stdvar" => {
-                let (mut count, mut m, mut acc) = (1.0, vals[0], 0.0);
-                for &v in &vals[1..] {
-                    count += 1.0;
-                    let delta = v - m;
-                    m += delta / count;
-                    acc += delta * (v - m);
-                }
-                let var = acc / count;
-                if vals[0].is_infinite() || vals.iter().any(|v| v.is_nan() || v.is_infinite()) {
-                    f64::NAN
-                } else if op == "stddev" {
-                    var.sqrt()
-                } else {
-                    var
-                }
-            }
-            "quantile" => quantile(q, &mut vals.clone()),
-            other => return Err(bad(format!("unsupported aggregation: {other}"))),
-        };
+        let v = fold(op.as_str(), &vals, q)?;
         out.push(Sample {
             metric,
             t,
@@ -174,4 +134,50 @@ pub(crate) fn aggregate(ev: &Evaluator, a: &AggregateExpr, t: i64) -> Result<Val
         });
     }
     Ok(Value::Vector(out))
+}
+
+/// The value of aggregation `op` (`sum`, `avg`, ..., `quantile` with `q`)
+/// over a group's values, in the group's order (not empty).
+pub(crate) fn fold(op: &str, vals: &[f64], q: f64) -> Result<f64, AnalyzerError> {
+    Ok(match op {
+        "sum" => {
+            let (mut s, mut c) = (0.0, 0.0);
+            for &v in vals {
+                (s, c) = kahan_inc(v, s, c);
+            }
+            if s.is_infinite() { s } else { s + c }
+        }
+        "avg" => mean(vals),
+        "count" => vals.len() as f64,
+        "group" => 1.0,
+        "min" | "max" => {
+            let mut best = vals[0];
+            for &v in &vals[1..] {
+                let better = if op == "max" { v > best } else { v < best };
+                if better || best.is_nan() {
+                    best = v;
+                }
+            }
+            best
+        }
+        "stddev" | "stdvar" => {
+            let (mut count, mut m, mut acc) = (1.0, vals[0], 0.0);
+            for &v in &vals[1..] {
+                count += 1.0;
+                let delta = v - m;
+                m += delta / count;
+                acc += delta * (v - m);
+            }
+            let var = acc / count;
+            if vals[0].is_infinite() || vals.iter().any(|v| v.is_nan() || v.is_infinite()) {
+                f64::NAN
+            } else if op == "stddev" {
+                var.sqrt()
+            } else {
+                var
+            }
+        }
+        "quantile" => quantile(q, &mut vals.to_vec()),
+        other => return Err(bad(format!("unsupported aggregation: {other}"))),
+    })
 }

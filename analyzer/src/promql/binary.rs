@@ -9,12 +9,12 @@ use super::eval::Evaluator;
 use super::value::{DisplayLabels, LabelSet, NAME, Sample, Value, bad, exec};
 use crate::AnalyzerError;
 
-fn is_comparison(op: &str) -> bool {
+pub(crate) fn is_comparison(op: &str) -> bool {
     matches!(op, "==" | "!=" | ">" | "<" | ">=" | "<=")
 }
 
 /// Applies `op`; returns the value and, for comparisons, whether it holds.
-fn elem(op: &str, l: f64, r: f64) -> Result<(f64, bool), AnalyzerError> {
+pub(crate) fn elem(op: &str, l: f64, r: f64) -> Result<(f64, bool), AnalyzerError> {
     Ok(match op {
         "+" => (l + r, true),
         "-" => (l - r, true),
@@ -33,15 +33,19 @@ fn elem(op: &str, l: f64, r: f64) -> Result<(f64, bool), AnalyzerError> {
     })
 }
 
-struct Matching<'a> {
-    card: &'a VectorMatchCardinality,
-    on: bool,
-    labels: &'a [String],
+/// How a binary operator matches the series of its two sides.
+pub(crate) struct Matching<'a> {
+    /// Cardinality (one-to-one, group_left, group_right, many-to-many).
+    pub card: &'a VectorMatchCardinality,
+    /// `on(...)` (else `ignoring(...)`, or no modifier).
+    pub on: bool,
+    /// The labels of `on` or `ignoring`.
+    pub labels: &'a [String],
 }
 
 impl Matching<'_> {
     /// The match signature of a series.
-    fn sig(&self, m: &LabelSet) -> Vec<(String, String)> {
+    pub(crate) fn sig(&self, m: &LabelSet) -> Vec<(String, String)> {
         m.iter()
             .filter(|(k, _)| {
                 let listed = self.labels.iter().any(|l| l == *k);
@@ -53,6 +57,37 @@ impl Matching<'_> {
             })
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect()
+    }
+
+    /// The labels of a vector/vector result from its matched series: the
+    /// "many" side's (`lhs`, after swapping for group_right) and the
+    /// `group_x(...)` labels of the "one" side (`rhs`).
+    pub(crate) fn result_metric(&self, lhs: &LabelSet, rhs: &LabelSet) -> LabelSet {
+        let include: &[String] = match self.card {
+            VectorMatchCardinality::ManyToOne(l) | VectorMatchCardinality::OneToMany(l) => {
+                &l.labels
+            }
+            _ => &[],
+        };
+        let mut metric = lhs.clone();
+        if matches!(self.card, VectorMatchCardinality::OneToOne) {
+            if self.on {
+                metric.retain(|k, _| self.labels.iter().any(|l| l == k));
+            } else {
+                metric.retain(|k, _| !self.labels.iter().any(|l| l == k));
+            }
+        }
+        for l in include {
+            match rhs.get(l) {
+                Some(v) if !v.is_empty() => {
+                    metric.insert(l.clone(), v.clone());
+                }
+                _ => {
+                    metric.remove(l);
+                }
+            }
+        }
+        metric
     }
 
     fn sig_labels(&self, m: &LabelSet) -> LabelSet {
@@ -174,10 +209,6 @@ fn vector_vector(
 ) -> Result<Value, AnalyzerError> {
     let cmp = is_comparison(op);
     let one_to_many = matches!(m.card, VectorMatchCardinality::OneToMany(_));
-    let include: &[String] = match m.card {
-        VectorMatchCardinality::ManyToOne(l) | VectorMatchCardinality::OneToMany(l) => &l.labels,
-        _ => &[],
-    };
     let one_to_one = matches!(m.card, VectorMatchCardinality::OneToOne);
     let (lhs, rhs) = if one_to_many { (rhs, lhs) } else { (lhs, rhs) };
     let mut right: HashMap<Vec<(String, String)>, &Sample> = HashMap::with_capacity(rhs.len());
@@ -201,24 +232,7 @@ fn vector_vector(
         let Some(rs) = right.get(&sig) else {
             continue;
         };
-        let mut metric = ls.metric.clone();
-        if one_to_one {
-            if m.on {
-                metric.retain(|k, _| m.labels.iter().any(|l| l == k));
-            } else {
-                metric.retain(|k, _| !m.labels.iter().any(|l| l == k));
-            }
-        }
-        for l in include {
-            match rs.metric.get(l) {
-                Some(v) if !v.is_empty() => {
-                    metric.insert(l.clone(), v.clone());
-                }
-                _ => {
-                    metric.remove(l);
-                }
-            }
-        }
+        let metric = m.result_metric(&ls.metric, &rs.metric);
         let seen = matched.entry(sig).or_default();
         if one_to_one {
             if !seen.is_empty() {

@@ -242,14 +242,9 @@ fn absent_labels(expr: &Expr) -> LabelSet {
     out
 }
 
-fn range_function(
-    ev: &Evaluator,
-    name: &str,
-    args: &[Box<Expr>],
-    t: i64,
-) -> Result<Option<Value>, AnalyzerError> {
-    let matrix_idx = usize::from(name == "quantile_over_time");
-    let is_range = matches!(
+/// True for the functions over a range vector (`rate`, `*_over_time`, ...).
+pub(crate) fn is_range_function(name: &str) -> bool {
+    matches!(
         name,
         "rate"
             | "irate"
@@ -279,7 +274,17 @@ fn range_function(
             | "ts_of_max_over_time"
             | "ts_of_last_over_time"
             | "ts_of_first_over_time"
-    );
+    )
+}
+
+fn range_function(
+    ev: &Evaluator,
+    name: &str,
+    args: &[Box<Expr>],
+    t: i64,
+) -> Result<Option<Value>, AnalyzerError> {
+    let matrix_idx = usize::from(name == "quantile_over_time");
+    let is_range = is_range_function(name);
     if !is_range {
         return Ok(None);
     }
@@ -332,67 +337,16 @@ fn range_function(
     } else {
         (0.0, 0.0)
     };
-    let keeps_name = matches!(name, "last_over_time" | "first_over_time");
+    let params = RangeParams {
+        q,
+        duration,
+        sf,
+        tf,
+    };
+    let keeps_name = keeps_name(name);
     let mut out = Vec::with_capacity(series.len());
     for s in series {
-        let p = &s.points;
-        let v = match name {
-            "rate" => extrapolated_rate(start, end, p, true, true),
-            "increase" => extrapolated_rate(start, end, p, true, false),
-            "delta" => extrapolated_rate(start, end, p, false, false),
-            "irate" => instant_value(p, true),
-            "idelta" => instant_value(p, false),
-            "deriv" => (p.len() >= 2).then(|| linear_regression(p, p[0].0).0),
-            "predict_linear" => (p.len() >= 2).then(|| {
-                let (slope, intercept) = linear_regression(p, t);
-                slope * duration + intercept
-            }),
-            "holt_winters" | "double_exponential_smoothing" => double_exp_smoothing(p, sf, tf),
-            "resets" => Some(p.windows(2).filter(|w| w[1].1 < w[0].1).count() as f64),
-            "changes" => Some(
-                p.windows(2)
-                    .filter(|w| !(w[0].1 == w[1].1 || (w[0].1.is_nan() && w[1].1.is_nan())))
-                    .count() as f64,
-            ),
-            "avg_over_time" => Some(mean(&values(p))),
-            "sum_over_time" => Some(kahan_sum(p.iter().map(|x| x.1))),
-            "count_over_time" => Some(p.len() as f64),
-            "present_over_time" => Some(1.0),
-            "last_over_time" => p.last().map(|x| x.1),
-            "first_over_time" => p.first().map(|x| x.1),
-            "ts_of_last_over_time" => p.last().map(|x| x.0 as f64 / 1000.0),
-            "ts_of_first_over_time" => p.first().map(|x| x.0 as f64 / 1000.0),
-            "min_over_time" | "max_over_time" | "ts_of_min_over_time" | "ts_of_max_over_time" => {
-                let want_max = name.contains("max");
-                let mut best = p[0];
-                for &x in &p[1..] {
-                    let better = if want_max {
-                        x.1 > best.1 || best.1.is_nan()
-                    } else {
-                        x.1 < best.1 || best.1.is_nan()
-                    };
-                    if better || (name.starts_with("ts_of") && x.1 == best.1) {
-                        best = x;
-                    }
-                }
-                Some(if name.starts_with("ts_of") {
-                    best.0 as f64 / 1000.0
-                } else {
-                    best.1
-                })
-            }
-            "stddev_over_time" => Some(variance(&values(p)).sqrt()),
-            "stdvar_over_time" => Some(variance(&values(p))),
-            "quantile_over_time" => Some(quantile(q, &mut values(p))),
-            "mad_over_time" if p.iter().any(|x| x.1.is_nan()) => Some(f64::NAN),
-            "mad_over_time" => {
-                let mut vs = values(p);
-                let median = quantile(0.5, &mut vs);
-                let mut dev: Vec<f64> = vs.iter().map(|v| (v - median).abs()).collect();
-                Some(quantile(0.5, &mut dev))
-            }
-            _ => None,
-        };
+        let v = range_value(name, &s.points, start, end, t, &params);
         if let Some(v) = v {
             out.push(Sample {
                 metric: s.metric,
@@ -403,6 +357,99 @@ fn range_function(
         }
     }
     Ok(Some(Value::Vector(out)))
+}
+
+/// True for the range functions whose result keeps `__name__`.
+pub(crate) fn keeps_name(name: &str) -> bool {
+    matches!(name, "last_over_time" | "first_over_time")
+}
+
+/// The scalar arguments of a range function (0 where it has none).
+pub(crate) struct RangeParams {
+    /// `quantile_over_time`'s quantile.
+    pub q: f64,
+    /// `predict_linear`'s duration in seconds.
+    pub duration: f64,
+    /// `double_exponential_smoothing`'s smoothing factor.
+    pub sf: f64,
+    /// `double_exponential_smoothing`'s trend factor.
+    pub tf: f64,
+}
+
+/// The value of range function `name` over the non-empty, stale-free
+/// points `p` of one series in the window `(start, end]`, evaluated at
+/// `t`; `None` when it has none. `absent_over_time` is not handled here.
+pub(crate) fn range_value(
+    name: &str,
+    p: &[(i64, f64)],
+    start: i64,
+    end: i64,
+    t: i64,
+    params: &RangeParams,
+) -> Option<f64> {
+    let &RangeParams {
+        q,
+        duration,
+        sf,
+        tf,
+    } = params;
+    match name {
+        "rate" => extrapolated_rate(start, end, p, true, true),
+        "increase" => extrapolated_rate(start, end, p, true, false),
+        "delta" => extrapolated_rate(start, end, p, false, false),
+        "irate" => instant_value(p, true),
+        "idelta" => instant_value(p, false),
+        "deriv" => (p.len() >= 2).then(|| linear_regression(p, p[0].0).0),
+        "predict_linear" => (p.len() >= 2).then(|| {
+            let (slope, intercept) = linear_regression(p, t);
+            slope * duration + intercept
+        }),
+        "holt_winters" | "double_exponential_smoothing" => double_exp_smoothing(p, sf, tf),
+        "resets" => Some(p.windows(2).filter(|w| w[1].1 < w[0].1).count() as f64),
+        "changes" => Some(
+            p.windows(2)
+                .filter(|w| !(w[0].1 == w[1].1 || (w[0].1.is_nan() && w[1].1.is_nan())))
+                .count() as f64,
+        ),
+        "avg_over_time" => Some(mean(&values(p))),
+        "sum_over_time" => Some(kahan_sum(p.iter().map(|x| x.1))),
+        "count_over_time" => Some(p.len() as f64),
+        "present_over_time" => Some(1.0),
+        "last_over_time" => p.last().map(|x| x.1),
+        "first_over_time" => p.first().map(|x| x.1),
+        "ts_of_last_over_time" => p.last().map(|x| x.0 as f64 / 1000.0),
+        "ts_of_first_over_time" => p.first().map(|x| x.0 as f64 / 1000.0),
+        "min_over_time" | "max_over_time" | "ts_of_min_over_time" | "ts_of_max_over_time" => {
+            let want_max = name.contains("max");
+            let mut best = p[0];
+            for &x in &p[1..] {
+                let better = if want_max {
+                    x.1 > best.1 || best.1.is_nan()
+                } else {
+                    x.1 < best.1 || best.1.is_nan()
+                };
+                if better || (name.starts_with("ts_of") && x.1 == best.1) {
+                    best = x;
+                }
+            }
+            Some(if name.starts_with("ts_of") {
+                best.0 as f64 / 1000.0
+            } else {
+                best.1
+            })
+        }
+        "stddev_over_time" => Some(variance(&values(p)).sqrt()),
+        "stdvar_over_time" => Some(variance(&values(p))),
+        "quantile_over_time" => Some(quantile(q, &mut values(p))),
+        "mad_over_time" if p.iter().any(|x| x.1.is_nan()) => Some(f64::NAN),
+        "mad_over_time" => {
+            let mut vs = values(p);
+            let median = quantile(0.5, &mut vs);
+            let mut dev: Vec<f64> = vs.iter().map(|v| (v - median).abs()).collect();
+            Some(quantile(0.5, &mut dev))
+        }
+        _ => None,
+    }
 }
 
 fn map_values(input: Vec<Sample>, t: i64, f: impl Fn(f64) -> f64) -> Value {
@@ -536,18 +583,22 @@ pub fn almost_equal(a: f64, b: f64, epsilon: f64) -> bool {
     diff / abs_sum.min(f64::MAX) < epsilon
 }
 
+/// A classic histogram bucket's upper bound (its `le` label) and the
+/// labels of its histogram (without `le`); `None` for other series.
+pub(crate) fn le_bucket(metric: &LabelSet) -> Option<(f64, LabelSet)> {
+    let ub = metric.get("le")?.trim().parse::<f64>().ok()?;
+    let mut key = metric.clone();
+    key.remove("le");
+    Some((ub, key))
+}
+
 fn histogram_quantile(q: f64, input: Vec<Sample>, t: i64) -> Vec<Sample> {
     let mut index: std::collections::HashMap<LabelSet, usize> = std::collections::HashMap::new();
     let mut groups: Vec<(LabelSet, Vec<(f64, f64)>)> = Vec::new();
     for s in input {
-        let Some(le) = s.metric.get("le") else {
+        let Some((ub, key)) = le_bucket(&s.metric) else {
             continue;
         };
-        let Ok(ub) = le.trim().parse::<f64>() else {
-            continue;
-        };
-        let mut key = s.metric.clone();
-        key.remove("le");
         let i = *index.entry(key.clone()).or_insert_with(|| {
             groups.push((key, Vec::new()));
             groups.len() - 1

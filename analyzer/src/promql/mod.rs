@@ -25,6 +25,7 @@ mod binary;
 mod eval;
 mod functions;
 pub mod predictive;
+mod range;
 pub mod value;
 
 pub use eval::{
