@@ -335,6 +335,7 @@ pub async fn run(mut config: Config) -> anyhow::Result<()> {
             )
             .context("opening storage (data_dir, analyzer.storage)")?,
         );
+        storage.set_compaction_zstd_level(config.analyzer.compaction_zstd_level);
         // Alerting's notification history, as SQL table `notifications`
         // (read from the data dir, so it works with alerting elsewhere on
         // the same disk too).

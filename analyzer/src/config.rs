@@ -21,8 +21,11 @@ pub struct AnalyzerConfig {
     pub detector_window: usize,
     /// Points a series needs before it is scored.
     pub detector_min_points: usize,
-    /// Zstd level of Parquet files.
+    /// Zstd level of the Parquet files each flush writes.
     pub zstd_level: i32,
+    /// Zstd level of compacted files (one per 2 h window, kept for the
+    /// whole retention: worth a slower, tighter level than the flushes).
+    pub compaction_zstd_level: i32,
     /// Drop stored data older than this ("0s": keep forever).
     #[serde(with = "humantime_serde")]
     pub retention: Duration,
@@ -45,6 +48,7 @@ impl Default for AnalyzerConfig {
             detector_window: 120,
             detector_min_points: 5,
             zstd_level: 3,
+            compaction_zstd_level: crate::storage::DEFAULT_COMPACTION_ZSTD_LEVEL,
             retention: Duration::from_secs(15 * 24 * 3600),
             retention_bytes: 0,
             forecast: ForecastConfig::default(),
@@ -81,6 +85,12 @@ impl AnalyzerConfig {
         }
         if !(1..=22).contains(&self.zstd_level) {
             out.push(("analyzer.zstd_level".into(), "must be 1..=22".into()));
+        }
+        if !(1..=22).contains(&self.compaction_zstd_level) {
+            out.push((
+                "analyzer.compaction_zstd_level".into(),
+                "must be 1..=22, e.g. 15".into(),
+            ));
         }
         out.extend(self.forecast.problems());
         out.extend(self.anomaly_events.problems());

@@ -138,7 +138,13 @@ impl Files {
         if let Some(series) = &self.series {
             series.persist(&self.store, self.zstd_level)?;
         }
-        let (out, rows) = write_sorted(self, batches, "-c", Some(meta))?;
+        let (out, rows) = write_sorted(
+            self,
+            batches,
+            "-c",
+            self.compaction_zstd_level.load(Ordering::Relaxed),
+            Some(meta),
+        )?;
         let mut state = self.lock();
         if !inputs.iter().all(|f| state.files.contains(f)) {
             drop(state);

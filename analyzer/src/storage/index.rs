@@ -296,8 +296,11 @@ impl FileIndex {
         let selection =
             RowSelection::from_consecutive_ranges(ranges.iter().map(|r| r.0.clone()), self.rows);
         let schema = self.meta.parquet_schema();
-        let columns: &[&str] = if self.meta.schema().field_with_name(col::VALUE).is_ok() {
+        let file_schema = self.meta.schema();
+        let columns: &[&str] = if file_schema.field_with_name(col::VALUE).is_ok() {
             &[col::TS, col::VALUE]
+        } else if file_schema.field_with_name(values::G).is_ok() {
+            &[col::TS, values::M, values::E, values::F, values::G]
         } else {
             &[col::TS, values::M, values::E, values::F]
         };

@@ -10,12 +10,14 @@
 //!
 //! Columns are encoded for time series: `ts` with `DELTA_BINARY_PACKED`
 //! (a fixed scrape interval costs almost nothing once sorted by series),
-//! values as exact decimals `value_m / 10^value_e` with
+//! values as exact decimals `value_m × value_g / 10^value_e` with
 //! `DELTA_BINARY_PACKED` (module `values`; other values in `value_f`,
 //! `BYTE_STREAM_SPLIT`), the rest with dictionaries, all zstd; SQL's
-//! `samples` turns them back into `value`. Once a 2 h window is closed (a newer file exists past its end),
-//! a background compaction ([`Storage::compact`], module `compact`) merges
-//! the window's flush files into one file, re-sorted by series then time.
+//! `samples` turns them back into `value`. Once a 2 h window is closed (a
+//! newer file exists past its end), a background compaction
+//! ([`Storage::compact`], module `compact`) merges the window's flush
+//! files into one file, re-sorted by series then time, at a tighter zstd
+//! level (`analyzer.compaction_zstd_level`).
 //!
 //! Labels are not repeated per sample: samples files keep `metric` and
 //! `series_id`, and the series table (module `series`, objects under
@@ -44,7 +46,7 @@ mod values;
 pub use location::StorageConfig;
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::sync::{Arc, Mutex};
 
 use datafusion::arrow::array::{RecordBatch, TimestampMillisecondArray};
@@ -100,13 +102,20 @@ struct State {
 /// one row group.
 const ROW_GROUP_ROWS: usize = 1024 * 1024;
 
+/// Zstd level of compacted files unless configured
+/// (`analyzer.compaction_zstd_level`).
+pub const DEFAULT_COMPACTION_ZSTD_LEVEL: i32 = 15;
+
 /// What a store's files need, shared with the background compaction.
 struct Files {
     store: Arc<Store>,
     /// Key prefix of this store's files (`samples` or `logs`).
     prefix: ObjPath,
     schema: SchemaRef,
+    /// Zstd level of flushed files.
     zstd_level: i32,
+    /// Zstd level of compacted files ([`Storage::set_compaction_zstd_level`]).
+    compaction_zstd_level: AtomicI32,
     state: Mutex<State>,
     /// Serialises compactions.
     compact_lock: Mutex<()>,
@@ -203,6 +212,7 @@ fn write_sorted(
     files: &Files,
     batches: &[RecordBatch],
     suffix: &str,
+    zstd_level: i32,
     metadata: Option<Vec<KeyValue>>,
 ) -> Result<(DataFile, usize), AnalyzerError> {
     let schema = &files.schema;
@@ -244,11 +254,8 @@ fn write_sorted(
         .clone()
         .join(format!("{min:015}-{max:015}-{nanos}{suffix}.parquet"));
     let mut buf = Vec::new();
-    let mut writer = ArrowWriter::try_new(
-        &mut buf,
-        schema,
-        Some(writer_props(files.zstd_level, metadata)),
-    )?;
+    let mut writer =
+        ArrowWriter::try_new(&mut buf, schema, Some(writer_props(zstd_level, metadata)))?;
     writer.write(&sorted)?;
     writer.close()?;
     let size = buf.len() as u64;
@@ -352,6 +359,7 @@ impl Storage {
                 prefix,
                 schema: schema.clone(),
                 zstd_level,
+                compaction_zstd_level: AtomicI32::new(DEFAULT_COMPACTION_ZSTD_LEVEL),
                 state: Mutex::new(State {
                     files,
                     doomed,
@@ -373,6 +381,20 @@ impl Storage {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         self.store.lock()
+    }
+
+    /// Sets the zstd level of compacted files, here and in the logs store
+    /// (`analyzer.compaction_zstd_level`; default
+    /// [`DEFAULT_COMPACTION_ZSTD_LEVEL`]). A compacted file is written once
+    /// per window and kept for the whole retention, so it is worth a
+    /// slower, tighter level than the flushes.
+    pub fn set_compaction_zstd_level(&self, level: i32) {
+        self.store
+            .compaction_zstd_level
+            .store(level, Ordering::Relaxed);
+        if let Some(logs) = &self.logs {
+            logs.set_compaction_zstd_level(level);
+        }
     }
 
     /// Turns the background compaction after flushes on (the default) or
@@ -478,7 +500,7 @@ impl Storage {
             }
             series.persist(&self.store.store, self.store.zstd_level)?;
         }
-        let (file, rows) = write_sorted(&self.store, batches, "", None)?;
+        let (file, rows) = write_sorted(&self.store, batches, "", self.store.zstd_level, None)?;
         info!(file = %file.key, rows, "flushed head to parquet");
         Ok(file)
     }

@@ -487,3 +487,41 @@ async fn series_files_of_churning_series_are_merged() {
         1
     );
 }
+
+#[tokio::test]
+async fn sql_multiplies_a_series_common_factor_back() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let storage = Arc::new(Storage::open(dir.path(), 3).expect("open"));
+    let samples: Vec<Sample> = (0..10)
+        .map(|i| Sample::new("mem", Labels::new(), i, (4096 * (1000 + i * i)) as f64))
+        .chain((0..10).map(|i| Sample::new("load", Labels::new(), i, i as f64 / 4.0)))
+        .collect();
+    let want: f64 = samples.iter().map(|s| s.value).sum();
+    storage.append(samples_to_batch(&samples).expect("batch"));
+    let file = storage.flush().expect("flush").expect("file");
+    assert!(file_columns(&file).contains(&"value_g".to_string()));
+    let out = storage
+        .sql("SELECT sum(value), max(value) FROM samples WHERE metric = 'mem'")
+        .await
+        .expect("query");
+    let col = |i: usize| {
+        out[0]
+            .column(i)
+            .as_any()
+            .downcast_ref::<datafusion::arrow::array::Float64Array>()
+            .expect("f64")
+            .value(0)
+    };
+    assert_eq!(col(1), 4096.0 * 1081.0);
+    let all = storage
+        .sql("SELECT sum(value) FROM samples")
+        .await
+        .expect("query");
+    let sum = all[0]
+        .column(0)
+        .as_any()
+        .downcast_ref::<datafusion::arrow::array::Float64Array>()
+        .expect("f64")
+        .value(0);
+    assert_eq!(sum, want);
+}
