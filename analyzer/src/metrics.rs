@@ -54,6 +54,25 @@ pub(crate) static HEAD_ROWS: LazyLock<IntGauge> = LazyLock::new(|| {
     .expect("metric registers once")
 });
 
+/// Bytes of decoded file points kept for PromQL (storage module `decoded`).
+pub(crate) static DECODED_CACHE_BYTES: LazyLock<IntGauge> = LazyLock::new(|| {
+    register_int_gauge!(
+        "vigie_storage_decoded_cache_bytes",
+        "Bytes of decoded Parquet points kept in memory for PromQL queries (analyzer.storage.decoded_cache_bytes)."
+    )
+    .expect("metric registers once")
+});
+
+/// Lookups in the decoded points cache, by result (`hit`, `miss`).
+pub(crate) static DECODED_CACHE_REQUESTS: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    register_int_counter_vec!(
+        "vigie_storage_decoded_cache_requests_total",
+        "Lookups of a series' decoded points of one Parquet file, by result (hit, miss).",
+        &["result"]
+    )
+    .expect("metric registers once")
+});
+
 /// Series with a detector.
 pub(crate) static SCORED_SERIES: LazyLock<IntGauge> = LazyLock::new(|| {
     register_int_gauge!("vigie_detector_series", "Series with an anomaly detector.")

@@ -29,6 +29,7 @@ fn config(moto: &Moto, secret: &std::path::Path, refresh: Duration) -> StorageCo
         secret_access_key_file: Some(secret.to_path_buf()),
         allow_http: true,
         refresh_interval: refresh,
+        ..StorageConfig::default()
     }
 }
 

@@ -31,6 +31,7 @@ use parquet::errors::ParquetError;
 use parquet::file::metadata::{PageIndexPolicy, ParquetMetaData, ParquetMetaDataReader};
 use vigie_model::schema::{col, column, labels_at};
 
+use super::decoded::DecodedCache;
 use super::series::SeriesTable;
 use super::{DataFile, values};
 use crate::AnalyzerError;
@@ -50,8 +51,13 @@ pub(crate) struct IndexedSeries {
     pub rows: Vec<Range<usize>>,
 }
 
+/// Numbers the indexes built, for the keys of module `decoded`.
+static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
 /// What a file holds, by series.
 pub(crate) struct FileIndex {
+    /// This index's number (unique in the process).
+    pub id: u64,
     meta: ArrowReaderMetadata,
     /// Rows in the file.
     rows: usize,
@@ -59,20 +65,24 @@ pub(crate) struct FileIndex {
     pub series: Vec<IndexedSeries>,
 }
 
-/// Indexes of the files queried so far, by key.
-#[derive(Default)]
+/// Indexes of the files queried so far, by key, and their series'
+/// decoded points (module `decoded`).
 pub(crate) struct IndexCache {
     files: Mutex<HashMap<ObjPath, Arc<FileIndex>>>,
     /// Labels of the files that hold none (module `series`).
     series: Option<Arc<SeriesTable>>,
+    /// Decoded points by (file index, series).
+    pub decoded: DecodedCache,
 }
 
 impl IndexCache {
-    /// A cache naming series through `series`.
-    pub fn new(series: Option<Arc<SeriesTable>>) -> Self {
+    /// A cache naming series through `series`, keeping up to
+    /// `decoded_budget` bytes of decoded points.
+    pub fn new(series: Option<Arc<SeriesTable>>, decoded_budget: u64) -> Self {
         Self {
             files: Mutex::default(),
             series,
+            decoded: DecodedCache::new(decoded_budget),
         }
     }
 
@@ -95,7 +105,16 @@ impl IndexCache {
         let mut files = self.lock();
         let live: HashSet<&ObjPath> = live.iter().map(|f| &f.key).collect();
         if files.keys().any(|k| !live.contains(k)) {
-            files.retain(|k, _| live.contains(k));
+            let mut gone = Vec::new();
+            files.retain(|k, index| {
+                let keep = live.contains(k);
+                if !keep {
+                    gone.push(index.id);
+                }
+                keep
+            });
+            drop(files);
+            self.decoded.forget_files(&gone);
         }
     }
 
@@ -266,7 +285,12 @@ impl FileIndex {
                 row += 1;
             }
         }
-        Ok(Self { meta, rows, series })
+        Ok(Self {
+            id: NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+            meta,
+            rows,
+            series,
+        })
     }
 
     /// Points in `[start_ms, end_ms]` of the series at `wanted` (indexes

@@ -18,7 +18,7 @@ use super::store::Store;
 use crate::AnalyzerError;
 
 /// `[analyzer.storage]`: the object store that holds samples and logs.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct StorageConfig {
     /// `file:///absolute/dir` or `s3://bucket/optional/prefix`; empty (the
@@ -42,6 +42,24 @@ pub struct StorageConfig {
     /// share the store of a writing one).
     #[serde(with = "humantime_serde")]
     pub refresh_interval: Duration,
+    /// Bytes of decoded file points PromQL keeps in memory for later
+    /// queries (module `decoded`; default 256 MiB, 0: none).
+    pub decoded_cache_bytes: u64,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        Self {
+            url: String::new(),
+            endpoint: String::new(),
+            region: String::new(),
+            access_key_id: String::new(),
+            secret_access_key_file: None,
+            allow_http: false,
+            refresh_interval: Duration::ZERO,
+            decoded_cache_bytes: super::decoded::DEFAULT_BUDGET,
+        }
+    }
 }
 
 /// Where the store is, from [`StorageConfig::url`].

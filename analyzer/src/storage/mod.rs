@@ -33,6 +33,7 @@
 //! sorted by time only); SQL sees them as table `logs`.
 
 mod compact;
+mod decoded;
 mod index;
 mod location;
 mod query;
@@ -291,6 +292,7 @@ impl Storage {
         zstd_level: i32,
     ) -> Result<Self, AnalyzerError> {
         let storage = Self::open_in(Arc::new(config.store(data_dir)?), zstd_level)?;
+        storage.set_decoded_cache_bytes(config.decoded_cache_bytes);
         if !config.refresh_interval.is_zero() {
             refresh::start(&storage.store, config.refresh_interval);
             if let Some(logs) = &storage.logs {
@@ -375,7 +377,10 @@ impl Storage {
             flush_lock: Mutex::new(()),
             auto_compact: AtomicBool::new(true),
             tables: Mutex::new(Vec::new()),
-            series_index: Arc::new(index::IndexCache::new(series_index)),
+            series_index: Arc::new(index::IndexCache::new(
+                series_index,
+                decoded::DEFAULT_BUDGET,
+            )),
         })
     }
 
@@ -404,6 +409,13 @@ impl Storage {
         if let Some(logs) = &self.logs {
             logs.set_auto_compact(on);
         }
+    }
+
+    /// Sets how many bytes of decoded file points PromQL selection keeps
+    /// for later queries (`[analyzer.storage] decoded_cache_bytes`; 0:
+    /// none, every query decodes what it reads).
+    pub fn set_decoded_cache_bytes(&self, bytes: u64) {
+        self.series_index.decoded.set_budget(bytes);
     }
 
     /// The logs store (`None` for the logs store itself).

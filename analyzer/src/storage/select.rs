@@ -3,6 +3,7 @@
 //! series.
 
 use std::collections::HashMap;
+use std::ops::Range;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -15,6 +16,7 @@ use object_store::ObjectStore;
 use promql_parser::label::Matchers;
 use vigie_model::schema::{col, column, labels_at};
 
+use super::decoded::Points;
 use super::index::IndexCache;
 use super::{DataFile, Storage};
 use crate::AnalyzerError;
@@ -24,11 +26,28 @@ fn schema_err(what: &str) -> AnalyzerError {
     vigie_model::ModelError::Schema(format!("select: column `{what}` missing or mistyped")).into()
 }
 
+/// Points of one series from one file or the head.
+enum Pts {
+    /// Read for this query.
+    Owned(Vec<(i64, f64)>),
+    /// A range of cached decoded points (module `decoded`).
+    Shared(Points, Range<usize>),
+}
+
+impl Pts {
+    fn as_slice(&self) -> &[(i64, f64)] {
+        match self {
+            Pts::Owned(v) => v,
+            Pts::Shared(p, r) => &p[r.clone()],
+        }
+    }
+}
+
 /// Series of one file or of the head: id, labels, points in `[start, end]`.
-type Found = Vec<(u64, Arc<LabelSet>, Vec<(i64, f64)>)>;
+type Found = Vec<(u64, Arc<LabelSet>, Pts)>;
 
 /// The matching series of each of `files` (with the tag it comes with),
-/// through their indexes.
+/// through their indexes and the decoded points cache.
 async fn select_files(
     store: &Arc<dyn ObjectStore>,
     cache: &IndexCache,
@@ -42,7 +61,7 @@ async fn select_files(
     for (tag, file) in files {
         let mut found = Found::new();
         let index = cache.get(store, file).await?;
-        let wanted: Vec<(usize, usize)> = index
+        let wanted: Vec<usize> = index
             .series
             .iter()
             .enumerate()
@@ -51,11 +70,41 @@ async fn select_files(
                     s.labels.get(crate::promql::value::NAME).map(String::as_str) == Some(n)
                 }) && matches(matchers, &s.labels)
             })
-            .map(|(i, _)| (i, i))
+            .map(|(i, _)| i)
             .collect();
-        for (i, points) in index.read(store, file, &wanted, start, end).await? {
+        if !cache.decoded.enabled() {
+            let pairs: Vec<(usize, usize)> = wanted.iter().map(|&i| (i, i)).collect();
+            for (i, points) in index.read(store, file, &pairs, start, end).await? {
+                let s = &index.series[i];
+                found.push((s.id, s.labels.clone(), Pts::Owned(points)));
+            }
+            all.push((*tag, found));
+            continue;
+        }
+        let mut points: Vec<Option<Points>> = wanted
+            .iter()
+            .map(|&i| cache.decoded.get((index.id, i)))
+            .collect();
+        // The whole series of the misses, decoded once and kept.
+        let misses: Vec<(usize, usize)> = wanted
+            .iter()
+            .enumerate()
+            .filter(|(k, _)| points[*k].is_none())
+            .map(|(k, &i)| (i, k))
+            .collect();
+        if !misses.is_empty() {
+            for (k, read) in index.read(store, file, &misses, i64::MIN, i64::MAX).await? {
+                let read: Points = read.into();
+                cache.decoded.insert((index.id, wanted[k]), read.clone());
+                points[k] = Some(read);
+            }
+        }
+        for (&i, p) in wanted.iter().zip(points) {
+            let Some(p) = p else { continue };
+            let lo = p.partition_point(|x| x.0 < start);
+            let hi = p.partition_point(|x| x.0 <= end);
             let s = &index.series[i];
-            found.push((s.id, s.labels.clone(), points));
+            found.push((s.id, s.labels.clone(), Pts::Shared(p, lo..hi.max(lo))));
         }
         all.push((*tag, found));
     }
@@ -112,7 +161,7 @@ fn select_head(
                             );
                         }
                         matches(matchers, &set).then(|| {
-                            out.push((id, Arc::new(set), Vec::new()));
+                            out.push((id, Arc::new(set), Pts::Owned(Vec::new())));
                             out.len() - 1
                         })
                     };
@@ -120,8 +169,10 @@ fn select_head(
                     slot
                 }
             };
-            if let Some(i) = slot {
-                out[i].2.push((t, values.value(row)));
+            if let Some(i) = slot
+                && let Pts::Owned(points) = &mut out[i].2
+            {
+                points.push((t, values.value(row)));
             }
         }
     }
@@ -177,14 +228,27 @@ impl Storage {
         // Files in time order, then the head.
         parts.sort_by_key(|p| p.0);
         parts.push((files.len(), select_head(&head, matchers, start, end)?));
+        // Each series' points from every part, in one allocation.
         let mut index: HashMap<u64, usize> = HashMap::new();
-        let mut out: Selected = Vec::new();
-        for (id, labels, points) in parts.into_iter().flat_map(|p| p.1) {
-            let i = *index.entry(id).or_insert_with(|| {
-                out.push((labels.as_ref().clone(), Vec::new()));
+        let mut sizes: Vec<usize> = Vec::new();
+        for (id, _, points) in parts.iter().flat_map(|p| &p.1) {
+            let i = *index.entry(*id).or_insert_with(|| {
+                sizes.push(0);
+                sizes.len() - 1
+            });
+            sizes[i] += points.as_slice().len();
+        }
+        index.clear();
+        let mut out: Selected = Vec::with_capacity(sizes.len());
+        for (id, labels, points) in parts.iter().flat_map(|p| &p.1) {
+            let i = *index.entry(*id).or_insert_with(|| {
+                out.push((
+                    labels.as_ref().clone(),
+                    Vec::with_capacity(sizes[out.len()]),
+                ));
                 out.len() - 1
             });
-            out[i].1.extend(points);
+            out[i].1.extend_from_slice(points.as_slice());
         }
         for (_, points) in &mut out {
             if !points.windows(2).all(|w| w[0].0 < w[1].0) {
@@ -323,9 +387,13 @@ mod tests {
             Matchers::new(vec![eq("job", "c")]),
             Matchers::new(vec![eq("__name__", "nothing")]),
         ];
-        // Flushed files (twice: the second time from the cached indexes).
+        // Flushed files (twice: the second time from the cached indexes
+        // and decoded points; then without the decoded points cache).
         check(&storage, &all, &selectors).await;
         check(&storage, &all, &selectors).await;
+        storage.set_decoded_cache_bytes(0);
+        check(&storage, &all, &selectors).await;
+        storage.set_decoded_cache_bytes(1 << 20);
         // Compacted files replace them; the head holds the last scrapes.
         assert!(storage.compact().expect("compact") > 0);
         let t = 5 * H;
