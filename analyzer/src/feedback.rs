@@ -223,7 +223,11 @@ impl Analyzer {
     /// Applies `fb` to every stored series its selector matches in its
     /// window, shares it with the other analyzers (with a feedback bus),
     /// appends it to the feedback log, and returns the record. An error
-    /// when nothing matched here and there is no one to share it with.
+    /// when nothing matched here and it could not be shared (nothing was
+    /// done anywhere, so the caller may send it again). When it applied
+    /// here but sharing failed, the record says `shared: false` and the
+    /// failure is logged and counted: an error would make the operator
+    /// send it again and calibrate these series twice.
     pub async fn feedback(&self, fb: Feedback) -> Result<FeedbackRecord, AnalyzerError> {
         let applied = self.calibrate(&fb).await?;
         let shared = match &self.feedback_bus {
@@ -233,14 +237,23 @@ impl Analyzer {
                     origin: origin.clone(),
                 };
                 let payload = serde_json::to_vec(&message).map_err(|e| bad(e.to_string()))?;
-                publisher
+                let sent = publisher
                     .publish(Message::new(
                         topics::FEEDBACK,
                         fb.series.as_bytes().to_vec(),
                         payload,
                     ))
-                    .await?;
-                true
+                    .await;
+                match sent {
+                    Ok(()) => true,
+                    Err(e) if applied.is_empty() => return Err(e.into()),
+                    Err(e) => {
+                        ERRORS.with_label_values(&["feedback", "share"]).inc();
+                        warn!(error = %e, series = %fb.series, applied = applied.len(),
+                              "feedback applied here but not shared with the other analyzers");
+                        false
+                    }
+                }
             }
             None => false,
         };
@@ -436,6 +449,58 @@ impl Analyzer {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
+    use vigie_bus::memory::MemoryBus;
+
+    /// Feedback applied here whose sharing fails is still a success (sent
+    /// again, it would calibrate the series twice); one that applied
+    /// nowhere and could not be shared is an error the caller may retry.
+    #[tokio::test]
+    async fn a_feedback_applied_here_is_kept_when_sharing_it_fails() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let storage = Arc::new(crate::storage::Storage::open(dir.path(), 1).expect("open"));
+        // Room for one shared feedback, which nobody reads.
+        let bus = MemoryBus::new(1).with_publish_timeout(Duration::from_millis(50));
+        let _never_read = bus.subscribe(&[topics::FEEDBACK]);
+        let analyzer = Analyzer::new(
+            crate::config::AnalyzerConfig::default(),
+            storage,
+            Arc::new(MemoryBus::new(64)),
+        )
+        .with_feedback_bus(Arc::new(bus), "a".into());
+        let start_ms = 1_700_000_000_000;
+        for i in 0..30 {
+            let samples = vec![vigie_model::Sample::new(
+                "fb_share_test",
+                Labels::new().with("host", "h"),
+                start_ms + i * 15_000,
+                if i == 25 { 90.0 } else { (i % 3) as f64 },
+            )];
+            let batch = vigie_model::schema::samples_to_batch(&samples).expect("batch");
+            let payload = vigie_model::codec::encode_batch(&batch).expect("encode");
+            analyzer.ingest(topics::METRICS, &payload).expect("ingest");
+        }
+        let fb = |series: &str| Feedback {
+            series: series.into(),
+            start: (start_ms / 1000) as f64,
+            end: (start_ms / 1000 + 30 * 15) as f64,
+            kind: FeedbackKind::FalseAlarm,
+            comment: String::new(),
+        };
+        let first = analyzer.feedback(fb("fb_share_test")).await.expect("first");
+        assert!(first.shared && first.applied_to.len() == 1, "{first:?}");
+        let errors = || ERRORS.with_label_values(&["feedback", "share"]).get();
+        let before = errors();
+        let second = analyzer
+            .feedback(fb("fb_share_test"))
+            .await
+            .expect("applied here: not an error");
+        assert!(!second.shared, "{second:?}");
+        assert_eq!(second.applied_to, first.applied_to);
+        assert_eq!(errors(), before + 1);
+        let nowhere = analyzer.feedback(fb("fb_share_test_absent")).await;
+        assert!(matches!(nowhere, Err(AnalyzerError::Bus(_))), "{nowhere:?}");
+    }
 
     #[test]
     fn a_false_alarm_caps_scores_inside_its_range_only() {
