@@ -55,9 +55,14 @@ fn encode_chunks<T>(
     if payload.len() <= MAX_MESSAGE_BYTES || items.len() <= 1 {
         return Ok(vec![(payload, items.len())]);
     }
-    let (first, second) = items.split_at(items.len() / 2);
-    let mut out = encode_chunks(first, encode)?;
-    out.extend(encode_chunks(second, encode)?);
+    // As many parts as the size says, with a quarter to spare (labels and
+    // dictionaries do not shrink in proportion), so most parts are encoded
+    // once more rather than halved again and again.
+    let parts = (payload.len() * 5 / 4).div_ceil(MAX_MESSAGE_BYTES).max(2);
+    let mut out = Vec::with_capacity(parts);
+    for part in items.chunks(items.len().div_ceil(parts)) {
+        out.extend(encode_chunks(part, encode)?);
+    }
     Ok(out)
 }
 
