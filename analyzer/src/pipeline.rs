@@ -336,9 +336,9 @@ impl Analyzer {
     /// the same point of the stream.
     pub async fn flush(self: &Arc<Self>) -> Result<(), AnalyzerError> {
         let this = self.clone();
-        tokio::task::spawn_blocking(move || {
+        let expired = tokio::task::spawn_blocking(move || {
             this.storage.flush()?;
-            this.storage.apply_retention(
+            let expired = this.storage.apply_retention(
                 now_ms(),
                 this.config.retention,
                 this.config.retention_bytes,
@@ -358,13 +358,22 @@ impl Analyzer {
                     .encode()?;
                 crate::logs::state::write_atomic(&path, &bytes)?;
             }
-            Ok::<(), AnalyzerError>(())
+            Ok::<usize, AnalyzerError>(expired)
         })
         .await
         .map_err(|e| AnalyzerError::Io {
             path: "flush task".into(),
             source: std::io::Error::other(e.to_string()),
         })??;
+        // Series that only expired files held leave the series table; a
+        // failure here costs memory, not data: logged, counted, retried
+        // after the next expiry.
+        if expired > 0
+            && let Err(e) = self.storage.prune_series().await
+        {
+            ERRORS.with_label_values(&["storage", "prune_series"]).inc();
+            warn!(error = %e, "cannot prune the series table");
+        }
         Ok(())
     }
 

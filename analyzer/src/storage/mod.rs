@@ -36,6 +36,7 @@ mod compact;
 mod decoded;
 mod index;
 mod location;
+mod prune;
 mod query;
 mod refresh;
 mod retention;

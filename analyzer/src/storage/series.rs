@@ -160,21 +160,55 @@ impl SeriesTable {
     /// merged file is written before the others are deleted, so a reader
     /// always finds every series in some file. Returns whether it merged.
     pub(crate) fn compact(&self, store: &Store, zstd_level: i32) -> Result<bool, AnalyzerError> {
-        let (old, batch) = {
+        if self.lock().files.len() <= MAX_FILES {
+            return Ok(false);
+        }
+        self.rewrite(store, zstd_level, |_| true)?;
+        Ok(true)
+    }
+
+    /// Forgets the series that are neither in `live` (the ids of every
+    /// samples file) nor waiting for their series file, and rewrites the
+    /// series files as one without them, blocking. The caller holds off
+    /// flushes meanwhile; a series that comes back later is registered
+    /// again by the flush that stores it. Returns how many were dropped.
+    pub(crate) fn prune(
+        &self,
+        store: &Store,
+        zstd_level: i32,
+        live: &HashSet<u64>,
+    ) -> Result<usize, AnalyzerError> {
+        let before = self.lock().by_id.len();
+        self.rewrite(store, zstd_level, |id| live.contains(&id))?;
+        Ok(before.saturating_sub(self.lock().by_id.len()))
+    }
+
+    /// Writes the persisted series that `keep` keeps as one series file,
+    /// then forgets the others and deletes the older files.
+    fn rewrite(
+        &self,
+        store: &Store,
+        zstd_level: i32,
+        keep: impl Fn(u64) -> bool,
+    ) -> Result<(), AnalyzerError> {
+        let (old, batch, gone) = {
             let inner = self.lock();
-            if inner.files.len() <= MAX_FILES {
-                return Ok(false);
-            }
             let pending: HashSet<u64> = inner.pending.iter().copied().collect();
-            let mut all: Vec<(u64, &Arc<Series>)> = inner
-                .by_id
-                .iter()
-                .filter(|(id, _)| !pending.contains(id))
-                .map(|(id, s)| (*id, s))
-                .collect();
-            all.sort_unstable_by_key(|(id, _)| *id);
+            let mut kept: Vec<(u64, &Arc<Series>)> = Vec::with_capacity(inner.by_id.len());
+            let mut gone = Vec::new();
+            for (id, s) in &inner.by_id {
+                if pending.contains(id) {
+                    continue; // their own file comes with the next flush
+                }
+                if keep(*id) {
+                    kept.push((*id, s));
+                } else {
+                    gone.push(*id);
+                }
+            }
+            kept.sort_unstable_by_key(|(id, _)| *id);
             let old: Vec<ObjPath> = inner.files.iter().cloned().collect();
-            (old, to_batch(all.into_iter())?)
+            (old, to_batch(kept.into_iter())?, gone)
         };
         let key = self.write(store, zstd_level, &batch)?;
         {
@@ -183,11 +217,17 @@ impl SeriesTable {
                 inner.files.remove(k);
             }
             inner.files.insert(key);
+            if !gone.is_empty() {
+                for id in &gone {
+                    inner.by_id.remove(id);
+                }
+                inner.batch = None;
+            }
         }
         for k in &old {
             store.delete(k)?;
         }
-        Ok(true)
+        Ok(())
     }
 
     /// Writes `batch` as a new series file; returns its key.

@@ -525,3 +525,45 @@ async fn sql_multiplies_a_series_common_factor_back() {
         .value(0);
     assert_eq!(sum, want);
 }
+
+#[tokio::test]
+async fn series_only_expired_files_held_are_forgotten_and_come_back_when_seen_again() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let storage = Arc::new(Storage::open(dir.path(), 3).expect("open"));
+    storage.set_auto_compact(false);
+    let day = 86_400_000;
+    storage.append(batch("gone", 0, 5));
+    storage.flush().expect("flush");
+    storage.append(batch("kept", 10 * day, 5));
+    storage.flush().expect("flush");
+    let series = |s: &Arc<Storage>| {
+        let s = s.clone();
+        async move { count(&s, "SELECT count(*) FROM series").await }
+    };
+    assert_eq!(series(&storage).await, 2);
+    // Nothing expired yet: nothing to forget.
+    assert_eq!(storage.prune_series().await.expect("prune"), 0);
+    let dropped = storage
+        .apply_retention(10 * day, std::time::Duration::from_secs(86_400), 0)
+        .expect("retention");
+    assert_eq!(dropped, 1);
+    assert_eq!(storage.prune_series().await.expect("prune"), 1);
+    assert_eq!(series(&storage).await, 1);
+    // On disk too: a reopened store knows only the kept series.
+    let reopened = Arc::new(Storage::open(dir.path(), 3).expect("reopen"));
+    assert_eq!(series(&reopened).await, 1);
+    drop(reopened);
+    // The series comes back: its flush registers it again, and its
+    // samples are named.
+    storage.append(batch("gone", 10 * day + 100, 3));
+    storage.flush().expect("flush");
+    assert_eq!(series(&storage).await, 2);
+    assert_eq!(
+        count(
+            &storage,
+            "SELECT count(*) FROM samples WHERE labels['job'] = 'gone'"
+        )
+        .await,
+        3
+    );
+}
