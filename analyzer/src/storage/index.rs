@@ -63,6 +63,8 @@ pub(crate) struct FileIndex {
     rows: usize,
     /// Every series, by first row.
     pub series: Vec<IndexedSeries>,
+    /// Positions in `series` by metric name (`""`: none).
+    by_name: HashMap<String, Vec<usize>>,
 }
 
 /// Indexes of the files queried so far, by key, and their series'
@@ -285,12 +287,26 @@ impl FileIndex {
                 row += 1;
             }
         }
+        let mut by_name: HashMap<String, Vec<usize>> = HashMap::new();
+        for (i, s) in series.iter().enumerate() {
+            let name = s.labels.get(NAME).map(String::as_str).unwrap_or_default();
+            by_name.entry(name.to_string()).or_default().push(i);
+        }
         Ok(Self {
             id: NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             meta,
             rows,
             series,
+            by_name,
         })
+    }
+
+    /// Positions in [`FileIndex::series`] of the series named `name`.
+    pub fn named(&self, name: &str) -> &[usize] {
+        self.by_name
+            .get(name)
+            .map(Vec::as_slice)
+            .unwrap_or_default()
     }
 
     /// Points in `[start_ms, end_ms]` of the series at `wanted` (indexes

@@ -61,17 +61,18 @@ async fn select_files(
     for (tag, file) in files {
         let mut found = Found::new();
         let index = cache.get(store, file).await?;
-        let wanted: Vec<usize> = index
-            .series
-            .iter()
-            .enumerate()
-            .filter(|(_, s)| {
-                name.is_none_or(|n| {
-                    s.labels.get(crate::promql::value::NAME).map(String::as_str) == Some(n)
-                }) && matches(matchers, &s.labels)
-            })
-            .map(|(i, _)| i)
-            .collect();
+        // With a metric name, only that name's series are matched.
+        let wanted: Vec<usize> = match name {
+            Some(n) => index
+                .named(n)
+                .iter()
+                .copied()
+                .filter(|&i| matches(matchers, &index.series[i].labels))
+                .collect(),
+            None => (0..index.series.len())
+                .filter(|&i| matches(matchers, &index.series[i].labels))
+                .collect(),
+        };
         if !cache.decoded.enabled() {
             let pairs: Vec<(usize, usize)> = wanted.iter().map(|&i| (i, i)).collect();
             for (i, points) in index.read(store, file, &pairs, start, end).await? {
