@@ -637,10 +637,13 @@ fn vector_vector(
     let (lhs, rhs) = if one_to_many { (rhs, lhs) } else { (lhs, rhs) };
     let (lsig, rsig, n) = signatures(m, &lhs, &rhs);
     let mut metrics = Interner::default();
-    // (lhs series, rhs series) -> result labels.
+    // (lhs series, rhs series) -> result labels; per lhs series, the
+    // last pair (the same at every step, usually).
     let mut metric_of: HashMap<(Id, Id), Id> = HashMap::new();
-    // (result labels, delayed name removal) -> output series.
-    let mut out_id: HashMap<(Id, bool), Id> = HashMap::new();
+    let mut last: Vec<(Id, Id)> = vec![(Id::MAX, 0); lhs.series.len()];
+    // Per result labels, the output series without / with delayed name
+    // removal.
+    let mut out_id: Vec<[Id; 2]> = Vec::new();
     let mut series: Vec<(LabelSet, bool)> = Vec::new();
     let mut samples: Vec<(Id, f64)> = Vec::new();
     let mut bounds = vec![0usize];
@@ -664,10 +667,19 @@ fn vector_vector(
                 continue;
             }
             let (rid, rval) = rv[right[sig].1];
-            let metric = *metric_of.entry((lid, rid)).or_insert_with(|| {
-                metrics
-                    .get(m.result_metric(&lhs.series[lid as usize].0, &rhs.series[rid as usize].0))
-            });
+            let metric = match last[lid as usize] {
+                (r, metric) if r == rid => metric,
+                _ => {
+                    let metric = *metric_of.entry((lid, rid)).or_insert_with(|| {
+                        metrics.get(m.result_metric(
+                            &lhs.series[lid as usize].0,
+                            &rhs.series[rid as usize].0,
+                        ))
+                    });
+                    last[lid as usize] = (rid, metric);
+                    metric
+                }
+            };
             if one_to_one {
                 if matched[sig] == step + 1 {
                     return None;
@@ -696,10 +708,15 @@ fn vector_vector(
             } else {
                 true
             };
-            let id = *out_id.entry((metric, drop)).or_insert_with(|| {
+            if out_id.len() <= metric as usize {
+                out_id.resize(metric as usize + 1, [Id::MAX; 2]);
+            }
+            let slot = &mut out_id[metric as usize][usize::from(drop)];
+            if *slot == Id::MAX {
                 series.push((metrics.labels[metric as usize].clone(), drop));
-                (series.len() - 1) as Id
-            });
+                *slot = (series.len() - 1) as Id;
+            }
+            let id = *slot;
             samples.push((id, value));
         }
         bounds.push(samples.len());
