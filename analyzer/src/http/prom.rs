@@ -19,7 +19,7 @@ use serde_json::{Value as Json, json};
 use super::ApiState;
 use crate::AnalyzerError;
 use crate::metrics::ERRORS;
-use crate::promql::value::{format_value, valid_label_name};
+use crate::promql::value::valid_label_name;
 use crate::promql::{Engine, LabelSet, Value, parse, selector_matchers};
 
 /// Request parameters: URL query string plus a form body.
@@ -130,6 +130,7 @@ pub(crate) fn parse_step(s: &str) -> Result<i64, String> {
 }
 
 /// Unix seconds as Prometheus writes them (integer when whole).
+#[cfg(test)]
 fn secs(ms: i64) -> Json {
     if ms % 1000 == 0 {
         json!(ms / 1000)
@@ -138,22 +139,113 @@ fn secs(ms: i64) -> Json {
     }
 }
 
+/// Writes `ms` as Unix seconds as Prometheus does (integer when whole).
+fn write_secs(out: &mut Vec<u8>, ms: i64) {
+    use std::io::Write as _;
+    if ms % 1000 == 0 {
+        let _ = write!(out, "{}", ms / 1000);
+    } else {
+        let _ = serde_json::to_writer(&mut *out, &(ms as f64 / 1000.0));
+    }
+}
+
+/// Writes `[<secs>, "<value>"]`, the value as `format_value` formats it.
+fn write_point(out: &mut Vec<u8>, ms: i64, v: f64) {
+    use std::io::Write as _;
+    out.push(b'[');
+    write_secs(out, ms);
+    let _ = if v.is_nan() {
+        write!(out, ",\"NaN\"]")
+    } else if v == f64::INFINITY {
+        write!(out, ",\"+Inf\"]")
+    } else if v == f64::NEG_INFINITY {
+        write!(out, ",\"-Inf\"]")
+    } else {
+        write!(out, ",\"{v}\"]")
+    };
+}
+
+/// The success answer of a query, written straight to bytes: a range
+/// query's matrix holds thousands of points, not worth a JSON tree. The
+/// same JSON as `success(result_json(t, value))`.
+fn query_answer(t: i64, value: &Value) -> Response {
+    let points = match value {
+        Value::Matrix(m) => m.iter().map(|s| s.points.len() + 1).sum(),
+        Value::Vector(v) => v.len(),
+        _ => 1,
+    };
+    let mut out: Vec<u8> = Vec::with_capacity(64 + points * 32);
+    out.extend_from_slice(b"{\"status\":\"success\",\"data\":{\"resultType\":\"");
+    out.extend_from_slice(value.type_name().as_bytes());
+    out.extend_from_slice(b"\",\"result\":");
+    let labels = |out: &mut Vec<u8>, metric: &LabelSet| {
+        out.extend_from_slice(b"{\"metric\":");
+        let _ = serde_json::to_writer(&mut *out, metric);
+    };
+    match value {
+        Value::Scalar(v) => write_point(&mut out, t, *v),
+        Value::String(s) => {
+            out.push(b'[');
+            write_secs(&mut out, t);
+            out.push(b',');
+            let _ = serde_json::to_writer(&mut out, s);
+            out.push(b']');
+        }
+        Value::Vector(v) => {
+            out.push(b'[');
+            for (i, s) in v.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                labels(&mut out, &s.metric);
+                out.extend_from_slice(b",\"value\":");
+                write_point(&mut out, t, s.v);
+                out.push(b'}');
+            }
+            out.push(b']');
+        }
+        Value::Matrix(m) => {
+            out.push(b'[');
+            for (i, s) in m.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                labels(&mut out, &s.metric);
+                out.extend_from_slice(b",\"values\":[");
+                for (j, &(pt, pv)) in s.points.iter().enumerate() {
+                    if j > 0 {
+                        out.push(b',');
+                    }
+                    write_point(&mut out, pt, pv);
+                }
+                out.extend_from_slice(b"]}");
+            }
+            out.push(b']');
+        }
+    }
+    out.extend_from_slice(b"}}");
+    ([(CONTENT_TYPE, "application/json")], out).into_response()
+}
+
+#[cfg(test)]
 fn result_json(t: i64, value: &Value) -> Json {
     match value {
-        Value::Scalar(v) => json!({"resultType": "scalar", "result": [secs(t), format_value(*v)]}),
+        Value::Scalar(v) => {
+            json!({"resultType": "scalar", "result": [secs(t), crate::promql::value::format_value(*v)]})
+        }
         Value::String(s) => json!({"resultType": "string", "result": [secs(t), s]}),
         Value::Vector(v) => json!({
             "resultType": "vector",
             "result": v.iter().map(|s| json!({
                 "metric": s.metric,
-                "value": [secs(t), format_value(s.v)],
+                "value": [secs(t), crate::promql::value::format_value(s.v)],
             })).collect::<Vec<_>>(),
         }),
         Value::Matrix(m) => json!({
             "resultType": "matrix",
             "result": m.iter().map(|s| json!({
                 "metric": s.metric,
-                "values": s.points.iter().map(|(t, v)| json!([secs(*t), format_value(*v)])).collect::<Vec<_>>(),
+                "values": s.points.iter().map(|(t, v)| json!([secs(*t), crate::promql::value::format_value(*v)])).collect::<Vec<_>>(),
             })).collect::<Vec<_>>(),
         }),
     }
@@ -174,7 +266,7 @@ async fn query(
         Err(e) => return bad_data(format!("invalid parameter \"time\": {e}")),
     };
     match Engine::default().instant(s.storage.as_ref(), q, t).await {
-        Ok(r) => success(result_json(r.t, &r.value)),
+        Ok(r) => query_answer(r.t, &r.value),
         Err(e) => failure(e),
     }
 }
@@ -206,7 +298,7 @@ async fn query_range(
         .range(s.storage.as_ref(), q, times[0], times[1], step)
         .await
     {
-        Ok(r) => success(result_json(r.t, &r.value)),
+        Ok(r) => query_answer(r.t, &r.value),
         Err(e) => failure(e),
     }
 }
@@ -462,6 +554,64 @@ mod tests {
         assert_eq!(parse_step("0.5"), Ok(500));
         assert!(parse_step("0").is_err());
         assert!(parse_step("-1").is_err());
+    }
+
+    #[tokio::test]
+    async fn query_answers_are_the_json_of_result_json() {
+        let metric: LabelSet = [
+            ("__name__".to_string(), "up".to_string()),
+            ("job".to_string(), "a \"b\"\n\u{e9}".to_string()),
+        ]
+        .into();
+        let values = [
+            Value::Scalar(0.1),
+            Value::String("x\"y".into()),
+            Value::Vector(vec![crate::promql::Sample {
+                metric: metric.clone(),
+                t: 0,
+                v: -2.5e-7,
+                drop_name: false,
+            }]),
+            Value::Vector(Vec::new()),
+            Value::Matrix(vec![
+                crate::promql::Series {
+                    metric: metric.clone(),
+                    points: vec![
+                        (1_000, 1.0),
+                        (1_500, f64::NAN),
+                        (2_000, f64::INFINITY),
+                        (2_001, f64::NEG_INFINITY),
+                        (3_000, 1e21),
+                        (-4_250, 123_456.789),
+                    ],
+                    drop_name: false,
+                },
+                crate::promql::Series {
+                    metric: LabelSet::new(),
+                    points: Vec::new(),
+                    drop_name: false,
+                },
+            ]),
+        ];
+        for (t, v) in [(1_500, &values[0]), (2_000, &values[1])]
+            .into_iter()
+            .chain(values[2..].iter().map(|v| (7_000, v)))
+        {
+            let response = query_answer(t, v);
+            assert_eq!(
+                response.headers().get(CONTENT_TYPE).map(|h| h.as_bytes()),
+                Some(&b"application/json"[..])
+            );
+            let body = axum::body::to_bytes(response.into_body(), usize::MAX)
+                .await
+                .expect("body");
+            let got: Json = serde_json::from_slice(&body).expect("valid JSON");
+            assert_eq!(
+                got,
+                json!({"status": "success", "data": result_json(t, v)}),
+                "{v:?}"
+            );
+        }
     }
 
     #[test]
