@@ -55,33 +55,49 @@ impl RobustZ {
         }
     }
 
-    /// The `k`-th smallest (0-based) absolute deviation from `median` of
-    /// the sorted window: the deviations grow outwards from the median's
-    /// position, so two cursors merge them in O(k) instead of sorting.
-    fn kth_deviation(sorted: &[f64], median: f64, k: usize) -> f64 {
+    /// The median absolute deviation from `median` of the sorted window.
+    ///
+    /// The deviations of the values below the median grow leftwards from
+    /// their boundary, those of the others rightwards: two sorted runs. The
+    /// `t` smallest deviations are the first `a` of the left run and the
+    /// first `t − a` of the right one, for the `a` a binary search finds,
+    /// so the middle deviation(s) cost O(log n) instead of a merge.
+    fn mad(sorted: &[f64], median: f64) -> f64 {
+        let n = sorted.len();
         let split = sorted.partition_point(|v| *v < median);
-        let (mut left, mut right) = (split, split);
-        let mut out = 0.0;
-        for _ in 0..=k {
-            let l = (left > 0).then(|| (sorted[left - 1] - median).abs());
-            let r = (right < sorted.len()).then(|| (sorted[right] - median).abs());
-            out = match (l, r) {
-                (Some(l), Some(r)) if l <= r => {
-                    left -= 1;
-                    l
-                }
-                (_, Some(r)) => {
-                    right += 1;
-                    r
-                }
-                (Some(l), None) => {
-                    left -= 1;
-                    l
-                }
-                (None, None) => break,
-            };
+        let (nl, nr) = (split, n - split);
+        let left = |i: usize| (sorted[split - 1 - i] - median).abs();
+        let right = |j: usize| (sorted[split + j] - median).abs();
+        // Deviations taken: the middle one is the largest of them (odd n);
+        // the two middle ones are the largest taken and the smallest left
+        // (even n).
+        let t = n / 2 + n % 2;
+        let (mut lo, mut hi) = (t.saturating_sub(nr), t.min(nl));
+        while lo < hi {
+            let a = lo + (hi - lo) / 2;
+            if right(t - a - 1) > left(a) {
+                lo = a + 1;
+            } else {
+                hi = a;
+            }
         }
-        out
+        let (a, b) = (lo, t - lo);
+        let largest = match (a > 0, b > 0) {
+            (true, true) => left(a - 1).max(right(b - 1)),
+            (true, false) => left(a - 1),
+            (false, true) => right(b - 1),
+            (false, false) => return 0.0,
+        };
+        if n % 2 == 1 {
+            return largest;
+        }
+        let next = match (a < nl, b < nr) {
+            (true, true) => left(a).min(right(b)),
+            (true, false) => left(a),
+            (false, true) => right(b),
+            (false, false) => largest,
+        };
+        (largest + next) / 2.0
     }
 
     /// Score of `value` against the current window.
@@ -93,18 +109,28 @@ impl RobustZ {
         }
         let sorted = &self.sorted;
         let median = Self::median(sorted);
-        let n = sorted.len();
-        let mad = if n % 2 == 1 {
-            Self::kth_deviation(sorted, median, n / 2)
-        } else {
-            (Self::kth_deviation(sorted, median, n / 2 - 1)
-                + Self::kth_deviation(sorted, median, n / 2))
-                / 2.0
-        };
-        let sigma = mad * MAD_TO_SIGMA;
+        let sigma = Self::mad(sorted, median) * MAD_TO_SIGMA;
         // Values this close to the median are the same number written
         // differently (float noise), not an anomaly.
         deviation_score(value - median, sigma, median)
+    }
+
+    /// Replaces `old` by `value` in the sorted copy, moving only the
+    /// values between their two positions.
+    fn replace_sorted(&mut self, old: f64, value: f64) {
+        let Ok(i) = self.sorted.binary_search_by(|v| v.total_cmp(&old)) else {
+            // Not there (cannot happen while in sync): rebuild on next use.
+            self.sorted.clear();
+            return;
+        };
+        let j = self.sorted.partition_point(|v| v.total_cmp(&value).is_lt());
+        if j <= i {
+            self.sorted.copy_within(j..i, j + 1);
+            self.sorted[j] = value;
+        } else {
+            self.sorted.copy_within(i + 1..j, i);
+            self.sorted[j - 1] = value;
+        }
     }
 }
 
@@ -121,15 +147,17 @@ impl Detector for RobustZ {
         let in_sync = self.sorted.len() == self.window.len();
         if self.window.len() == self.capacity
             && let Some(old) = self.window.pop_front()
-            && in_sync
-            && let Ok(i) = self.sorted.binary_search_by(|v| v.total_cmp(&old))
         {
-            self.sorted.remove(i);
-        }
-        self.window.push_back(value);
-        if in_sync {
-            let at = self.sorted.partition_point(|v| v.total_cmp(&value).is_lt());
-            self.sorted.insert(at, value);
+            self.window.push_back(value);
+            if in_sync {
+                self.replace_sorted(old, value);
+            }
+        } else {
+            self.window.push_back(value);
+            if in_sync {
+                let at = self.sorted.partition_point(|v| v.total_cmp(&value).is_lt());
+                self.sorted.insert(at, value);
+            }
         }
         score
     }
@@ -168,10 +196,7 @@ mod tests {
                 let n = d.sorted.len();
                 prop_assert_eq!(n, window.len());
                 prop_assert_eq!(RobustZ::median(&d.sorted).to_bits(), median.to_bits());
-                let k = if n % 2 == 1 { RobustZ::kth_deviation(&d.sorted, median, n / 2) } else {
-                    (RobustZ::kth_deviation(&d.sorted, median, n / 2 - 1) + RobustZ::kth_deviation(&d.sorted, median, n / 2)) / 2.0
-                };
-                prop_assert_eq!(k.to_bits(), mad.to_bits());
+                prop_assert_eq!(RobustZ::mad(&d.sorted, median).to_bits(), mad.to_bits());
             }
         }
     }
