@@ -135,6 +135,29 @@ fn extrapolated_rate(
     counter: bool,
     rate: bool,
 ) -> Option<f64> {
+    extrapolated(arg_start, arg_end, pts, counter, rate, true)
+}
+
+/// `rate` (or `increase` when `rate` is false) of counter points known to
+/// hold no reset (no value below the one before): the same value as
+/// [`range_value`] gives, without scanning for resets.
+pub(crate) fn counter_rate_without_resets(
+    arg_start: i64,
+    arg_end: i64,
+    pts: &[(i64, f64)],
+    rate: bool,
+) -> Option<f64> {
+    extrapolated(arg_start, arg_end, pts, true, rate, false)
+}
+
+fn extrapolated(
+    arg_start: i64,
+    arg_end: i64,
+    pts: &[(i64, f64)],
+    counter: bool,
+    rate: bool,
+    scan_resets: bool,
+) -> Option<f64> {
     if pts.len() < 2 {
         return None;
     }
@@ -142,7 +165,7 @@ fn extrapolated_rate(
     let (first_t, first_v) = pts[0];
     let last_t = pts[n1].0;
     let mut result = pts[n1].1 - first_v;
-    if counter {
+    if counter && scan_resets {
         let mut prev = first_v;
         for &(_, v) in &pts[1..] {
             if v < prev {

@@ -27,7 +27,8 @@ use super::aggregate::{fold, group_key, rank_order};
 use super::binary::{Matching, elem, is_comparison};
 use super::eval::Evaluator;
 use super::functions::{
-    RangeParams, bucket_quantile, is_range_function, keeps_name, le_bucket, range_value,
+    RangeParams, bucket_quantile, counter_rate_without_resets, is_range_function, keeps_name,
+    le_bucket, range_value,
 };
 use super::value::{LabelSet, NAME, Series, is_stale};
 
@@ -151,6 +152,9 @@ pub(crate) fn evaluate(
         ts.push(t);
         t += step;
     }
+    if ts.is_empty() {
+        return None;
+    }
     let ctx = Ctx { ev, ts: &ts };
     match ctx.eval(expr)? {
         Rv::Scalar(vals) => Some(vec![Series {
@@ -198,6 +202,33 @@ fn finish(st: Steps, ts: &[i64]) -> Option<Vec<Series>> {
     out.retain(|s| !s.points.is_empty());
     out.sort_by(|a, b| a.metric.cmp(&b.metric));
     Some(out)
+}
+
+/// A node's steps from values computed series by series: `fill(i, row)`
+/// sets `row[step]` to series `i`'s value at each step it has one. Each
+/// step's samples come in series order, as the step-by-step evaluator
+/// yields them; computing series by series reads each one's points in
+/// order rather than a cache line of every series at every step.
+fn by_series(
+    series: Vec<(LabelSet, bool)>,
+    steps: usize,
+    mut fill: impl FnMut(usize, &mut [Option<f64>]),
+) -> Steps {
+    let n = series.len();
+    let mut grid: Vec<Option<f64>> = vec![None; n * steps];
+    for (i, row) in grid.chunks_mut(steps.max(1)).enumerate().take(n) {
+        fill(i, row);
+    }
+    let mut st = Steps::new(series);
+    for step in 0..steps {
+        for i in 0..n {
+            if let Some(v) = grid[i * steps + step] {
+                st.push(i as Id, v);
+            }
+        }
+        st.end_step();
+    }
+    st
 }
 
 struct Ctx<'a> {
@@ -249,32 +280,30 @@ impl Ctx<'_> {
     fn selector(&self, vs: &VectorSelector) -> Steps {
         let ev = self.ev;
         let fetched = ev.fetched(vs);
-        let mut st = Steps::new(fetched.iter().map(|(l, _)| (l.clone(), false)).collect());
-        let mut cursor = vec![usize::MAX; fetched.len()];
-        for &t in self.ts {
-            // Non-decreasing with t: the offset and `@` are fixed.
-            let r = ev.ref_time(&vs.at, &vs.offset, t);
-            for (i, (_, points)) in fetched.iter().enumerate() {
-                let c = &mut cursor[i];
-                if *c == usize::MAX {
-                    *c = points.partition_point(|p| p.0 <= r);
-                } else {
-                    while *c < points.len() && points[*c].0 <= r {
-                        *c += 1;
-                    }
+        let refs: Vec<i64> = self
+            .ts
+            .iter()
+            .map(|&t| ev.ref_time(&vs.at, &vs.offset, t))
+            .collect();
+        let series = fetched.iter().map(|(l, _)| (l.clone(), false)).collect();
+        by_series(series, self.ts.len(), |i, row| {
+            let points = &fetched[i].1;
+            // The references never decrease: the offset and `@` are fixed.
+            let mut c = points.partition_point(|p| p.0 <= refs[0]);
+            for (step, &r) in refs.iter().enumerate() {
+                while c < points.len() && points[c].0 <= r {
+                    c += 1;
                 }
-                if *c == 0 {
+                if c == 0 {
                     continue;
                 }
-                let (pt, pv) = points[*c - 1];
+                let (pt, pv) = points[c - 1];
                 if pt <= r - ev.lookback || is_stale(pv) {
                     continue;
                 }
-                st.push(i as Id, pv);
+                row[step] = Some(pv);
             }
-            st.end_step();
-        }
-        st
+        })
     }
 
     fn call(&self, c: &Call) -> Option<Rv> {
@@ -326,35 +355,69 @@ impl Ctx<'_> {
         let range = ms.range.as_millis() as i64;
         let fetched = ev.fetched(vs);
         let drop = !keeps_name(name);
-        let mut st = Steps::new(fetched.iter().map(|(l, _)| (l.clone(), drop)).collect());
+        let series: Vec<(LabelSet, bool)> =
+            fetched.iter().map(|(l, _)| (l.clone(), drop)).collect();
+        // Per series: whether it holds staleness markers (its windows are
+        // then filtered) and, for rate and increase, the resets up to
+        // each point, so that a window without any skips their scan.
+        let stale: Vec<bool> = fetched
+            .iter()
+            .map(|(_, p)| p.iter().any(|x| is_stale(x.1)))
+            .collect();
+        let counter = matches!(name, "rate" | "increase");
+        let resets: Vec<Vec<u32>> = fetched
+            .iter()
+            .zip(&stale)
+            .map(|((_, p), &stale)| {
+                if !counter || stale {
+                    return Vec::new();
+                }
+                let mut n = 0u32;
+                let mut out = Vec::with_capacity(p.len());
+                out.push(0);
+                for w in p.windows(2) {
+                    n += u32::from(w[1].1 < w[0].1);
+                    out.push(n);
+                }
+                out
+            })
+            .collect();
         // Per series: first point after the window start, first after its end.
-        let mut lo = vec![usize::MAX; fetched.len()];
-        let mut hi = vec![0usize; fetched.len()];
-        let mut fresh: Vec<(i64, f64)> = Vec::new();
-        for (step, &t) in self.ts.iter().enumerate() {
-            let end = ev.ref_time(&vs.at, &vs.offset, t);
-            let start = end - range;
-            let params = RangeParams {
+        let ends: Vec<i64> = self
+            .ts
+            .iter()
+            .map(|&t| ev.ref_time(&vs.at, &vs.offset, t))
+            .collect();
+        let params: Vec<RangeParams> = (0..n)
+            .map(|step| RangeParams {
                 q: q[step],
                 duration: duration[step],
                 sf: sf[step],
                 tf: tf[step],
-            };
-            for (i, (_, points)) in fetched.iter().enumerate() {
-                let (l, h) = (&mut lo[i], &mut hi[i]);
-                if *l == usize::MAX {
-                    *l = points.partition_point(|p| p.0 <= start);
-                    *h = points.partition_point(|p| p.0 <= end);
-                } else {
-                    while *l < points.len() && points[*l].0 <= start {
-                        *l += 1;
-                    }
-                    while *h < points.len() && points[*h].0 <= end {
-                        *h += 1;
-                    }
+            })
+            .collect();
+        let mut fresh: Vec<(i64, f64)> = Vec::new();
+        // Series by series, so each one's points are read in order.
+        let st = by_series(series, n, |i, row| {
+            let points = &fetched[i].1;
+            // First point after the window start, first after its end.
+            let mut l = points.partition_point(|p| p.0 <= ends[0] - range);
+            let mut h = l;
+            for (step, &end) in ends.iter().enumerate() {
+                let start = end - range;
+                while l < points.len() && points[l].0 <= start {
+                    l += 1;
                 }
-                let window = &points[*l..(*h).max(*l)];
-                let pts = if window.iter().any(|p| is_stale(p.1)) {
+                h = h.max(l);
+                while h < points.len() && points[h].0 <= end {
+                    h += 1;
+                }
+                let window = &points[l..h];
+                if counter && !stale[i] && h - l >= 2 && resets[i][h - 1] == resets[i][l] {
+                    row[step] = counter_rate_without_resets(start, end, window, name == "rate");
+                    continue;
+                }
+                let pts = if stale[i] && window.iter().any(|p| is_stale(p.1)) {
                     fresh.clear();
                     fresh.extend(window.iter().copied().filter(|p| !is_stale(p.1)));
                     &fresh[..]
@@ -364,12 +427,9 @@ impl Ctx<'_> {
                 if pts.is_empty() {
                     continue;
                 }
-                if let Some(v) = range_value(name, pts, start, end, t, &params) {
-                    st.push(i as Id, v);
-                }
+                row[step] = range_value(name, pts, start, end, self.ts[step], &params[step]);
             }
-            st.end_step();
-        }
+        });
         Some(Rv::Vector(st))
     }
 
