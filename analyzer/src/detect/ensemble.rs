@@ -181,6 +181,16 @@ impl Detector for Ensemble {
         if !self.guard.accept(ts_ms, value) {
             return None;
         }
+        // Every model's heap state is in another place in memory: start
+        // loading all of it at once rather than one miss after another.
+        std::hint::black_box(
+            self.robust.as_ref().map_or(0.0, RobustZ::touch)
+                + self.holt_winters.as_ref().map_or(0.0, HoltWinters::touch)
+                + self
+                    .likelihood
+                    .as_ref()
+                    .map_or(0.0, AnomalyLikelihood::touch),
+        );
         let scores = [
             self.ewma.as_mut().and_then(|d| d.update(ts_ms, value)),
             self.robust.as_mut().and_then(|d| d.update(ts_ms, value)),

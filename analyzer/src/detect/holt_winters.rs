@@ -165,6 +165,16 @@ impl HoltWinters {
         self.model.as_ref().map(|m| m.season.len())
     }
 
+    /// Starts loading the memory the next update reads (see
+    /// [`super::common::touch`]).
+    pub(crate) fn touch(&self) -> f64 {
+        self.model
+            .as_ref()
+            .and_then(|m| m.season.get(m.phase))
+            .copied()
+            .unwrap_or(0.0)
+    }
+
     fn initialise(&mut self) {
         let values: Vec<f64> = self.buffer.iter().map(|(_, v)| *v).collect();
         let mut deltas: Vec<i64> = self.buffer.windows(2).map(|w| w[1].0 - w[0].0).collect();

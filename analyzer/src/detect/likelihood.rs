@@ -136,6 +136,16 @@ impl AnomalyLikelihood {
         likelihood
     }
 
+    /// Starts loading the memory the next update reads (see
+    /// [`super::common::touch`]).
+    pub(crate) fn touch(&self) -> f64 {
+        let recent = self.recent.front().copied().unwrap_or(0.0)
+            + self.recent.back().copied().unwrap_or(0.0);
+        let blocks =
+            self.blocks.front().map_or(0.0, |b| b.sum) + self.blocks.back().map_or(0.0, |b| b.sum);
+        recent + blocks
+    }
+
     /// Appends one average to the long-run history and drops the oldest
     /// block once the rest still holds `long` averages.
     fn push(&mut self, avg: f64) {

@@ -14,7 +14,7 @@ use std::collections::VecDeque;
 use serde::{Deserialize, Serialize};
 
 use super::Detector;
-use super::common::deviation_score;
+use super::common::{deviation_score, touch};
 
 /// MAD → σ for normally distributed data.
 const MAD_TO_SIGMA: f64 = 1.4826;
@@ -113,6 +113,11 @@ impl RobustZ {
         // Values this close to the median are the same number written
         // differently (float noise), not an anomaly.
         deviation_score(value - median, sigma, median)
+    }
+
+    /// Starts loading the memory the next update reads (see [`touch`]).
+    pub(crate) fn touch(&self) -> f64 {
+        touch(&self.sorted) + self.window.front().copied().unwrap_or(0.0)
     }
 
     /// Replaces `old` by `value` in the sorted copy, moving only the
