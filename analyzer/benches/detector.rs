@@ -192,8 +192,26 @@ fn ensemble_100k(c: &mut Criterion) {
             }
         })
     });
+    // The same, loading the next series' state while updating this one
+    // (as `ScoreBank::score` does).
+    group.bench_function("update_100k_series_one_point_each_prefetch_next", |b| {
+        b.iter(|| {
+            point += 1;
+            let ts = point as i64 * STEP_MS;
+            for s in 0..detectors.len() {
+                if let Some(next) = detectors.get(s + PREFETCH_AHEAD) {
+                    next.prefetch();
+                }
+                let value = values[(s * 7 + point) % values.len()];
+                black_box(detectors[s].update(ts, value));
+            }
+        })
+    });
     group.finish();
 }
+
+/// How many series ahead the pipelined loop loads state.
+const PREFETCH_AHEAD: usize = 2;
 
 criterion_group!(benches, robust_z, score_bank, ensemble_100k);
 criterion_main!(benches);

@@ -47,15 +47,31 @@ pub(crate) fn deviation_score(dev: f64, sigma: f64, reference: f64) -> f64 {
     }
 }
 
-/// Loads one value from every cache line of `data` and adds them up, so
-/// that the lines are fetched together (in parallel) before the dependent
-/// searches of an update need them; the sum itself is meaningless. A
-/// plain load stands in for a prefetch instruction (no `unsafe`).
+/// Asks the CPU to start loading every cache line of `data` (a hint: no
+/// effect on results). Over many series nothing stays in cache, and the
+/// detectors' state is read by chains of dependent loads (binary
+/// searches); fetching it all at once first turns a series of memory
+/// latencies into one. A no-op off x86-64.
 #[inline]
-pub(crate) fn touch(data: &[f64]) -> f64 {
-    let mut sum = 0.0;
-    for v in data.iter().step_by(8) {
-        sum += *v;
+pub(crate) fn prefetch<T>(data: &[T]) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let step = (64 / std::mem::size_of::<T>().max(1)).max(1);
+        for v in data.iter().step_by(step) {
+            safe_arch::prefetch_t0(v);
+        }
+        if let Some(last) = data.last() {
+            safe_arch::prefetch_t0(last);
+        }
     }
-    sum + data.last().copied().unwrap_or(0.0)
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = data;
+}
+
+/// [`prefetch`] of one value.
+#[inline]
+pub(crate) fn prefetch_one<T>(value: Option<&T>) {
+    if let Some(v) = value {
+        prefetch(std::slice::from_ref(v));
+    }
 }

@@ -170,6 +170,22 @@ impl Ensemble {
         }
     }
 
+    /// Starts loading this detector's state into the CPU cache (a hint;
+    /// no effect on results). Over many series, calling it for the next
+    /// series before updating the current one hides the memory latency.
+    #[inline]
+    pub fn prefetch(&self) {
+        if let Some(d) = &self.robust {
+            d.prefetch();
+        }
+        if let Some(d) = &self.holt_winters {
+            d.prefetch();
+        }
+        if let Some(d) = &self.likelihood {
+            d.prefetch();
+        }
+    }
+
     /// The configuration.
     pub fn config(&self) -> &EnsembleConfig {
         &self.cfg
@@ -183,14 +199,7 @@ impl Detector for Ensemble {
         }
         // Every model's heap state is in another place in memory: start
         // loading all of it at once rather than one miss after another.
-        std::hint::black_box(
-            self.robust.as_ref().map_or(0.0, RobustZ::touch)
-                + self.holt_winters.as_ref().map_or(0.0, HoltWinters::touch)
-                + self
-                    .likelihood
-                    .as_ref()
-                    .map_or(0.0, AnomalyLikelihood::touch),
-        );
+        self.prefetch();
         let scores = [
             self.ewma.as_mut().and_then(|d| d.update(ts_ms, value)),
             self.robust.as_mut().and_then(|d| d.update(ts_ms, value)),

@@ -166,13 +166,9 @@ impl HoltWinters {
     }
 
     /// Starts loading the memory the next update reads (see
-    /// [`super::common::touch`]).
-    pub(crate) fn touch(&self) -> f64 {
-        self.model
-            .as_ref()
-            .and_then(|m| m.season.get(m.phase))
-            .copied()
-            .unwrap_or(0.0)
+    /// [`super::common::prefetch`]).
+    pub(crate) fn prefetch(&self) {
+        super::common::prefetch_one(self.model.as_ref().and_then(|m| m.season.get(m.phase)));
     }
 
     fn initialise(&mut self) {

@@ -137,13 +137,13 @@ impl AnomalyLikelihood {
     }
 
     /// Starts loading the memory the next update reads (see
-    /// [`super::common::touch`]).
-    pub(crate) fn touch(&self) -> f64 {
-        let recent = self.recent.front().copied().unwrap_or(0.0)
-            + self.recent.back().copied().unwrap_or(0.0);
-        let blocks =
-            self.blocks.front().map_or(0.0, |b| b.sum) + self.blocks.back().map_or(0.0, |b| b.sum);
-        recent + blocks
+    /// [`super::common::prefetch`]).
+    pub(crate) fn prefetch(&self) {
+        use super::common::prefetch_one;
+        prefetch_one(self.recent.front());
+        prefetch_one(self.recent.back());
+        prefetch_one(self.blocks.front());
+        prefetch_one(self.blocks.back());
     }
 
     /// Appends one average to the long-run history and drops the oldest

@@ -14,7 +14,7 @@ use std::collections::VecDeque;
 use serde::{Deserialize, Serialize};
 
 use super::Detector;
-use super::common::{deviation_score, touch};
+use super::common::{deviation_score, prefetch, prefetch_one};
 
 /// MAD → σ for normally distributed data.
 const MAD_TO_SIGMA: f64 = 1.4826;
@@ -115,9 +115,10 @@ impl RobustZ {
         deviation_score(value - median, sigma, median)
     }
 
-    /// Starts loading the memory the next update reads (see [`touch`]).
-    pub(crate) fn touch(&self) -> f64 {
-        touch(&self.sorted) + self.window.front().copied().unwrap_or(0.0)
+    /// Starts loading the memory the next update reads (see [`prefetch`]).
+    pub(crate) fn prefetch(&self) {
+        prefetch(&self.sorted);
+        prefetch_one(self.window.front());
     }
 
     /// Replaces `old` by `value` in the sorted copy, moving only the
