@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 
 use super::common::Guard;
 use super::likelihood::log_scale;
-use super::{AnomalyLikelihood, Cusum, Detector, Ewma, HoltWinters, HwConfig, RobustZ};
+use super::{AnomalyLikelihood, Cusum, Detector, Ewma, HoltWinters, HwConfig, MultiScale, RobustZ};
 
 /// CUSUM parameters (see [`Cusum::new`]).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -74,6 +74,11 @@ pub struct EnsembleConfig {
     /// range seen so far by more than this fraction of the range scores 1
     /// (after `min_points`); `None` = off.
     pub spatial_tolerance: Option<f64>,
+    /// Downsampling factors: EWMA, Holt-Winters and CUSUM run again on
+    /// means of this many points (see [`MultiScale`]); their scores join
+    /// the largest model score. Empty = off (and in older checkpoints).
+    #[serde(default)]
+    pub scales: Vec<usize>,
 }
 
 impl EnsembleConfig {
@@ -120,6 +125,7 @@ impl EnsembleConfig {
             refractory: 100,
             refractory_factor: 0.0,
             spatial_tolerance: Some(0.05),
+            scales: Vec::new(),
         }
     }
 }
@@ -138,6 +144,9 @@ pub struct Ensemble {
     min: f64,
     max: f64,
     guard: Guard,
+    /// One per [`EnsembleConfig::scales`] (absent in older checkpoints).
+    #[serde(default)]
+    scales: Vec<MultiScale>,
 }
 
 /// `−log₁₀(1 − p) / 12` in `[0, 1]`.
@@ -166,6 +175,19 @@ impl Ensemble {
             min: f64::INFINITY,
             max: f64::NEG_INFINITY,
             guard: Guard::default(),
+            scales: cfg
+                .scales
+                .iter()
+                .map(|&f| {
+                    MultiScale::new(
+                        f,
+                        cfg.min_points,
+                        cfg.ewma_alpha,
+                        cfg.holt_winters,
+                        cfg.cusum,
+                    )
+                })
+                .collect(),
             cfg,
         }
     }
@@ -216,7 +238,16 @@ impl Detector for Ensemble {
         self.seen = self.seen.saturating_add(1);
         self.min = self.min.min(value);
         self.max = self.max.max(value);
-        let max_p = scores.iter().flatten().copied().reduce(f64::max);
+        let coarse = self
+            .scales
+            .iter_mut()
+            .filter_map(|d| d.update(ts_ms, value));
+        let max_p = scores
+            .iter()
+            .flatten()
+            .copied()
+            .chain(coarse)
+            .reduce(f64::max);
         let out = match self.likelihood.as_mut() {
             Some(likelihood) => {
                 let raw = max_p.map(surprise).unwrap_or(0.0);

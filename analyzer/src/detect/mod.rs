@@ -11,6 +11,7 @@ mod ensemble;
 mod ewma;
 mod holt_winters;
 mod likelihood;
+mod multiscale;
 mod robust_z;
 
 pub use cusum::Cusum;
@@ -18,6 +19,7 @@ pub use ensemble::{CusumConfig, Ensemble, EnsembleConfig, LikelihoodConfig, surp
 pub use ewma::Ewma;
 pub use holt_winters::{HoltWinters, HwConfig, MIN_ACF, detect_period};
 pub use likelihood::{AnomalyLikelihood, log_scale};
+pub use multiscale::{MultiScale, NAB_SCALES};
 pub use robust_z::RobustZ;
 
 /// A per-series streaming anomaly detector.

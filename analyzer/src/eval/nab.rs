@@ -1,8 +1,9 @@
 //! `vigie eval nab`: the Numenta Anomaly Benchmark scorer.
 //!
-//! Every file is run through one [`Ensemble`] with
-//! [`EnsembleConfig::nab`] (one configuration for all files, causal: the
-//! score of a row uses rows up to it only). Scoring follows NAB (see
+//! Every file is run through one [`Ensemble`] with [`nab_config`]:
+//! [`EnsembleConfig::nab`] plus multi-scale scoring over
+//! [`NAB_SCALES`] (one configuration for all files, causal: the score of
+//! a row uses rows up to it only). Scoring follows NAB (see
 //! [`scorer`]): for each profile the threshold that maximises the total
 //! score over all files is chosen, and the total is normalised so that
 //! the null detector scores 0 and the perfect one 100.
@@ -13,7 +14,7 @@ pub mod scorer;
 use std::path::{Path, PathBuf};
 
 use crate::AnalyzerError;
-use crate::detect::{Detector, Ensemble, EnsembleConfig};
+use crate::detect::{Detector, Ensemble, EnsembleConfig, NAB_SCALES};
 use crate::forecast::{ForecastConfig, HORIZONS, coverage};
 
 use scorer::{ScoredFile, label_rows, normalise, optimise};
@@ -225,7 +226,16 @@ pub fn run_with(
     })
 }
 
-/// Runs the evaluation with [`EnsembleConfig::nab`].
+/// The configuration evaluated: [`EnsembleConfig::nab`] with the models
+/// also run on block means of [`NAB_SCALES`] points.
+pub fn nab_config() -> EnsembleConfig {
+    EnsembleConfig {
+        scales: NAB_SCALES.to_vec(),
+        ..EnsembleConfig::nab()
+    }
+}
+
+/// Runs the evaluation with [`nab_config`].
 pub fn run(options: &NabOptions) -> Result<NabReport, AnalyzerError> {
-    run_with(options, &|| Ensemble::new(EnsembleConfig::nab()))
+    run_with(options, &|| Ensemble::new(nab_config()))
 }
