@@ -567,3 +567,59 @@ async fn series_only_expired_files_held_are_forgotten_and_come_back_when_seen_ag
         3
     );
 }
+
+/// Label lookups next to a filter over the view that unions files and
+/// head: the README's second query failed to plan ("UNION field 0 have
+/// different type") until the field-access pushdown was turned off.
+#[tokio::test]
+async fn label_lookups_with_filters_over_files_and_head_plan() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let storage = Arc::new(Storage::open(dir.path(), 3).expect("open"));
+    let scored = |from: i64| {
+        let samples: Vec<Sample> = (0..4)
+            .map(|i| {
+                Sample::new(
+                    "vigie_anomaly_score",
+                    Labels::new().with("for", format!("m{}", i % 2)),
+                    from + i,
+                    i as f64 / 4.0,
+                )
+            })
+            .collect();
+        samples_to_batch(&samples).expect("batch")
+    };
+    storage.append(scored(0));
+    storage.flush().expect("flush").expect("file");
+    storage.append(scored(100));
+    for q in [
+        "SELECT labels['for'], value FROM samples WHERE metric = 'vigie_anomaly_score'",
+        "SELECT labels['for'] AS f, count(*) FROM samples WHERE value >= 0 GROUP BY 1",
+    ] {
+        let out = storage.sql(q).await.unwrap_or_else(|e| panic!("{q}: {e}"));
+        assert!(
+            out.iter().map(RecordBatch::num_rows).sum::<usize>() > 0,
+            "{q}"
+        );
+    }
+    let out = storage
+        .sql(
+            "SELECT labels['for'] AS scored, max(value) AS top FROM samples \
+             WHERE metric = 'vigie_anomaly_score' GROUP BY 1 ORDER BY 2 DESC LIMIT 5",
+        )
+        .await
+        .expect("the README's query plans and runs");
+    let batch = datafusion::arrow::compute::concat_batches(&out[0].schema(), &out).expect("concat");
+    let scored = batch
+        .column(0)
+        .as_any()
+        .downcast_ref::<datafusion::arrow::array::StringArray>()
+        .expect("strings");
+    let top = batch
+        .column(1)
+        .as_any()
+        .downcast_ref::<datafusion::arrow::array::Float64Array>()
+        .expect("f64");
+    assert_eq!(batch.num_rows(), 2);
+    assert_eq!((scored.value(0), top.value(0)), ("m1", 0.75));
+    assert_eq!((scored.value(1), top.value(1)), ("m0", 0.5));
+}
