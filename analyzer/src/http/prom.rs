@@ -191,40 +191,33 @@ fn query_answer(t: i64, value: &Value) -> Response {
             let _ = serde_json::to_writer(&mut out, s);
             out.push(b']');
         }
-        Value::Vector(v) => {
-            out.push(b'[');
-            for (i, s) in v.iter().enumerate() {
-                if i > 0 {
-                    out.push(b',');
-                }
-                labels(&mut out, &s.metric);
-                out.extend_from_slice(b",\"value\":");
-                write_point(&mut out, t, s.v);
-                out.push(b'}');
-            }
-            out.push(b']');
-        }
-        Value::Matrix(m) => {
-            out.push(b'[');
-            for (i, s) in m.iter().enumerate() {
-                if i > 0 {
-                    out.push(b',');
-                }
-                labels(&mut out, &s.metric);
-                out.extend_from_slice(b",\"values\":[");
-                for (j, &(pt, pv)) in s.points.iter().enumerate() {
-                    if j > 0 {
-                        out.push(b',');
-                    }
-                    write_point(&mut out, pt, pv);
-                }
-                out.extend_from_slice(b"]}");
-            }
-            out.push(b']');
-        }
+        Value::Vector(v) => write_list(&mut out, v, |out, s| {
+            labels(out, &s.metric);
+            out.extend_from_slice(b",\"value\":");
+            write_point(out, t, s.v);
+            out.push(b'}');
+        }),
+        Value::Matrix(m) => write_list(&mut out, m, |out, s| {
+            labels(out, &s.metric);
+            out.extend_from_slice(b",\"values\":");
+            write_list(out, &s.points, |out, &(pt, pv)| write_point(out, pt, pv));
+            out.push(b'}');
+        }),
     }
     out.extend_from_slice(b"}}");
     ([(CONTENT_TYPE, "application/json")], out).into_response()
+}
+
+/// Writes `items` as a JSON array, each written by `each`.
+fn write_list<T>(out: &mut Vec<u8>, items: &[T], mut each: impl FnMut(&mut Vec<u8>, &T)) {
+    out.push(b'[');
+    for (i, item) in items.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        each(out, item);
+    }
+    out.push(b']');
 }
 
 #[cfg(test)]

@@ -43,6 +43,32 @@ pub(crate) struct Matching<'a> {
     pub labels: &'a [String],
 }
 
+static ONE_TO_ONE: VectorMatchCardinality = VectorMatchCardinality::OneToOne;
+static MANY_TO_MANY: VectorMatchCardinality = VectorMatchCardinality::ManyToMany;
+
+impl<'a> Matching<'a> {
+    /// The vector matching of `b`: its modifier's, or by default one-to-one
+    /// on every label (many-to-many for `and`, `or` and `unless`).
+    pub(crate) fn of(b: &'a BinaryExpr, set_op: bool) -> Self {
+        match &b.modifier {
+            Some(m) => Matching {
+                card: &m.card,
+                on: matches!(m.matching, Some(LabelModifier::Include(_))),
+                labels: m
+                    .matching
+                    .as_ref()
+                    .map(|x| x.labels().labels.as_slice())
+                    .unwrap_or(&[]),
+            },
+            None => Matching {
+                card: if set_op { &MANY_TO_MANY } else { &ONE_TO_ONE },
+                on: false,
+                labels: &[],
+            },
+        }
+    }
+}
+
 impl Matching<'_> {
     /// The match signature of a series.
     pub(crate) fn sig(&self, m: &LabelSet) -> Vec<(String, String)> {
@@ -101,23 +127,7 @@ pub(crate) fn binary(ev: &Evaluator, b: &BinaryExpr, t: i64) -> Result<Value, An
     let return_bool = b.return_bool();
     let lhs = ev.eval(&b.lhs, t)?;
     let rhs = ev.eval(&b.rhs, t)?;
-    let default_card = if matches!(op.as_str(), "and" | "or" | "unless") {
-        VectorMatchCardinality::ManyToMany
-    } else {
-        VectorMatchCardinality::OneToOne
-    };
-    let (card, on, labels): (&VectorMatchCardinality, bool, &[String]) = match &b.modifier {
-        Some(m) => (
-            &m.card,
-            matches!(m.matching, Some(LabelModifier::Include(_))),
-            m.matching
-                .as_ref()
-                .map(|x| x.labels().labels.as_slice())
-                .unwrap_or(&[]),
-        ),
-        None => (&default_card, false, &[]),
-    };
-    let matching = Matching { card, on, labels };
+    let matching = Matching::of(b, matches!(op.as_str(), "and" | "or" | "unless"));
     match (lhs, rhs) {
         (Value::Scalar(l), Value::Scalar(r)) => {
             let (v, keep) = elem(&op, l, r)?;

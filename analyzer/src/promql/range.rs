@@ -20,7 +20,7 @@
 use std::collections::{HashMap, HashSet};
 
 use promql_parser::parser::{
-    AggregateExpr, BinaryExpr, Call, Expr, LabelModifier, VectorMatchCardinality, VectorSelector,
+    AggregateExpr, BinaryExpr, Call, Expr, VectorMatchCardinality, VectorSelector,
 };
 
 use super::aggregate::{fold, group_key, rank_order};
@@ -550,23 +550,7 @@ impl Ctx<'_> {
         }
         let lhs = self.eval(&b.lhs)?;
         let rhs = self.eval(&b.rhs)?;
-        let default_card = if set_op {
-            VectorMatchCardinality::ManyToMany
-        } else {
-            VectorMatchCardinality::OneToOne
-        };
-        let (card, on, labels): (&VectorMatchCardinality, bool, &[String]) = match &b.modifier {
-            Some(m) => (
-                &m.card,
-                matches!(m.matching, Some(LabelModifier::Include(_))),
-                m.matching
-                    .as_ref()
-                    .map(|x| x.labels().labels.as_slice())
-                    .unwrap_or(&[]),
-            ),
-            None => (&default_card, false, &[]),
-        };
-        let matching = Matching { card, on, labels };
+        let matching = Matching::of(b, set_op);
         let cmp = is_comparison(&op);
         match (lhs, rhs) {
             (Rv::Scalar(l), Rv::Scalar(r)) => {

@@ -19,6 +19,14 @@ async fn count(storage: &Arc<Storage>, q: &str) -> i64 {
     col.value(0)
 }
 
+/// The first value of the first column of `q`, a float.
+async fn first_f64(storage: &Arc<Storage>, q: &str) -> f64 {
+    use datafusion::arrow::array::AsArray;
+    use datafusion::arrow::datatypes::Float64Type;
+    let out = storage.sql(q).await.expect("query");
+    out[0].column(0).as_primitive::<Float64Type>().value(0)
+}
+
 #[tokio::test]
 async fn head_and_files_are_both_queryable() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -500,30 +508,18 @@ async fn sql_multiplies_a_series_common_factor_back() {
     storage.append(samples_to_batch(&samples).expect("batch"));
     let file = storage.flush().expect("flush").expect("file");
     assert!(file_columns(&file).contains(&"value_g".to_string()));
-    let out = storage
-        .sql("SELECT sum(value), max(value) FROM samples WHERE metric = 'mem'")
-        .await
-        .expect("query");
-    let col = |i: usize| {
-        out[0]
-            .column(i)
-            .as_any()
-            .downcast_ref::<datafusion::arrow::array::Float64Array>()
-            .expect("f64")
-            .value(0)
-    };
-    assert_eq!(col(1), 4096.0 * 1081.0);
-    let all = storage
-        .sql("SELECT sum(value) FROM samples")
-        .await
-        .expect("query");
-    let sum = all[0]
-        .column(0)
-        .as_any()
-        .downcast_ref::<datafusion::arrow::array::Float64Array>()
-        .expect("f64")
-        .value(0);
-    assert_eq!(sum, want);
+    assert_eq!(
+        first_f64(
+            &storage,
+            "SELECT max(value) FROM samples WHERE metric = 'mem'"
+        )
+        .await,
+        4096.0 * 1081.0
+    );
+    assert_eq!(
+        first_f64(&storage, "SELECT sum(value) FROM samples").await,
+        want
+    );
 }
 
 #[tokio::test]
@@ -609,16 +605,11 @@ async fn label_lookups_with_filters_over_files_and_head_plan() {
         .await
         .expect("the README's query plans and runs");
     let batch = datafusion::arrow::compute::concat_batches(&out[0].schema(), &out).expect("concat");
-    let scored = batch
-        .column(0)
-        .as_any()
-        .downcast_ref::<datafusion::arrow::array::StringArray>()
-        .expect("strings");
+    use datafusion::arrow::array::AsArray;
+    let scored = batch.column(0).as_string::<i32>();
     let top = batch
         .column(1)
-        .as_any()
-        .downcast_ref::<datafusion::arrow::array::Float64Array>()
-        .expect("f64");
+        .as_primitive::<datafusion::arrow::datatypes::Float64Type>();
     assert_eq!(batch.num_rows(), 2);
     assert_eq!((scored.value(0), top.value(0)), ("m1", 0.75));
     assert_eq!((scored.value(1), top.value(1)), ("m0", 0.5));
