@@ -323,21 +323,17 @@ mod tests {
         let mut received = Vec::new();
         let mut keys_of: HashMap<u64, HashSet<Vec<u8>>> = HashMap::new();
         while received.len() < 100 {
-            let d = tokio::time::timeout(Duration::from_secs(5), sub.recv())
-                .await
-                .expect("all messages arrive")
-                .expect("recv")
-                .expect("bus open");
-            assert_eq!(d.message.key.len(), 4, "key is a u32 shard");
-            let shard = u32::from_be_bytes(d.message.key.clone().try_into().expect("4 bytes"));
+            let d = crate::testing::next_message(&mut sub, "all messages arrive").await;
+            assert_eq!(d.key.len(), 4, "key is a u32 shard");
+            let shard = u32::from_be_bytes(d.key.clone().try_into().expect("4 bytes"));
             assert!(shard < 4);
-            let batch = decode_batch(&d.message.payload).expect("decode");
+            let batch = decode_batch(&d.payload).expect("decode");
             for s in batch_to_samples(&batch).expect("samples") {
                 assert_eq!(u64::from(shard), s.series.id() % 4);
                 keys_of
                     .entry(s.series.id())
                     .or_default()
-                    .insert(d.message.key.clone());
+                    .insert(d.key.clone());
                 received.push(s);
             }
         }
@@ -371,18 +367,14 @@ mod tests {
         let mut received = Vec::new();
         let mut messages = 0;
         while received.len() < 20_000 {
-            let d = tokio::time::timeout(Duration::from_secs(5), sub.recv())
-                .await
-                .expect("all messages arrive")
-                .expect("recv")
-                .expect("bus open");
+            let d = crate::testing::next_message(&mut sub, "all messages arrive").await;
             assert!(
-                d.message.payload.len() <= MAX_MESSAGE_BYTES,
+                d.payload.len() <= MAX_MESSAGE_BYTES,
                 "{} bytes",
-                d.message.payload.len()
+                d.payload.len()
             );
             messages += 1;
-            let batch = decode_batch(&d.message.payload).expect("decode");
+            let batch = decode_batch(&d.payload).expect("decode");
             received.extend(batch_to_samples(&batch).expect("samples"));
         }
         assert!(messages > 1, "split into several messages");
@@ -504,17 +496,12 @@ mod tests {
         let mut bodies = Vec::new();
         let mut messages = 0;
         while bodies.len() < 12 {
-            let d = tokio::time::timeout(Duration::from_secs(5), sub.recv())
-                .await
-                .expect("all messages arrive")
-                .expect("recv")
-                .expect("bus open");
-            assert!(d.message.payload.len() <= MAX_MESSAGE_BYTES);
-            assert_eq!(d.message.key, b"big");
+            let d = crate::testing::next_message(&mut sub, "all messages arrive").await;
+            assert!(d.payload.len() <= MAX_MESSAGE_BYTES);
+            assert_eq!(d.key, b"big");
             messages += 1;
-            let batch = decode_batch(&d.message.payload).expect("decode");
-            let got = vigie_model::log_schema::batch_to_logs(&batch).expect("logs");
-            bodies.extend(got.into_iter().map(|l| l.record.body[..4].to_string()));
+            let got = crate::testing::logs_in(&d);
+            bodies.extend(got.into_iter().map(|r| r.body[..4].to_string()));
         }
         assert!(messages >= 3, "{messages} messages");
         let expected: Vec<String> = (0..12).map(|i| format!("{i:04}")).collect();

@@ -60,6 +60,8 @@ mod sys;
 pub mod syslog;
 pub mod tail;
 pub mod targets;
+#[cfg(test)]
+mod testing;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};

@@ -807,8 +807,6 @@ mod tests {
     #[tokio::test]
     async fn a_poll_larger_than_a_message_is_split_and_resumed_where_it_stopped() {
         use vigie_bus::Subscriber;
-        use vigie_model::codec::decode_batch;
-        use vigie_model::log_schema::batch_to_logs;
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("big.log");
         // 40 lines of 60 KiB: 2.4 MB in one poll.
@@ -840,16 +838,14 @@ mod tests {
         wait("the bus refuses the second message", || failed() > before).await;
         let mut heads = Vec::new();
         while heads.len() < 40 {
-            let d = tokio::time::timeout(Duration::from_secs(10), sub.recv())
-                .await
-                .expect("records arrive once there is room")
-                .expect("recv")
-                .expect("open");
-            assert!(d.message.payload.len() <= crate::emit::MAX_MESSAGE_BYTES);
-            for l in batch_to_logs(&decode_batch(&d.message.payload).expect("arrow")).expect("logs")
-            {
-                heads.push(l.record.body[..4].to_string());
-            }
+            let d =
+                crate::testing::next_message(&mut sub, "records arrive once there is room").await;
+            assert!(d.payload.len() <= crate::emit::MAX_MESSAGE_BYTES);
+            heads.extend(
+                crate::testing::logs_in(&d)
+                    .iter()
+                    .map(|r| r.body[..4].to_string()),
+            );
         }
         let expected: Vec<String> = (0..40).map(|i| format!("{i:04}")).collect();
         assert_eq!(heads, expected, "every line once, in order");
@@ -872,9 +868,6 @@ mod tests {
     /// order.
     #[tokio::test]
     async fn a_full_bus_pauses_the_tail_and_loses_no_line() {
-        use vigie_bus::Subscriber;
-        use vigie_model::codec::decode_batch;
-        use vigie_model::log_schema::batch_to_logs;
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("app.log");
         append(&path, "l0\n");
@@ -909,15 +902,9 @@ mod tests {
         assert_eq!(saved(), Some(3), "no position past unpublished lines");
         let mut bodies = Vec::new();
         while bodies.len() < 4 {
-            let d = tokio::time::timeout(Duration::from_secs(10), sub.recv())
-                .await
-                .expect("records arrive once there is room")
-                .expect("recv")
-                .expect("open");
-            for l in batch_to_logs(&decode_batch(&d.message.payload).expect("arrow")).expect("logs")
-            {
-                bodies.push(l.record.body);
-            }
+            let d =
+                crate::testing::next_message(&mut sub, "records arrive once there is room").await;
+            bodies.extend(crate::testing::logs_in(&d).into_iter().map(|r| r.body));
         }
         assert_eq!(
             bodies,

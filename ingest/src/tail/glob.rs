@@ -85,10 +85,7 @@ pub(crate) async fn run_glob(
 mod tests {
     use super::*;
     use std::io::Write;
-    use vigie_bus::Subscriber;
     use vigie_bus::memory::MemoryBus;
-    use vigie_model::codec::decode_batch;
-    use vigie_model::log_schema::batch_to_logs;
     use vigie_model::topics;
 
     fn append(path: &std::path::Path, text: &str) {
@@ -137,21 +134,10 @@ mod tests {
         append(&dir.path().join("c.txt"), "not matched\n");
         let mut got: Vec<(String, String)> = Vec::new();
         while got.len() < 3 {
-            let d = tokio::time::timeout(Duration::from_secs(5), sub.recv())
-                .await
-                .expect("records arrive")
-                .expect("recv")
-                .expect("open");
-            let logs =
-                batch_to_logs(&decode_batch(&d.message.payload).expect("arrow")).expect("logs");
-            for l in logs {
-                let source = l
-                    .record
-                    .labels
-                    .get("source")
-                    .unwrap_or_default()
-                    .to_string();
-                got.push((source, l.record.body));
+            let d = crate::testing::next_message(&mut sub, "records arrive").await;
+            for r in crate::testing::logs_in(&d) {
+                let source = r.labels.get("source").unwrap_or_default().to_string();
+                got.push((source, r.body));
             }
         }
         got.sort();
