@@ -64,7 +64,20 @@ impl RobustZ {
     /// so the middle deviation(s) cost O(log n) instead of a merge.
     fn mad(sorted: &[f64], median: f64) -> f64 {
         let n = sorted.len();
-        let split = sorted.partition_point(|v| *v < median);
+        if n == 0 {
+            return 0.0;
+        }
+        // The values below the median end at the middle (or just before
+        // it); search the whole window only when ties say otherwise.
+        let below = |i: usize| sorted[i] < median;
+        let mid = n / 2;
+        let split = if !below(mid) && (mid == 0 || below(mid - 1)) {
+            mid
+        } else if mid >= 1 && !below(mid - 1) && (mid == 1 || below(mid - 2)) {
+            mid - 1
+        } else {
+            sorted.partition_point(|v| *v < median)
+        };
         let (nl, nr) = (split, n - split);
         let left = |i: usize| (sorted[split - 1 - i] - median).abs();
         let right = |j: usize| (sorted[split + j] - median).abs();
