@@ -70,6 +70,12 @@ pub struct EnsembleConfig {
     pub refractory: usize,
     /// Factor applied to outputs during the refractory period.
     pub refractory_factor: f64,
+    /// The refractory period also ends at the first output below this
+    /// level (the event is over: a new one may alarm at once); `None` =
+    /// it lasts [`EnsembleConfig::refractory`] outputs (and in older
+    /// checkpoints).
+    #[serde(default)]
+    pub rearm_below: Option<f64>,
     /// Spatial anomaly (as in NAB's Numenta detector): a value beyond the
     /// range seen so far by more than this fraction of the range scores 1
     /// (after `min_points`); `None` = off.
@@ -124,6 +130,7 @@ impl EnsembleConfig {
             alarm: 0.6,
             refractory: 100,
             refractory_factor: 0.0,
+            rearm_below: None,
             spatial_tolerance: Some(0.05),
             scales: Vec::new(),
         }
@@ -262,6 +269,9 @@ impl Detector for Ensemble {
         let mut out = out.clamp(0.0, 1.0);
         if beyond {
             out = 1.0;
+        }
+        if self.refractory_left > 0 && self.cfg.rearm_below.is_some_and(|r| out < r) {
+            self.refractory_left = 0;
         }
         if self.refractory_left > 0 {
             self.refractory_left -= 1;

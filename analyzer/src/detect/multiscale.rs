@@ -170,12 +170,15 @@ mod tests {
         let mut old = serde_json::to_value(&without).expect("json");
         let obj = old.as_object_mut().expect("object");
         obj.remove("scales");
-        obj.get_mut("cfg")
+        let cfg = obj
+            .get_mut("cfg")
             .and_then(|c| c.as_object_mut())
-            .expect("cfg")
-            .remove("scales");
+            .expect("cfg");
+        cfg.remove("scales");
+        cfg.remove("rearm_below");
         let mut loaded: Ensemble = serde_json::from_value(old).expect("older checkpoint");
         assert!(loaded.config().scales.is_empty());
+        assert_eq!(loaded.config().rearm_below, None);
         let mut differs = false;
         for i in 500..3000 {
             let v = noise(i) + if i > 2000 { 0.2 } else { 0.0 };

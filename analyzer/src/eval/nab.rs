@@ -19,6 +19,10 @@ use crate::forecast::{ForecastConfig, HORIZONS, coverage};
 
 use scorer::{ScoredFile, label_rows, normalise, optimise};
 
+/// Output level below which an event is over (see
+/// [`EnsembleConfig::rearm_below`]).
+pub const NAB_REARM: f64 = 0.1;
+
 /// Detector name used in the results layout.
 pub const DETECTOR: &str = "vigie";
 
@@ -227,10 +231,13 @@ pub fn run_with(
 }
 
 /// The configuration evaluated: [`EnsembleConfig::nab`] with the models
-/// also run on block means of [`NAB_SCALES`] points.
+/// also run on block means of [`NAB_SCALES`] points, and a refractory
+/// period that ends early once the output has fallen below
+/// [`NAB_REARM`] (the event is over).
 pub fn nab_config() -> EnsembleConfig {
     EnsembleConfig {
         scales: NAB_SCALES.to_vec(),
+        rearm_below: Some(NAB_REARM),
         ..EnsembleConfig::nab()
     }
 }
@@ -238,4 +245,35 @@ pub fn nab_config() -> EnsembleConfig {
 /// Runs the evaluation with [`nab_config`].
 pub fn run(options: &NabOptions) -> Result<NabReport, AnalyzerError> {
     run_with(options, &|| Ensemble::new(nab_config()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Scores of noise with two spikes `gap` points apart.
+    fn two_spikes(cfg: EnsembleConfig, gap: i64) -> (f64, f64) {
+        let mut d = Ensemble::new(cfg);
+        let noise = |i: i64| ((i * 7919) % 23) as f64 / 23.0;
+        let mut score = |i: i64, v: f64| d.update(i * 300_000, v).unwrap_or(0.0);
+        for i in 0..2000 {
+            score(i, 10.0 + noise(i));
+        }
+        let first = score(2000, 30.0);
+        for i in 2001..2000 + gap {
+            score(i, 10.0 + noise(i));
+        }
+        (first, score(2000 + gap, 60.0))
+    }
+
+    #[test]
+    fn a_second_event_after_calm_alarms_again() {
+        let alarm = EnsembleConfig::nab().alarm;
+        let (first, second) = two_spikes(nab_config(), 60);
+        assert!(first >= alarm && second >= alarm, "{first} {second}");
+        // Without re-arming, the second spike falls in the first's
+        // refractory period.
+        let (first, second) = two_spikes(EnsembleConfig::nab(), 60);
+        assert!(first >= alarm && second == 0.0, "{first} {second}");
+    }
 }
