@@ -6,8 +6,8 @@ use std::path::PathBuf;
 
 use vigie_analyzer::eval::nab::{NabOptions, run};
 
-/// Measured on the 34-file subset with `nab_config()` (`EnsembleConfig::nab()`
-/// plus multi-scale scoring, re-arming, EWMA α 0.015, CUSUM h 13):
+/// Measured on the 34-file subset with `EnsembleConfig::nab()` (multi-scale
+/// scoring, re-arming, EWMA α 0.015, CUSUM h 13):
 /// standard 75.89, reward_low_FP 69.51, reward_low_FN 79.96.
 const FLOORS: [f64; 3] = [74.8, 68.5, 78.9];
 

@@ -20,7 +20,10 @@ use serde::{Deserialize, Serialize};
 
 use super::common::Guard;
 use super::likelihood::log_scale;
-use super::{AnomalyLikelihood, Cusum, Detector, Ewma, HoltWinters, HwConfig, MultiScale, RobustZ};
+use super::{
+    AnomalyLikelihood, Cusum, Detector, Ewma, HoltWinters, HwConfig, MultiScale, NAB_SCALES,
+    RobustZ,
+};
 
 /// CUSUM parameters (see [`Cusum::new`]).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -105,11 +108,16 @@ impl EnsembleConfig {
         }
     }
 
-    /// The single configuration evaluated on NAB (`vigie eval nab`).
+    /// The single configuration evaluated on NAB (`vigie eval nab`), and
+    /// the base of [`EnsembleConfig::live`]: the models also run on block
+    /// means of [`NAB_SCALES`] points; a refractory period ends early once
+    /// the output has fallen below 0.1 (the event is over); EWMA α 0.015
+    /// and a CUSUM decision interval of 13 standard deviations (the centre
+    /// of a plateau of good values, α 0.01–0.02 × h 12–14).
     pub fn nab() -> Self {
         Self {
             min_points: 30,
-            ewma_alpha: Some(0.01),
+            ewma_alpha: Some(0.015),
             robust_window: None,
             holt_winters: Some(HwConfig {
                 scale_alpha: 0.005,
@@ -117,7 +125,7 @@ impl EnsembleConfig {
             }),
             cusum: Some(CusumConfig {
                 k: 0.5,
-                h: 12.0,
+                h: 13.0,
                 alpha: 0.003,
             }),
             likelihood: Some(LikelihoodConfig {
@@ -130,9 +138,9 @@ impl EnsembleConfig {
             alarm: 0.6,
             refractory: 100,
             refractory_factor: 0.0,
-            rearm_below: None,
+            rearm_below: Some(0.1),
             spatial_tolerance: Some(0.05),
-            scales: Vec::new(),
+            scales: NAB_SCALES.to_vec(),
         }
     }
 }

@@ -156,12 +156,17 @@ mod tests {
     #[test]
     fn ensemble_checkpoint_without_scales_still_loads() {
         use crate::detect::{Ensemble, EnsembleConfig};
-        let cfg = EnsembleConfig {
-            scales: vec![8],
+        // The configuration of a version before multi-scale scoring.
+        let before = || EnsembleConfig {
+            scales: Vec::new(),
+            rearm_below: None,
             ..EnsembleConfig::nab()
         };
-        let mut with = Ensemble::new(cfg);
-        let mut without = Ensemble::new(EnsembleConfig::nab());
+        let mut with = Ensemble::new(EnsembleConfig {
+            scales: vec![8],
+            ..before()
+        });
+        let mut without = Ensemble::new(before());
         for i in 0..500 {
             with.update(i, noise(i));
             without.update(i, noise(i));

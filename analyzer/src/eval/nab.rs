@@ -1,9 +1,9 @@
 //! `vigie eval nab`: the Numenta Anomaly Benchmark scorer.
 //!
-//! Every file is run through one [`Ensemble`] with [`nab_config`]:
-//! [`EnsembleConfig::nab`] plus multi-scale scoring over
-//! [`NAB_SCALES`] (one configuration for all files, causal: the score of
-//! a row uses rows up to it only). Scoring follows NAB (see
+//! Every file is run through one [`Ensemble`] with
+//! [`EnsembleConfig::nab`], the configuration the live pipeline's
+//! [`EnsembleConfig::live`] is built on (one configuration for all files,
+//! causal: the score of a row uses rows up to it only). Scoring follows NAB (see
 //! [`scorer`]): for each profile the threshold that maximises the total
 //! score over all files is chosen, and the total is normalised so that
 //! the null detector scores 0 and the perfect one 100.
@@ -14,14 +14,10 @@ pub mod scorer;
 use std::path::{Path, PathBuf};
 
 use crate::AnalyzerError;
-use crate::detect::{CusumConfig, Detector, Ensemble, EnsembleConfig, NAB_SCALES};
+use crate::detect::{Detector, Ensemble, EnsembleConfig};
 use crate::forecast::{ForecastConfig, HORIZONS, coverage};
 
 use scorer::{ScoredFile, label_rows, normalise, optimise};
-
-/// Output level below which an event is over (see
-/// [`EnsembleConfig::rearm_below`]).
-pub const NAB_REARM: f64 = 0.1;
 
 /// Detector name used in the results layout.
 pub const DETECTOR: &str = "vigie";
@@ -230,26 +226,9 @@ pub fn run_with(
     })
 }
 
-/// The configuration evaluated: [`EnsembleConfig::nab`] with the models
-/// also run on block means of [`NAB_SCALES`] points, a refractory period
-/// that ends early once the output has fallen below [`NAB_REARM`] (the
-/// event is over), a faster EWMA (α 0.015) and a CUSUM decision interval
-/// of 13 standard deviations (the centre of a plateau of good values,
-/// α 0.01–0.02 × h 12–14, once the coarse scales catch slow shifts).
-pub fn nab_config() -> EnsembleConfig {
-    let base = EnsembleConfig::nab();
-    EnsembleConfig {
-        scales: NAB_SCALES.to_vec(),
-        rearm_below: Some(NAB_REARM),
-        ewma_alpha: Some(0.015),
-        cusum: base.cusum.map(|c| CusumConfig { h: 13.0, ..c }),
-        ..base
-    }
-}
-
-/// Runs the evaluation with [`nab_config`].
+/// Runs the evaluation with [`EnsembleConfig::nab`].
 pub fn run(options: &NabOptions) -> Result<NabReport, AnalyzerError> {
-    run_with(options, &|| Ensemble::new(nab_config()))
+    run_with(options, &|| Ensemble::new(EnsembleConfig::nab()))
 }
 
 #[cfg(test)]
@@ -274,11 +253,15 @@ mod tests {
     #[test]
     fn a_second_event_after_calm_alarms_again() {
         let alarm = EnsembleConfig::nab().alarm;
-        let (first, second) = two_spikes(nab_config(), 60);
+        let (first, second) = two_spikes(EnsembleConfig::nab(), 60);
         assert!(first >= alarm && second >= alarm, "{first} {second}");
         // Without re-arming, the second spike falls in the first's
         // refractory period.
-        let (first, second) = two_spikes(EnsembleConfig::nab(), 60);
+        let no_rearm = EnsembleConfig {
+            rearm_below: None,
+            ..EnsembleConfig::nab()
+        };
+        let (first, second) = two_spikes(no_rearm, 60);
         assert!(first >= alarm && second == 0.0, "{first} {second}");
     }
 }
