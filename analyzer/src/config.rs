@@ -21,6 +21,11 @@ pub struct AnalyzerConfig {
     pub detector_window: usize,
     /// Points a series needs before it is scored.
     pub detector_min_points: usize,
+    /// Block sizes of multi-scale scoring: the EWMA, Holt-Winters and
+    /// CUSUM models also score the means of blocks of this many points
+    /// (`[8, 32]`, as evaluated on NAB; `[]` turns it off, for about 20 %
+    /// more points per second and half the memory per series).
+    pub detector_scales: Vec<usize>,
     /// Zstd level of the Parquet files each flush writes.
     pub zstd_level: i32,
     /// Zstd level of compacted files (one per 2 h window, kept for the
@@ -47,6 +52,7 @@ impl Default for AnalyzerConfig {
             max_head_rows: 1_000_000,
             detector_window: 120,
             detector_min_points: 5,
+            detector_scales: crate::detect::NAB_SCALES.to_vec(),
             zstd_level: 3,
             compaction_zstd_level: crate::storage::DEFAULT_COMPACTION_ZSTD_LEVEL,
             retention: Duration::from_secs(15 * 24 * 3600),
@@ -85,6 +91,13 @@ impl AnalyzerConfig {
         }
         if !(1..=22).contains(&self.zstd_level) {
             out.push(("analyzer.zstd_level".into(), "must be 1..=22".into()));
+        }
+        if self.detector_scales.iter().any(|&n| n < 2) {
+            out.push((
+                "analyzer.detector_scales".into(),
+                "block sizes must be at least 2 points, e.g. [8, 32] ([] turns multi-scale scoring off)"
+                    .into(),
+            ));
         }
         if !(1..=22).contains(&self.compaction_zstd_level) {
             out.push((
@@ -153,5 +166,28 @@ impl RulesConfig {
             }
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn detector_scales_default_to_nab_and_must_be_blocks() {
+        let config = AnalyzerConfig::default();
+        assert_eq!(config.detector_scales, crate::detect::NAB_SCALES.to_vec());
+        assert!(config.problems().is_empty());
+        let off = AnalyzerConfig {
+            detector_scales: Vec::new(),
+            ..AnalyzerConfig::default()
+        };
+        assert!(off.problems().is_empty(), "[] turns it off");
+        let bad = AnalyzerConfig {
+            detector_scales: vec![8, 1],
+            ..AnalyzerConfig::default()
+        };
+        let keys: Vec<String> = bad.problems().into_iter().map(|(k, _)| k).collect();
+        assert_eq!(keys, ["analyzer.detector_scales"]);
     }
 }

@@ -76,7 +76,8 @@ impl Analyzer {
             episodes: Mutex::new(Episodes::new(config.anomaly_events.clone())),
             scores: Mutex::new(
                 ScoreBank::new(config.detector_window, config.detector_min_points)
-                    .with_forecast(config.forecast.clone()),
+                    .with_forecast(config.forecast.clone())
+                    .with_scales(config.detector_scales.clone()),
             ),
             watermarks: Watermarks::new(),
             checkpoint: None,
@@ -101,6 +102,7 @@ impl Analyzer {
             && let Some(mut bank) = ScoreBank::load(path)?
         {
             bank.set_forecast(self.config.forecast.clone());
+            bank.set_scales(self.config.detector_scales.clone());
             info!(series = bank.len(), file = %path.display(), "detectors restored");
             *self.scores.lock().unwrap_or_else(|e| e.into_inner()) = bank;
         }

@@ -52,6 +52,10 @@ pub struct ScoreBank {
     /// Taken from the configuration, never from a checkpoint.
     #[serde(skip)]
     forecast: Option<ForecastConfig>,
+    /// Block sizes of multi-scale scoring for new series (`None`: those of
+    /// [`EnsembleConfig::live`]); from the configuration.
+    #[serde(skip)]
+    scales: Option<Vec<usize>>,
 }
 
 /// True for metrics scored on their per-second rate.
@@ -70,7 +74,21 @@ impl ScoreBank {
             window,
             min_points,
             forecast: None,
+            scales: None,
         }
+    }
+
+    /// Scores new series also on block means of `scales` points
+    /// (`analyzer.detector_scales`; empty: no multi-scale scoring).
+    pub fn with_scales(mut self, scales: Vec<usize>) -> Self {
+        self.set_scales(scales);
+        self
+    }
+
+    /// Replaces the block sizes of new series (after loading a
+    /// checkpoint: series already there keep theirs).
+    pub fn set_scales(&mut self, scales: Vec<usize>) {
+        self.scales = Some(scales);
     }
 
     /// Also forecast every series with `config` (when it is enabled).
@@ -177,7 +195,13 @@ impl ScoreBank {
                 let mut labels = s.series.labels.clone();
                 labels.insert(FOR_LABEL, s.series.metric.clone());
                 SeriesState {
-                    detector: Ensemble::new(EnsembleConfig::live(self.window, self.min_points)),
+                    detector: Ensemble::new(match &self.scales {
+                        Some(scales) => EnsembleConfig {
+                            scales: scales.clone(),
+                            ..EnsembleConfig::live(self.window, self.min_points)
+                        },
+                        None => EnsembleConfig::live(self.window, self.min_points),
+                    }),
                     output: SeriesKey::new(ANOMALY_SCORE, labels),
                     last_raw: None,
                     counter: is_counter(&s.series.metric),
@@ -261,6 +285,27 @@ mod tests {
         assert_eq!(out[0].series.metric, ANOMALY_SCORE);
         assert_eq!(out[0].series.labels.get("for"), Some("temp"));
         assert_eq!(out[0].series.labels.get("instance"), Some("a"));
+    }
+
+    #[test]
+    fn detector_scales_of_the_configuration_reach_new_series() {
+        // A small, lasting shift that block means see better than points.
+        let run = |bank: &mut ScoreBank| -> Vec<f64> {
+            (0..3000)
+                .flat_map(|i| {
+                    let noise = ((i * 7919) % 23) as f64 / 23.0;
+                    let v = noise + if i > 2000 { 0.2 } else { 0.0 };
+                    bank.score(&[Sample::new("drift", Labels::new(), i * 1000, v)])
+                })
+                .map(|s| s.value)
+                .collect()
+        };
+        let default = run(&mut ScoreBank::new(120, 5));
+        let same = run(&mut ScoreBank::new(120, 5).with_scales(crate::detect::NAB_SCALES.to_vec()));
+        let off = run(&mut ScoreBank::new(120, 5).with_scales(Vec::new()));
+        assert_eq!(default, same, "the default is NAB's scales");
+        assert_eq!(default.len(), off.len());
+        assert_ne!(default, off, "no multi-scale scoring changes the scores");
     }
 
     #[test]
