@@ -14,6 +14,28 @@ pub(crate) fn is_comparison(op: &str) -> bool {
 }
 
 /// Applies `op`; returns the value and, for comparisons, whether it holds.
+/// `x op scalar` (`scalar op x` when `swap`) for one sample: its value,
+/// or `None` when a comparison without `bool` drops it. A comparison keeps
+/// the vector side's value.
+pub(crate) fn scalar_elem(
+    op: &str,
+    x: f64,
+    scalar: f64,
+    swap: bool,
+    return_bool: bool,
+) -> Result<Option<f64>, AnalyzerError> {
+    let (l, r) = if swap { (scalar, x) } else { (x, scalar) };
+    let (mut value, keep) = elem(op, l, r)?;
+    if is_comparison(op) && swap {
+        value = r;
+    }
+    Ok(if return_bool {
+        Some(if keep { 1.0 } else { 0.0 })
+    } else {
+        keep.then_some(value)
+    })
+}
+
 pub(crate) fn elem(op: &str, l: f64, r: f64) -> Result<(f64, bool), AnalyzerError> {
     Ok(match op {
         "+" => (l + r, true),
@@ -189,16 +211,9 @@ fn vector_scalar(
     let cmp = is_comparison(op);
     let mut out = Vec::with_capacity(v.len());
     for s in v {
-        let (l, r) = if swap { (scalar, s.v) } else { (s.v, scalar) };
-        let (mut value, keep) = elem(op, l, r)?;
-        if cmp && swap {
-            value = r;
-        }
-        if return_bool {
-            value = if keep { 1.0 } else { 0.0 };
-        } else if !keep {
+        let Some(value) = scalar_elem(op, s.v, scalar, swap, return_bool)? else {
             continue;
-        }
+        };
         out.push(Sample {
             v: value,
             t,

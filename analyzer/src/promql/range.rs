@@ -24,7 +24,7 @@ use promql_parser::parser::{
 };
 
 use super::aggregate::{fold, group_key, rank_order};
-use super::binary::{Matching, elem, is_comparison};
+use super::binary::{Matching, elem, is_comparison, scalar_elem};
 use super::eval::Evaluator;
 use super::functions::{
     RangeParams, bucket_quantile, counter_rate_without_resets, is_range_function, keeps_name,
@@ -600,17 +600,9 @@ fn vector_scalar(
     let mut out = Steps::new(v.series);
     for (step, &sc) in scalar.iter().enumerate() {
         for &(id, x) in &v.samples[v.bounds[step]..v.bounds[step + 1]] {
-            let (l, r) = if swap { (sc, x) } else { (x, sc) };
-            let (mut value, keep) = elem(op, l, r).ok()?;
-            if cmp && swap {
-                value = r;
+            if let Some(value) = scalar_elem(op, x, sc, swap, return_bool).ok()? {
+                out.push(id, value);
             }
-            if return_bool {
-                value = if keep { 1.0 } else { 0.0 };
-            } else if !keep {
-                continue;
-            }
-            out.push(id, value);
         }
         out.end_step();
     }
