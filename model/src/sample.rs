@@ -35,13 +35,11 @@ impl Labels {
     }
 
     /// Sets a label; an empty value removes it, as in Prometheus.
-    pub fn insert(&mut self, name: impl Into<String>, value: impl Into<String>) {
-        let (name, value) = (name.into(), value.into());
-        self.insert_str(&name, &value);
+    pub fn insert(&mut self, name: impl AsRef<str>, value: impl AsRef<str>) {
+        self.insert_str(name.as_ref(), value.as_ref());
     }
 
-    /// [`Labels::insert`] from borrowed strings, without an intermediate
-    /// `String`.
+    /// [`Labels::insert`] of two `&str`.
     pub fn insert_str(&mut self, name: &str, value: &str) {
         match (self.position(name), value.is_empty()) {
             (Ok(i), true) => {
@@ -56,7 +54,7 @@ impl Labels {
     }
 
     /// Builder form of [`Labels::insert`].
-    pub fn with(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+    pub fn with(mut self, name: impl AsRef<str>, value: impl AsRef<str>) -> Self {
         self.insert(name, value);
         self
     }
@@ -88,7 +86,7 @@ impl Labels {
     }
 }
 
-impl<K: Into<String>, V: Into<String>> FromIterator<(K, V)> for Labels {
+impl<K: AsRef<str>, V: AsRef<str>> FromIterator<(K, V)> for Labels {
     fn from_iter<I: IntoIterator<Item = (K, V)>>(iter: I) -> Self {
         let iter = iter.into_iter();
         let mut labels = Labels::with_capacity(iter.size_hint().0);
