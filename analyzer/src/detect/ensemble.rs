@@ -221,6 +221,9 @@ impl Ensemble {
         if let Some(d) = &self.likelihood {
             d.prefetch();
         }
+        for d in &self.scales {
+            d.prefetch();
+        }
     }
 
     /// The configuration.
