@@ -157,8 +157,10 @@ fn ensemble_100k(c: &mut Criterion) {
     const WARM: usize = 700;
     let values = noisy_sine(4_096, 11);
     let rss_before = rss_bytes();
+    // One configuration shared by every series, as `ScoreBank` holds them.
+    let config = std::sync::Arc::new(EnsembleConfig::live(WINDOW, MIN_POINTS));
     let mut detectors: Vec<Ensemble> = (0..SERIES)
-        .map(|_| Ensemble::new(EnsembleConfig::live(WINDOW, MIN_POINTS)))
+        .map(|_| Ensemble::new(std::sync::Arc::clone(&config)))
         .collect();
     for (s, d) in detectors.iter_mut().enumerate() {
         for p in 0..WARM {
@@ -192,8 +194,7 @@ fn ensemble_100k(c: &mut Criterion) {
             }
         })
     });
-    // The same, loading the next series' state while updating this one
-    // (as `ScoreBank::score` does).
+    // The same, loading the next series' state while updating this one.
     group.bench_function("update_100k_series_one_point_each_prefetch_next", |b| {
         b.iter(|| {
             point += 1;

@@ -13,6 +13,7 @@
 
 use std::collections::HashMap;
 use std::path::Path;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use vigie_model::{Sample, SeriesKey};
@@ -56,6 +57,10 @@ pub struct ScoreBank {
     /// [`EnsembleConfig::live`]); from the configuration.
     #[serde(skip)]
     scales: Option<Vec<usize>>,
+    /// The detector configuration that new series share, built from
+    /// `window`, `min_points` and `scales` on first use.
+    #[serde(skip)]
+    detector_config: Option<Arc<EnsembleConfig>>,
 }
 
 /// True for metrics scored on their per-second rate.
@@ -75,6 +80,32 @@ impl ScoreBank {
             min_points,
             forecast: None,
             scales: None,
+            detector_config: None,
+        }
+    }
+
+    /// The configuration new series share (see `detector_config`).
+    fn detector_config(&mut self) -> Arc<EnsembleConfig> {
+        let (window, min_points) = (self.window, self.min_points);
+        let scales = &self.scales;
+        Arc::clone(self.detector_config.get_or_insert_with(|| {
+            let live = EnsembleConfig::live(window, min_points);
+            Arc::new(match scales {
+                Some(scales) => EnsembleConfig {
+                    scales: scales.clone(),
+                    ..live
+                },
+                None => live,
+            })
+        }))
+    }
+
+    /// Points every series whose configuration equals that of new series
+    /// at the shared one (a loaded checkpoint gives each its own copy).
+    fn share_detector_config(&mut self) {
+        let shared = self.detector_config();
+        for state in self.series.values_mut() {
+            state.detector.share_config(&shared);
         }
     }
 
@@ -89,6 +120,8 @@ impl ScoreBank {
     /// checkpoint: series already there keep theirs).
     pub fn set_scales(&mut self, scales: Vec<usize>) {
         self.scales = Some(scales);
+        self.detector_config = None;
+        self.share_detector_config();
     }
 
     /// Also forecast every series with `config` (when it is enabled).
@@ -137,13 +170,14 @@ impl ScoreBank {
                 });
             }
         };
-        let bank: ScoreBank =
+        let mut bank: ScoreBank =
             ciborium::from_reader(std::io::BufReader::new(file)).map_err(|e| {
                 AnalyzerError::Io {
                     path: path.to_path_buf(),
                     source: std::io::Error::other(format!("unreadable detector checkpoint: {e}")),
                 }
             })?;
+        bank.share_detector_config();
         SCORED_SERIES.set(bank.series.len() as i64);
         Ok(Some(bank))
     }
@@ -185,6 +219,7 @@ impl ScoreBank {
     pub fn score(&mut self, samples: &[Sample]) -> Vec<Sample> {
         let mut out = Vec::new();
         let mut forecasts = Vec::new();
+        let config = self.detector_config();
         for s in samples {
             if s.series.metric.starts_with("vigie_anomaly")
                 || s.series.labels.get(FOR_LABEL).is_some()
@@ -195,13 +230,7 @@ impl ScoreBank {
                 let mut labels = s.series.labels.clone();
                 labels.insert(FOR_LABEL, s.series.metric.clone());
                 SeriesState {
-                    detector: Ensemble::new(match &self.scales {
-                        Some(scales) => EnsembleConfig {
-                            scales: scales.clone(),
-                            ..EnsembleConfig::live(self.window, self.min_points)
-                        },
-                        None => EnsembleConfig::live(self.window, self.min_points),
-                    }),
+                    detector: Ensemble::new(Arc::clone(&config)),
                     output: SeriesKey::new(ANOMALY_SCORE, labels),
                     last_raw: None,
                     counter: is_counter(&s.series.metric),
@@ -345,6 +374,9 @@ mod tests {
         first.save(&path).expect("save");
         drop(first);
         let mut restored = ScoreBank::load(&path).expect("load").expect("a checkpoint");
+        // The two loaded series share one configuration again.
+        let shared = restored.detector_config();
+        assert_eq!(Arc::strong_count(&shared), 2 + restored.len());
         let got = restored.score(after);
         assert_eq!(got.len(), expected.len());
         for (g, e) in got.iter().zip(&expected) {

@@ -16,7 +16,9 @@
 //! (no score, no state change); models handle gaps and constant series as
 //! documented in their modules.
 
-use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::common::Guard;
 use super::likelihood::log_scale;
@@ -148,7 +150,11 @@ impl EnsembleConfig {
 /// Ensemble detector.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Ensemble {
-    cfg: EnsembleConfig,
+    /// Shared by every series created from one configuration (a per-series
+    /// copy was a quarter of the struct, read on every point); a
+    /// checkpoint still holds the configuration itself.
+    #[serde(serialize_with = "config_out", deserialize_with = "config_in")]
+    cfg: Arc<EnsembleConfig>,
     ewma: Option<Ewma>,
     robust: Option<RobustZ>,
     holt_winters: Option<HoltWinters>,
@@ -172,9 +178,19 @@ pub fn surprise(p: f64) -> f64 {
     (-(1.0 - p.clamp(0.0, 1.0)).max(1e-12).log10() / 12.0).clamp(0.0, 1.0)
 }
 
+fn config_out<S: Serializer>(cfg: &Arc<EnsembleConfig>, s: S) -> Result<S::Ok, S::Error> {
+    cfg.as_ref().serialize(s)
+}
+
+fn config_in<'de, D: Deserializer<'de>>(d: D) -> Result<Arc<EnsembleConfig>, D::Error> {
+    EnsembleConfig::deserialize(d).map(Arc::new)
+}
+
 impl Ensemble {
-    /// An ensemble with the given configuration.
-    pub fn new(cfg: EnsembleConfig) -> Self {
+    /// An ensemble with the given configuration; pass an
+    /// `Arc<EnsembleConfig>` to share one configuration between series.
+    pub fn new(cfg: impl Into<Arc<EnsembleConfig>>) -> Self {
+        let cfg: Arc<EnsembleConfig> = cfg.into();
         Self {
             ewma: cfg.ewma_alpha.map(|a| Ewma::new(a, cfg.min_points)),
             robust: cfg.robust_window.map(|w| RobustZ::new(w, cfg.min_points)),
@@ -229,6 +245,17 @@ impl Ensemble {
     /// The configuration.
     pub fn config(&self) -> &EnsembleConfig {
         &self.cfg
+    }
+
+    /// Uses `shared` as the configuration when it equals this detector's
+    /// own (as after loading a checkpoint, where each series gets its own
+    /// copy); true when it did.
+    pub fn share_config(&mut self, shared: &Arc<EnsembleConfig>) -> bool {
+        let same = Arc::ptr_eq(&self.cfg, shared) || *self.cfg == **shared;
+        if same {
+            self.cfg = Arc::clone(shared);
+        }
+        same
     }
 }
 

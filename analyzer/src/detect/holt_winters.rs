@@ -154,7 +154,10 @@ impl HoltWinters {
         let warmup = cfg.warmup.max(cfg.period.unwrap_or(0) * 2).max(4);
         Self {
             cfg: HwConfig { warmup, ..cfg },
-            buffer: Vec::with_capacity(warmup),
+            // Grown as points come (see `update`): a model on block means
+            // may take days to fill its warm-up, and 100,000 series
+            // holding full-size buffers from the start cost gigabytes.
+            buffer: Vec::new(),
             model: None,
             guard: Guard::default(),
         }
@@ -217,6 +220,12 @@ impl Detector for HoltWinters {
             return None;
         }
         let Some(model) = self.model.as_mut() else {
+            let len = self.buffer.len();
+            if len == self.buffer.capacity() {
+                // Doubling, but never past the warm-up length.
+                self.buffer
+                    .reserve_exact(len.max(8).min(self.cfg.warmup.saturating_sub(len).max(1)));
+            }
             self.buffer.push((ts_ms, value));
             if self.buffer.len() >= self.cfg.warmup {
                 self.initialise();
