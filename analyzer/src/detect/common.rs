@@ -32,18 +32,22 @@ pub(crate) fn two_sided(z: f64) -> f64 {
     erf(z.abs() / std::f64::consts::SQRT_2).clamp(0.0, 1.0)
 }
 
-/// Score of a deviation `dev` against a scale `sigma`: `0` for a deviation
-/// that is float noise, `1` for any real deviation when `sigma` is zero
-/// (constant history), else [`two_sided`] of `dev / sigma`.
-pub(crate) fn deviation_score(dev: f64, sigma: f64, reference: f64) -> f64 {
+/// Size of a deviation `dev` against a scale `sigma`, in scales: `0` for a
+/// deviation that is float noise, `+∞` for any real deviation when `sigma`
+/// is zero (constant history), else `|dev| / sigma`.
+///
+/// [`two_sided`] of it is the model's score. It is monotone, so the
+/// ensemble takes the largest `z` of its models and calls `erf` once
+/// instead of once per model (a sixth of its time went to `erf`).
+pub(crate) fn deviation_z(dev: f64, sigma: f64, reference: f64) -> f64 {
     let tolerance = 1e-9 * reference.abs().max(1.0);
     let dev = dev.abs();
     if dev <= tolerance {
         0.0
     } else if sigma <= tolerance {
-        1.0
+        f64::INFINITY
     } else {
-        two_sided(dev / sigma)
+        dev / sigma
     }
 }
 

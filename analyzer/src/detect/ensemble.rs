@@ -20,7 +20,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use super::common::Guard;
+use super::common::{Guard, two_sided};
 use super::likelihood::log_scale;
 use super::{
     AnomalyLikelihood, Cusum, Detector, Ewma, HoltWinters, HwConfig, MultiScale, NAB_SCALES,
@@ -267,12 +267,20 @@ impl Detector for Ensemble {
         // Every model's heap state is in another place in memory: start
         // loading all of it at once rather than one miss after another.
         self.prefetch();
-        let scores = [
-            self.ewma.as_mut().and_then(|d| d.update(ts_ms, value)),
-            self.robust.as_mut().and_then(|d| d.update(ts_ms, value)),
+        // The largest deviation of the normal-score models, then one
+        // `erf` for all of them (see `deviation_z`); CUSUM scores itself.
+        let z = [
+            self.ewma.as_mut().and_then(|d| d.update_z(ts_ms, value)),
+            self.robust.as_mut().and_then(|d| d.update_z(ts_ms, value)),
             self.holt_winters
                 .as_mut()
-                .and_then(|d| d.update(ts_ms, value)),
+                .and_then(|d| d.update_z(ts_ms, value)),
+        ]
+        .into_iter()
+        .flatten()
+        .reduce(f64::max);
+        let scores = [
+            z.map(two_sided),
             self.cusum.as_mut().and_then(|d| d.update(ts_ms, value)),
         ];
         let beyond = self.cfg.spatial_tolerance.is_some_and(|tolerance| {

@@ -11,7 +11,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::Detector;
-use super::common::{Guard, deviation_score};
+use super::common::{Guard, deviation_z, two_sided};
 
 /// EWMA mean/variance detector.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -53,10 +53,22 @@ impl Ewma {
         self.var.sqrt()
     }
 
-    /// Score of `value` against the current state, without updating it.
-    pub(crate) fn peek(&self, value: f64) -> Option<f64> {
+    /// Deviation of `value` from the current state in standard deviations
+    /// (see [`deviation_z`]), without updating it.
+    pub(crate) fn peek_z(&self, value: f64) -> Option<f64> {
         (self.seen >= self.min_points)
-            .then(|| deviation_score(value - self.mean, self.var.sqrt(), self.mean))
+            .then(|| deviation_z(value - self.mean, self.var.sqrt(), self.mean))
+    }
+
+    /// [`Detector::update`] before the score is taken: the deviation in
+    /// standard deviations, whose [`two_sided`] is the score.
+    pub(crate) fn update_z(&mut self, ts_ms: i64, value: f64) -> Option<f64> {
+        if !self.guard.accept(ts_ms, value) {
+            return None;
+        }
+        let z = self.peek_z(value);
+        self.learn(value);
+        z
     }
 
     /// Folds `value` into the state (no guard).
@@ -83,12 +95,7 @@ impl Ewma {
 
 impl Detector for Ewma {
     fn update(&mut self, ts_ms: i64, value: f64) -> Option<f64> {
-        if !self.guard.accept(ts_ms, value) {
-            return None;
-        }
-        let score = self.peek(value);
-        self.learn(value);
-        score
+        self.update_z(ts_ms, value).map(two_sided)
     }
 }
 

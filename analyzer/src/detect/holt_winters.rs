@@ -16,7 +16,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::Detector;
-use super::common::{Guard, deviation_score};
+use super::common::{Guard, deviation_z, two_sided};
 
 /// Autocorrelation a lag must exceed to be taken as the season.
 pub const MIN_ACF: f64 = 0.3;
@@ -216,6 +216,14 @@ impl HoltWinters {
 
 impl Detector for HoltWinters {
     fn update(&mut self, ts_ms: i64, value: f64) -> Option<f64> {
+        self.update_z(ts_ms, value).map(two_sided)
+    }
+}
+
+impl HoltWinters {
+    /// [`Detector::update`] before the score is taken: the deviation from
+    /// the forecast in error scales, whose [`two_sided`] is the score.
+    pub(crate) fn update_z(&mut self, ts_ms: i64, value: f64) -> Option<f64> {
         if !self.guard.accept(ts_ms, value) {
             return None;
         }
@@ -239,9 +247,9 @@ impl Detector for HoltWinters {
         model.last_ts = ts_ms;
         let forecast = model.forecast();
         let sigma = model.abs_err * (std::f64::consts::PI / 2.0).sqrt();
-        let score = deviation_score(value - forecast, sigma, forecast);
+        let z = deviation_z(value - forecast, sigma, forecast);
         model.learn(&self.cfg, value);
-        Some(score)
+        Some(z)
     }
 }
 

@@ -14,6 +14,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::ensemble::CusumConfig;
+use super::common::two_sided;
 use super::{Cusum, Detector, Ewma, HoltWinters, HwConfig};
 
 /// Downsampling factors of [`EnsembleConfig::nab`]'s evaluation (see
@@ -89,14 +90,18 @@ impl Detector for MultiScale {
         }
         let mean = self.sum / self.n as f64;
         (self.sum, self.n) = (0.0, 0);
-        let scores = [
-            self.ewma.as_mut().and_then(|d| d.update(ts_ms, mean)),
+        // The largest deviation, then one `erf` (see `deviation_z`).
+        let z = [
+            self.ewma.as_mut().and_then(|d| d.update_z(ts_ms, mean)),
             self.holt_winters
                 .as_mut()
-                .and_then(|d| d.update(ts_ms, mean)),
-            self.cusum.as_mut().and_then(|d| d.update(ts_ms, mean)),
-        ];
-        scores.into_iter().flatten().reduce(f64::max)
+                .and_then(|d| d.update_z(ts_ms, mean)),
+        ]
+        .into_iter()
+        .flatten()
+        .reduce(f64::max);
+        let cusum = self.cusum.as_mut().and_then(|d| d.update(ts_ms, mean));
+        [z.map(two_sided), cusum].into_iter().flatten().reduce(f64::max)
     }
 }
 

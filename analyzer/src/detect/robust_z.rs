@@ -14,7 +14,7 @@ use std::collections::VecDeque;
 use serde::{Deserialize, Serialize};
 
 use super::Detector;
-use super::common::{deviation_score, prefetch, prefetch_one};
+use super::common::{deviation_z, prefetch, prefetch_one, two_sided};
 
 /// MAD → σ for normally distributed data.
 const MAD_TO_SIGMA: f64 = 1.4826;
@@ -113,8 +113,9 @@ impl RobustZ {
         (largest + next) / 2.0
     }
 
-    /// Score of `value` against the current window.
-    fn score(&mut self, value: f64) -> f64 {
+    /// Deviation of `value` from the window's median in robust standard
+    /// deviations (see [`deviation_z`]).
+    fn z(&mut self, value: f64) -> f64 {
         if self.sorted.len() != self.window.len() {
             self.sorted.clear();
             self.sorted.extend(self.window.iter().copied());
@@ -125,7 +126,7 @@ impl RobustZ {
         let sigma = Self::mad(sorted, median) * MAD_TO_SIGMA;
         // Values this close to the median are the same number written
         // differently (float noise), not an anomaly.
-        deviation_score(value - median, sigma, median)
+        deviation_z(value - median, sigma, median)
     }
 
     /// Starts loading the memory the next update reads (see [`prefetch`]).
@@ -155,6 +156,14 @@ impl RobustZ {
 
 impl Detector for RobustZ {
     fn update(&mut self, ts_ms: i64, value: f64) -> Option<f64> {
+        self.update_z(ts_ms, value).map(two_sided)
+    }
+}
+
+impl RobustZ {
+    /// [`Detector::update`] before the score is taken: the deviation in
+    /// robust standard deviations, whose [`two_sided`] is the score.
+    pub(crate) fn update_z(&mut self, ts_ms: i64, value: f64) -> Option<f64> {
         if !value.is_finite() {
             return None;
         }
@@ -162,7 +171,7 @@ impl Detector for RobustZ {
             return None;
         }
         self.last_ts = Some(ts_ms);
-        let score = (self.window.len() >= self.min_points).then(|| self.score(value));
+        let z = (self.window.len() >= self.min_points).then(|| self.z(value));
         let in_sync = self.sorted.len() == self.window.len();
         if self.window.len() == self.capacity
             && let Some(old) = self.window.pop_front()
@@ -178,7 +187,7 @@ impl Detector for RobustZ {
                 self.sorted.insert(at, value);
             }
         }
-        score
+        z
     }
 }
 
