@@ -94,16 +94,13 @@ pub struct EnsembleConfig {
 
 impl EnsembleConfig {
     /// Settings for live monitoring: [`EnsembleConfig::nab`] plus a robust
-    /// z-score over `window` points, scoring after `min_points`; while the
-    /// likelihood learns the output is the largest model score (so a jump
-    /// after a short constant warm-up scores 1 at once), and there is no
+    /// z-score over `window` points, scoring after `min_points`, and no
     /// refractory damping (a lasting anomaly keeps scoring for `for:`
     /// clauses).
     pub fn live(window: usize, min_points: usize) -> Self {
         Self {
             min_points,
             robust_window: Some(window),
-            quiet_while_learning: false,
             refractory: 0,
             refractory_factor: 1.0,
             ..Self::nab()
@@ -115,7 +112,10 @@ impl EnsembleConfig {
     /// means of [`NAB_SCALES`] points; a refractory period ends early once
     /// the output has fallen below 0.1 (the event is over); EWMA α 0.015
     /// and a CUSUM decision interval of 13 standard deviations (the centre
-    /// of a plateau of good values, α 0.01–0.02 × h 12–14).
+    /// of a plateau of good values, α 0.01–0.02 × h 12–14). While the
+    /// likelihood learns, the output is the largest model score, not
+    /// silence: an anomaly soon after a series starts (a jump after a
+    /// short constant warm-up) still scores at once.
     pub fn nab() -> Self {
         Self {
             min_points: 30,
@@ -136,7 +136,7 @@ impl EnsembleConfig {
                 learning: 300,
                 min_std: 0.03,
             }),
-            quiet_while_learning: true,
+            quiet_while_learning: false,
             alarm: 0.6,
             refractory: 100,
             refractory_factor: 0.0,
