@@ -337,13 +337,19 @@ impl FileIndex {
             RowSelection::from_consecutive_ranges(ranges.iter().map(|r| r.0.clone()), self.rows);
         let schema = self.meta.parquet_schema();
         let file_schema = self.meta.schema();
-        let columns: &[&str] = if file_schema.field_with_name(col::VALUE).is_ok() {
-            &[col::TS, col::VALUE]
-        } else if file_schema.field_with_name(values::G).is_ok() {
-            &[col::TS, values::M, values::E, values::F, values::G]
-        } else {
-            &[col::TS, values::M, values::E, values::F]
-        };
+        // The value columns of this file's layout (older files lack some).
+        let columns: Vec<&str> = [
+            col::TS,
+            col::VALUE,
+            values::M,
+            values::E,
+            values::F,
+            values::G,
+            values::B,
+        ]
+        .into_iter()
+        .filter(|c| file_schema.field_with_name(c).is_ok())
+        .collect();
         let mut stream = ParquetRecordBatchStreamBuilder::new_with_metadata(
             reader(store, file),
             self.meta.clone(),
