@@ -13,8 +13,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::ensemble::CusumConfig;
 use super::common::two_sided;
+use super::ensemble::CusumConfig;
 use super::{Cusum, Detector, Ewma, HoltWinters, HwConfig};
 
 /// Downsampling factors of [`EnsembleConfig::nab`]'s evaluation (see
@@ -101,7 +101,10 @@ impl Detector for MultiScale {
         .flatten()
         .reduce(f64::max);
         let cusum = self.cusum.as_mut().and_then(|d| d.update(ts_ms, mean));
-        [z.map(two_sided), cusum].into_iter().flatten().reduce(f64::max)
+        [z.map(two_sided), cusum]
+            .into_iter()
+            .flatten()
+            .reduce(f64::max)
     }
 }
 
