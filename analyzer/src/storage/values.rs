@@ -14,11 +14,14 @@
 //! A series' mantissas in one file are also divided by their greatest
 //! common divisor, kept in `value_g` (null for 1): memory and filesystem
 //! bytes move by 4 KiB pages, disk bytes by sectors, so their deltas lose
-//! 9 to 12 always-zero bits. And `value_m` holds each mantissa less the
-//! series' first one in the file, kept in `value_b` (null for 0): sorted
-//! by series, the jump from one series' values to the next would
-//! otherwise set the bit width of a whole 32-value block (about 8 % of
-//! the file). Every column stays a plain per-row value
+//! 9 to 12 always-zero bits. And each series' `value_m` is shifted by a
+//! base, kept in `value_b` (null for 0), so that it starts where the
+//! previous series in the file ended: sorted by series, the jump from
+//! one series' values to the next (and back down) would otherwise be a
+//! delta like any other, and `DELTA_BINARY_PACKED` subtracts a 128-value
+//! block's smallest delta from all of them, so one such jump widened
+//! every value of its block (a fifth of `value_m`'s bytes on node
+//! metrics). Every column stays a plain per-row value
 //! (`value = (value_m + value_b) × value_g / 10^value_e`), so Parquet's
 //! own encodings, SQL and row selection work on the files as they are.
 //!
@@ -50,6 +53,10 @@ pub(crate) const B: &str = "value_b";
 const POW10: [f64; 16] = [
     1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
 ];
+/// Past this, the chain of `value_m` across series restarts at 0, so
+/// that `value_m` and `value_b` stay far from `i64` overflow.
+const CHAIN_LIMIT: i64 = 1 << 61;
+
 /// 2^53: integers below it are exact in an `f64`.
 const EXACT: f64 = 9_007_199_254_740_992.0;
 
@@ -146,9 +153,10 @@ pub(crate) fn encode(batch: &RecordBatch) -> Result<RecordBatch, AnalyzerError> 
     let n = values.len();
     let mut decimals: Vec<Option<(i64, u8)>> =
         values.iter().map(|v| v.and_then(to_decimal)).collect();
-    // (end of a series run, the gcd of its mantissas, its first mantissa
-    // divided by that).
+    // (end of a series run, the gcd of its mantissas, its base).
     let mut factors: Vec<(usize, i64, i64)> = Vec::new();
+    // The last stored `value_m` so far.
+    let mut chain: i64 = 0;
     let mut start = 0;
     while start < n {
         let id = ids.value(start);
@@ -166,11 +174,19 @@ pub(crate) fn encode(batch: &RecordBatch) -> Result<RecordBatch, AnalyzerError> 
             .flatten()
             .fold(0, |g, d| gcd(g, d.0.unsigned_abs()));
         let g = i64::try_from(g).unwrap_or(1).max(1);
-        let base = decimals[start..end]
-            .iter()
-            .flatten()
-            .next()
-            .map_or(0, |d| d.0 / g);
+        let mut run = decimals[start..end].iter().flatten().map(|d| d.0 / g);
+        let base = match (run.next(), run.next_back()) {
+            (Some(first), last) => {
+                // Continue from where the previous series ended.
+                if chain.abs() > CHAIN_LIMIT {
+                    chain = 0;
+                }
+                let base = first - chain;
+                chain = last.unwrap_or(first) - base;
+                base
+            }
+            (None, _) => 0,
+        };
         factors.push((end, g, base));
         start = end;
     }
@@ -189,7 +205,8 @@ pub(crate) fn encode(batch: &RecordBatch) -> Result<RecordBatch, AnalyzerError> 
         let (factor, base) = run.peek().map_or((1, 0), |(_, g, b)| (*g, *b));
         match d {
             Some((mv, ev)) => {
-                // Both below 2^53 in magnitude: no overflow.
+                // `mv / factor` is below 2^53 in magnitude and `base`
+                // below 2^62 (see `CHAIN_LIMIT`): no overflow.
                 m.append_value(mv / factor - base);
                 e.append_value(ev);
                 f.append_null();
@@ -349,17 +366,25 @@ mod tests {
             })
             .collect();
         got.sort();
-        // Mantissas divided by the series' factor, less its first one.
-        assert_eq!(
-            got,
-            [
-                ("count", 0, None, Some(7)),
-                ("count", 2, None, Some(7)),
-                ("mem", 0, Some(4096), Some(3)),
-                ("mem", 2, Some(4096), Some(3)),
-                ("mem", 999_999_997, Some(4096), Some(3)),
-            ]
-        );
+        // Mantissas divided by the series' factor and shifted so that each
+        // series starts where the one before it ended.
+        let (count_base, mem_base) = if metric.value(0) == "count" {
+            // count: 7, 9 stored as 0, 2; mem then starts at 2.
+            (7, 3 - 2)
+        } else {
+            // mem: 3, 5, 1e9 stored as 0, 2, 999_999_997; count follows.
+            (7 - 999_999_997, 3)
+        };
+        let row = |name, v: i64, g, base: i64| (name, v - base, g, (base != 0).then_some(base));
+        let mut want = vec![
+            row("count", 7, None, count_base),
+            row("count", 9, None, count_base),
+            row("mem", 3, Some(4096), mem_base),
+            row("mem", 5, Some(4096), mem_base),
+            row("mem", 1_000_000_000, Some(4096), mem_base),
+        ];
+        want.sort();
+        assert_eq!(got, want);
         let back = decode(&encoded).expect("decode");
         let values = back
             .column(4)
@@ -369,6 +394,46 @@ mod tests {
         let mut values: Vec<f64> = values.values().to_vec();
         values.sort_by(f64::total_cmp);
         assert_eq!(values, [7.0, 9.0, 12288.0, 20480.0, 4096.0 * 1e9]);
+    }
+
+    #[test]
+    fn a_chain_that_would_overflow_restarts() {
+        // 300 series each climbing 2^54: the chain passes 2^61 and must
+        // restart rather than overflow (debug builds would panic).
+        const TOP: f64 = 9_007_199_254_740_991.0;
+        let samples: Vec<Sample> = (0..300)
+            .flat_map(|s| {
+                let labels = Labels::new().with("s", format!("{s:03}"));
+                [-TOP, TOP].map(|v| Sample::new("m", labels.clone(), s, v))
+            })
+            .collect();
+        let mut batch = samples_to_batch(&samples).expect("batch");
+        let ids = batch.column(2).clone();
+        let order = datafusion::arrow::compute::sort_to_indices(&ids, None, None).expect("sort");
+        batch = datafusion::arrow::compute::take_record_batch(&batch, &order).expect("take");
+        let encoded = encode(&batch).expect("encode");
+        let m = vigie_model::schema::column::<Int64Array>(&encoded, M).expect("m");
+        assert!(
+            m.values()
+                .iter()
+                .all(|v| v.abs() <= CHAIN_LIMIT + (1 << 55))
+        );
+        assert!(
+            m.values().iter().filter(|v| **v == 0).count() > 1,
+            "the chain restarted at 0"
+        );
+        let back = decode(&encoded).expect("decode");
+        let got = back
+            .column(4)
+            .as_any()
+            .downcast_ref::<Float64Array>()
+            .expect("f64");
+        let want = batch
+            .column(4)
+            .as_any()
+            .downcast_ref::<Float64Array>()
+            .expect("f64");
+        assert_eq!(got.values(), want.values());
     }
 
     proptest! {
@@ -394,6 +459,44 @@ mod tests {
             let got = back.column(4).as_any().downcast_ref::<Float64Array>().expect("f64");
             for (i, v) in values.iter().enumerate() {
                 prop_assert_eq!(got.value(i).to_bits(), v.to_bits(), "value {}", v);
+            }
+        }
+
+        #[test]
+        fn series_chained_across_a_file_decode_exactly(rows in proptest::collection::vec(
+            (
+                0u8..12,
+                prop_oneof![
+                    // The extremes of exact integers: chains near the limit.
+                    Just(9_007_199_254_740_991i64),
+                    Just(-9_007_199_254_740_991i64),
+                    -9_007_199_254_740_991i64..9_007_199_254_740_991,
+                    -1_000i64..1_000,
+                ],
+            ),
+            1..200,
+        )) {
+            let samples: Vec<Sample> = rows
+                .iter()
+                .enumerate()
+                .map(|(i, (s, v))| {
+                    Sample::new("m", Labels::new().with("s", s.to_string()), i as i64, *v as f64)
+                })
+                .collect();
+            let mut batch = samples_to_batch(&samples).expect("batch");
+            // `encode` takes batches sorted by series.
+            let ids = batch.column(2).clone();
+            let order = datafusion::arrow::compute::sort_to_indices(&ids, None, None).expect("sort");
+            batch = datafusion::arrow::compute::take_record_batch(&batch, &order).expect("take");
+            let want = batch.column(4).clone();
+            // Debug builds panic on overflow: this also checks there is none.
+            let back = decode(&encode(&batch).expect("encode")).expect("decode");
+            let (got, want) = (
+                back.column(4).as_any().downcast_ref::<Float64Array>().expect("f64"),
+                want.as_any().downcast_ref::<Float64Array>().expect("f64"),
+            );
+            for i in 0..want.len() {
+                prop_assert_eq!(got.value(i).to_bits(), want.value(i).to_bits());
             }
         }
     }
