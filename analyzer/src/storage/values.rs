@@ -309,6 +309,23 @@ mod tests {
     use vigie_model::schema::samples_to_batch;
     use vigie_model::{Labels, Sample};
 
+    /// `samples` as a batch sorted by series, as `encode` takes them.
+    fn by_series(samples: &[Sample]) -> RecordBatch {
+        let batch = samples_to_batch(samples).expect("batch");
+        let ids = batch.column(2).clone();
+        let order = datafusion::arrow::compute::sort_to_indices(&ids, None, None).expect("sort");
+        datafusion::arrow::compute::take_record_batch(&batch, &order).expect("take")
+    }
+
+    /// The `value` column of a batch in the metrics schema.
+    fn value_column(batch: &RecordBatch) -> &Float64Array {
+        batch
+            .column(4)
+            .as_any()
+            .downcast_ref::<Float64Array>()
+            .expect("f64")
+    }
+
     #[test]
     fn decimals_are_found_and_exact() {
         assert_eq!(to_decimal(0.0), Some((0, 0)));
@@ -341,11 +358,7 @@ mod tests {
                 .iter()
                 .map(|v| Sample::new("count", Labels::new(), 0, *v)),
         );
-        let mut batch = samples_to_batch(&samples).expect("batch");
-        // `encode` takes batches sorted by series: order rows by id.
-        let ids = batch.column(2).clone();
-        let order = datafusion::arrow::compute::sort_to_indices(&ids, None, None).expect("sort");
-        batch = datafusion::arrow::compute::take_record_batch(&batch, &order).expect("take");
+        let batch = by_series(&samples);
         let encoded = encode(&batch).expect("encode");
         let metric = vigie_model::schema::column::<datafusion::arrow::array::StringArray>(
             &encoded,
@@ -386,12 +399,7 @@ mod tests {
         want.sort();
         assert_eq!(got, want);
         let back = decode(&encoded).expect("decode");
-        let values = back
-            .column(4)
-            .as_any()
-            .downcast_ref::<Float64Array>()
-            .expect("f64");
-        let mut values: Vec<f64> = values.values().to_vec();
+        let mut values: Vec<f64> = value_column(&back).values().to_vec();
         values.sort_by(f64::total_cmp);
         assert_eq!(values, [7.0, 9.0, 12288.0, 20480.0, 4096.0 * 1e9]);
     }
@@ -407,10 +415,7 @@ mod tests {
                 [-TOP, TOP].map(|v| Sample::new("m", labels.clone(), s, v))
             })
             .collect();
-        let mut batch = samples_to_batch(&samples).expect("batch");
-        let ids = batch.column(2).clone();
-        let order = datafusion::arrow::compute::sort_to_indices(&ids, None, None).expect("sort");
-        batch = datafusion::arrow::compute::take_record_batch(&batch, &order).expect("take");
+        let batch = by_series(&samples);
         let encoded = encode(&batch).expect("encode");
         let m = vigie_model::schema::column::<Int64Array>(&encoded, M).expect("m");
         assert!(
@@ -423,17 +428,7 @@ mod tests {
             "the chain restarted at 0"
         );
         let back = decode(&encoded).expect("decode");
-        let got = back
-            .column(4)
-            .as_any()
-            .downcast_ref::<Float64Array>()
-            .expect("f64");
-        let want = batch
-            .column(4)
-            .as_any()
-            .downcast_ref::<Float64Array>()
-            .expect("f64");
-        assert_eq!(got.values(), want.values());
+        assert_eq!(value_column(&back).values(), value_column(&batch).values());
     }
 
     proptest! {
@@ -456,7 +451,7 @@ mod tests {
                 .collect();
             let batch = samples_to_batch(&samples).expect("batch");
             let back = decode(&encode(&batch).expect("encode")).expect("decode");
-            let got = back.column(4).as_any().downcast_ref::<Float64Array>().expect("f64");
+            let got = value_column(&back);
             for (i, v) in values.iter().enumerate() {
                 prop_assert_eq!(got.value(i).to_bits(), v.to_bits(), "value {}", v);
             }
@@ -483,18 +478,10 @@ mod tests {
                     Sample::new("m", Labels::new().with("s", s.to_string()), i as i64, *v as f64)
                 })
                 .collect();
-            let mut batch = samples_to_batch(&samples).expect("batch");
-            // `encode` takes batches sorted by series.
-            let ids = batch.column(2).clone();
-            let order = datafusion::arrow::compute::sort_to_indices(&ids, None, None).expect("sort");
-            batch = datafusion::arrow::compute::take_record_batch(&batch, &order).expect("take");
-            let want = batch.column(4).clone();
+            let batch = by_series(&samples);
             // Debug builds panic on overflow: this also checks there is none.
             let back = decode(&encode(&batch).expect("encode")).expect("decode");
-            let (got, want) = (
-                back.column(4).as_any().downcast_ref::<Float64Array>().expect("f64"),
-                want.as_any().downcast_ref::<Float64Array>().expect("f64"),
-            );
+            let (got, want) = (value_column(&back), value_column(&batch));
             for i in 0..want.len() {
                 prop_assert_eq!(got.value(i).to_bits(), want.value(i).to_bits());
             }
