@@ -10,7 +10,7 @@
 //!
 //! Columns are encoded for time series: `ts` with `DELTA_BINARY_PACKED`
 //! (a fixed scrape interval costs almost nothing once sorted by series),
-//! values as exact decimals `value_m × value_g / 10^value_e` with
+//! values as exact decimals `(value_m + value_b) × value_g / 10^value_e` with
 //! `DELTA_BINARY_PACKED` (module `values`; other values in `value_f`,
 //! `BYTE_STREAM_SPLIT`), the rest with dictionaries, all zstd; SQL's
 //! `samples` turns them back into `value`. Once a 2 h window is closed (a
