@@ -53,12 +53,9 @@ pub struct ScoreBank {
     /// Taken from the configuration, never from a checkpoint.
     #[serde(skip)]
     forecast: Option<ForecastConfig>,
-    /// Block sizes of multi-scale scoring for new series (`None`: those of
-    /// [`EnsembleConfig::live`]); from the configuration.
-    #[serde(skip)]
-    scales: Option<Vec<usize>>,
-    /// The detector configuration that new series share, built from
-    /// `window`, `min_points` and `scales` on first use.
+    /// The detector configuration new series share: set by
+    /// [`ScoreBank::set_scales`] from the configuration, else
+    /// [`EnsembleConfig::live`] of `window` and `min_points` on first use.
     #[serde(skip)]
     detector_config: Option<Arc<EnsembleConfig>>,
 }
@@ -79,7 +76,6 @@ impl ScoreBank {
             window,
             min_points,
             forecast: None,
-            scales: None,
             detector_config: None,
         }
     }
@@ -87,17 +83,10 @@ impl ScoreBank {
     /// The configuration new series share (see `detector_config`).
     fn detector_config(&mut self) -> Arc<EnsembleConfig> {
         let (window, min_points) = (self.window, self.min_points);
-        let scales = &self.scales;
-        Arc::clone(self.detector_config.get_or_insert_with(|| {
-            let live = EnsembleConfig::live(window, min_points);
-            Arc::new(match scales {
-                Some(scales) => EnsembleConfig {
-                    scales: scales.clone(),
-                    ..live
-                },
-                None => live,
-            })
-        }))
+        Arc::clone(
+            self.detector_config
+                .get_or_insert_with(|| Arc::new(EnsembleConfig::live(window, min_points))),
+        )
     }
 
     /// Points every series whose configuration equals that of new series
@@ -119,9 +108,15 @@ impl ScoreBank {
     /// Replaces the block sizes of new series (after loading a
     /// checkpoint: series already there keep theirs).
     pub fn set_scales(&mut self, scales: Vec<usize>) {
-        self.scales = Some(scales);
-        self.detector_config = None;
-        self.share_detector_config();
+        let config = EnsembleConfig {
+            scales,
+            ..EnsembleConfig::live(self.window, self.min_points)
+        };
+        // Loading already shared the default, which is usually this one.
+        if self.detector_config.as_deref() != Some(&config) {
+            self.detector_config = Some(Arc::new(config));
+            self.share_detector_config();
+        }
     }
 
     /// Also forecast every series with `config` (when it is enabled).

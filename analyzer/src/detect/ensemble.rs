@@ -249,13 +249,11 @@ impl Ensemble {
 
     /// Uses `shared` as the configuration when it equals this detector's
     /// own (as after loading a checkpoint, where each series gets its own
-    /// copy); true when it did.
-    pub fn share_config(&mut self, shared: &Arc<EnsembleConfig>) -> bool {
-        let same = Arc::ptr_eq(&self.cfg, shared) || *self.cfg == **shared;
-        if same {
+    /// copy).
+    pub fn share_config(&mut self, shared: &Arc<EnsembleConfig>) {
+        if !Arc::ptr_eq(&self.cfg, shared) && *self.cfg == **shared {
             self.cfg = Arc::clone(shared);
         }
-        same
     }
 }
 

@@ -13,7 +13,6 @@ pub(crate) fn is_comparison(op: &str) -> bool {
     matches!(op, "==" | "!=" | ">" | "<" | ">=" | "<=")
 }
 
-/// Applies `op`; returns the value and, for comparisons, whether it holds.
 /// `x op scalar` (`scalar op x` when `swap`) for one sample: its value,
 /// or `None` when a comparison without `bool` drops it. A comparison keeps
 /// the vector side's value.
@@ -36,6 +35,7 @@ pub(crate) fn scalar_elem(
     })
 }
 
+/// Applies `op`; returns the value and, for comparisons, whether it holds.
 pub(crate) fn elem(op: &str, l: f64, r: f64) -> Result<(f64, bool), AnalyzerError> {
     Ok(match op {
         "+" => (l + r, true),
