@@ -402,10 +402,10 @@ pub fn parse(text: &str, default_ts_ms: i64) -> Result<Vec<Sample>, ExpositionEr
         for (k, v) in scratch.drain(..) {
             match normalize {
                 Some(l) if l == k => match parse_float(&v) {
-                    Some(f) => labels.insert_str(k, &format_openmetrics_float(f)),
-                    None => labels.insert_str(k, &v),
+                    Some(f) => labels.insert(k, format_openmetrics_float(f)),
+                    None => labels.insert(k, &v),
                 },
-                _ => labels.insert_str(k, &v),
+                _ => labels.insert(k, &v),
             }
         }
         out.push(Sample::new(

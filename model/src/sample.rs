@@ -36,11 +36,11 @@ impl Labels {
 
     /// Sets a label; an empty value removes it, as in Prometheus.
     pub fn insert(&mut self, name: impl AsRef<str>, value: impl AsRef<str>) {
-        self.insert_str(name.as_ref(), value.as_ref());
+        self.set(name.as_ref(), value.as_ref());
     }
 
-    /// [`Labels::insert`] of two `&str`.
-    pub fn insert_str(&mut self, name: &str, value: &str) {
+    /// [`Labels::insert`], compiled once rather than per argument type.
+    fn set(&mut self, name: &str, value: &str) {
         match (self.position(name), value.is_empty()) {
             (Ok(i), true) => {
                 self.0.remove(i);
