@@ -4,7 +4,8 @@
 //! in samples/s; (c) the live ensemble (`Ensemble::update`, every model)
 //! over 100,000 series past their warm-up, one point per series per
 //! round, in points/s, printing the memory each series holds (resident
-//! set growth and checkpoint size per series).
+//! set growth and checkpoint size per series); (d) `ScoreBank::score`
+//! over the same 100,000 series, one sample each per batch.
 
 // `criterion_main!` generates an undocumented `main`.
 #![allow(missing_docs)]
@@ -194,7 +195,8 @@ fn ensemble_100k(c: &mut Criterion) {
             }
         })
     });
-    // The same, loading the next series' state while updating this one.
+    // The same, loading the state of the series two ahead while updating
+    // this one, as `ScoreBank::score` does.
     group.bench_function("update_100k_series_one_point_each_prefetch_next", |b| {
         b.iter(|| {
             point += 1;
@@ -211,8 +213,49 @@ fn ensemble_100k(c: &mut Criterion) {
     group.finish();
 }
 
-/// How many series ahead the pipelined loop loads state.
+/// How many series ahead the pipelined loop loads state (as `ScoreBank`).
 const PREFETCH_AHEAD: usize = 2;
 
-criterion_group!(benches, robust_z, score_bank, ensemble_100k);
+/// The live path over 100,000 series: `ScoreBank::score` on batches of
+/// one sample per series (a scrape round), detectors past their warm-up,
+/// forecasters off. Each round first moves the batch's timestamps and
+/// values on in place (100,000 additions, timed with the rest).
+fn score_bank_100k(c: &mut Criterion) {
+    const SERIES: usize = 100_000;
+    const WARM: usize = 700;
+    let values = noisy_sine(4_096, 13);
+    let mut batch = batch(SERIES, 1, 0, &values);
+    let mut bank = ScoreBank::new(WINDOW, MIN_POINTS);
+    let mut point = 0;
+    let mut next_round = |batch: &mut Vec<Sample>| {
+        point += 1;
+        for (s, sample) in batch.iter_mut().enumerate() {
+            sample.ts_ms = point as i64 * STEP_MS;
+            sample.value = values[(s * 7 + point) % values.len()];
+        }
+    };
+    for _ in 0..WARM {
+        next_round(&mut batch);
+        bank.score(&batch);
+    }
+    assert_eq!(bank.len(), SERIES);
+    let mut group = c.benchmark_group("score_bank");
+    group.throughput(Throughput::Elements(SERIES as u64));
+    group.sample_size(10);
+    group.bench_function("score_100k_series_one_sample_each", |b| {
+        b.iter(|| {
+            next_round(&mut batch);
+            black_box(bank.score(black_box(&batch)))
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(
+    benches,
+    robust_z,
+    score_bank,
+    ensemble_100k,
+    score_bank_100k
+);
 criterion_main!(benches);

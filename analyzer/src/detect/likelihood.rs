@@ -142,7 +142,6 @@ impl AnomalyLikelihood {
         use super::common::prefetch_one;
         prefetch_one(self.recent.front());
         prefetch_one(self.recent.back());
-        prefetch_one(self.blocks.front());
         prefetch_one(self.blocks.back());
     }
 
@@ -161,10 +160,20 @@ impl AnomalyLikelihood {
         self.count += 1;
         self.sum += avg;
         self.sum_sq += avg * avg;
-        while let Some(front) = self.blocks.front().copied() {
-            if self.count - (front.n as usize) < self.long {
+        loop {
+            // Every block but the last is full: the front's size is known
+            // without reading it, which saves a cache line on most points.
+            let front_n = if self.blocks.len() > 1 {
+                block
+            } else {
+                self.blocks.front().map_or(0, |b| b.n as usize)
+            };
+            if self.count - front_n < self.long {
                 break;
             }
+            let Some(front) = self.blocks.front().copied() else {
+                break;
+            };
             self.blocks.pop_front();
             self.count -= front.n as usize;
             self.sum -= front.sum;

@@ -11,7 +11,8 @@
 //! outputs (`vigie_forecast`, `vigie_time_to_threshold_seconds`) are
 //! returned with the scores.
 
-use std::collections::HashMap;
+mod table;
+
 use std::path::Path;
 use std::sync::Arc;
 
@@ -44,10 +45,30 @@ struct SeriesState {
     calibration: Calibration,
 }
 
+/// Series ahead of the one being scored whose detector state is loaded
+/// (see [`ScoreBank::score`]); 2 measured best in the detector bench.
+const PREFETCH_AHEAD: usize = 2;
+
+impl SeriesState {
+    /// The state of the series of `sample`, seen for the first time.
+    fn new(sample: &Sample, config: &Arc<EnsembleConfig>) -> Self {
+        let mut labels = sample.series.labels.clone();
+        labels.insert(FOR_LABEL, sample.series.metric.clone());
+        SeriesState {
+            detector: Ensemble::new(Arc::clone(config)),
+            output: SeriesKey::new(ANOMALY_SCORE, labels),
+            last_raw: None,
+            counter: is_counter(&sample.series.metric),
+            forecaster: Forecaster::default(),
+            calibration: Calibration::default(),
+        }
+    }
+}
+
 /// Detectors for every series seen.
 #[derive(Serialize, Deserialize)]
 pub struct ScoreBank {
-    series: HashMap<u64, SeriesState>,
+    series: table::Table<SeriesState>,
     window: usize,
     min_points: usize,
     /// Taken from the configuration, never from a checkpoint.
@@ -72,7 +93,7 @@ impl ScoreBank {
     /// and score after `min_points`.
     pub fn new(window: usize, min_points: usize) -> Self {
         Self {
-            series: HashMap::new(),
+            series: table::Table::default(),
             window,
             min_points,
             forecast: None,
@@ -184,7 +205,7 @@ impl ScoreBank {
 
     /// True when no series has been seen.
     pub fn is_empty(&self) -> bool {
-        self.series.is_empty()
+        self.series.len() == 0
     }
 
     /// Applies operator feedback to series `id`: `values` are its scored
@@ -197,7 +218,7 @@ impl ScoreBank {
         values: &[f64],
         max_score: f64,
     ) -> bool {
-        let Some(state) = self.series.get_mut(&id) else {
+        let Some(state) = self.series.get_mut(id) else {
             return false;
         };
         match kind {
@@ -215,24 +236,29 @@ impl ScoreBank {
         let mut out = Vec::new();
         let mut forecasts = Vec::new();
         let config = self.detector_config();
-        for s in samples {
-            if s.series.metric.starts_with("vigie_anomaly")
-                || s.series.labels.get(FOR_LABEL).is_some()
+        // First every sample's state, so that the loop below can load the
+        // state of the series `PREFETCH_AHEAD` samples on while it updates
+        // this one (see `table`).
+        let slots: Vec<Option<usize>> = samples
+            .iter()
+            .map(|s| {
+                let own_output = s.series.metric.starts_with("vigie_anomaly")
+                    || s.series.labels.get(FOR_LABEL).is_some();
+                (!own_output).then(|| {
+                    self.series
+                        .slot(s.series.id(), || SeriesState::new(s, &config))
+                })
+            })
+            .collect();
+        for (i, (s, slot)) in samples.iter().zip(&slots).enumerate() {
+            if let Some(ahead) = slots.get(i + PREFETCH_AHEAD).copied().flatten()
+                && let Some(state) = self.series.at(ahead)
             {
-                continue;
+                state.detector.prefetch();
             }
-            let state = self.series.entry(s.series.id()).or_insert_with(|| {
-                let mut labels = s.series.labels.clone();
-                labels.insert(FOR_LABEL, s.series.metric.clone());
-                SeriesState {
-                    detector: Ensemble::new(Arc::clone(&config)),
-                    output: SeriesKey::new(ANOMALY_SCORE, labels),
-                    last_raw: None,
-                    counter: is_counter(&s.series.metric),
-                    forecaster: Forecaster::default(),
-                    calibration: Calibration::default(),
-                }
-            });
+            let Some(state) = slot.and_then(|slot| self.series.at_mut(slot)) else {
+                continue;
+            };
             let point = if state.counter {
                 let prev = state.last_raw;
                 if prev.is_some_and(|(t, _)| s.ts_ms <= t) {
