@@ -120,12 +120,13 @@ mod tests {
         t.slot(1, || 10u32);
         t.slot(2, || 20u32);
         let mut buf = Vec::new();
-        ciborium::into_writer(&t, &mut buf).unwrap();
-        let as_map: HashMap<u64, u32> = ciborium::from_reader(buf.as_slice()).unwrap();
+        ciborium::into_writer(&t, &mut buf).expect("encode table");
+        let as_map: HashMap<u64, u32> =
+            ciborium::from_reader(buf.as_slice()).expect("decode as map");
         assert_eq!(as_map, HashMap::from([(1, 10), (2, 20)]));
         let mut old = Vec::new();
-        ciborium::into_writer(&as_map, &mut old).unwrap();
-        let mut back: Table<u32> = ciborium::from_reader(old.as_slice()).unwrap();
+        ciborium::into_writer(&as_map, &mut old).expect("encode map");
+        let mut back: Table<u32> = ciborium::from_reader(old.as_slice()).expect("decode as table");
         assert_eq!(back.len(), 2);
         assert_eq!(back.get_mut(2).copied(), Some(20));
         let one = back.slot(1, || 0);
