@@ -212,7 +212,7 @@ impl Emitter {
             outcome.published += published;
             SAMPLES_INGESTED.inc_by(published as u64);
             if let Err(e) = result {
-                PUBLISH_ERRORS.inc();
+                count_publish_error(&e);
                 if let Some(suppressed) = PUBLISH_LOG.check() {
                     tracing::warn!(shard, samples = unpublished, error = %e, suppressed, "a metrics batch was not published");
                 }
@@ -248,7 +248,7 @@ impl Emitter {
     ) -> Result<usize, PartialPublish> {
         let mut published = 0;
         let fail = |published, error| {
-            PUBLISH_ERRORS.inc();
+            count_publish_error(&error);
             PartialPublish { published, error }
         };
         let chunks = encode_chunks(records, &encode_logs).map_err(|e| fail(0, e))?;
@@ -282,6 +282,15 @@ impl Emitter {
                 Err(error)
             }
         }
+    }
+}
+
+/// Counts a batch the bus refused or timed out on in
+/// `vigie_ingest_publish_errors_total`; a batch that could not be encoded
+/// never reached the bus and is counted only as dropped (`reason="encode"`).
+fn count_publish_error(error: &IngestError) {
+    if !matches!(error, IngestError::Encode(_)) {
+        PUBLISH_ERRORS.inc();
     }
 }
 
