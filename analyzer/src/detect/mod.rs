@@ -14,6 +14,7 @@ mod likelihood;
 mod multiscale;
 mod robust_z;
 
+pub(crate) use common::{prefetch, prefetch_one};
 pub use cusum::Cusum;
 pub use ensemble::{CusumConfig, Ensemble, EnsembleConfig, LikelihoodConfig, surprise};
 pub use ewma::Ewma;

@@ -21,7 +21,7 @@ use vigie_model::{Sample, SeriesKey};
 
 use crate::AnalyzerError;
 
-use crate::detect::{Detector, Ensemble, EnsembleConfig};
+use crate::detect::{Detector, Ensemble, EnsembleConfig, prefetch, prefetch_one};
 use crate::feedback::{Calibration, FeedbackKind};
 use crate::forecast::{ForecastConfig, Forecaster, RESERVED_LABELS};
 use crate::metrics::SCORED_SERIES;
@@ -62,6 +62,23 @@ impl SeriesState {
             forecaster: Forecaster::default(),
             calibration: Calibration::default(),
         }
+    }
+
+    /// Starts loading what scoring a point of this series reads: the
+    /// detector's state and the output series' name and labels (a hint;
+    /// no effect on results).
+    fn prefetch(&self) {
+        self.detector.prefetch();
+        prefetch_one(Some(&self.last_raw));
+        prefetch_one(Some(&self.calibration));
+        prefetch(self.output.metric.as_bytes());
+        prefetch_one(
+            self.output
+                .labels
+                .iter()
+                .next()
+                .and_then(|(k, _)| k.as_bytes().first()),
+        );
     }
 }
 
@@ -233,7 +250,7 @@ impl ScoreBank {
     /// Scores `samples` (in time order per series) and returns the score
     /// samples, followed by forecast outputs when forecasting is on.
     pub fn score(&mut self, samples: &[Sample]) -> Vec<Sample> {
-        let mut out = Vec::new();
+        let mut out = Vec::with_capacity(samples.len());
         let mut forecasts = Vec::new();
         let config = self.detector_config();
         // First every sample's state, so that the loop below can load the
@@ -254,7 +271,7 @@ impl ScoreBank {
             if let Some(ahead) = slots.get(i + PREFETCH_AHEAD).copied().flatten()
                 && let Some(state) = self.series.at(ahead)
             {
-                state.detector.prefetch();
+                state.prefetch();
             }
             let Some(state) = slot.and_then(|slot| self.series.at_mut(slot)) else {
                 continue;
