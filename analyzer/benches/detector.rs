@@ -17,6 +17,10 @@ use vigie_analyzer::forecast::ForecastConfig;
 use vigie_analyzer::score::ScoreBank;
 use vigie_model::{Labels, Sample};
 
+/// The allocator of the `vigie` binary, so the figures are the binary's.
+#[global_allocator]
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 const WINDOW: usize = 120;
 const MIN_POINTS: usize = 10;
 const STEP_MS: i64 = 15_000;
