@@ -25,7 +25,12 @@
 //! `series`, `labels`, ...) and `GET /api/v1/alerts`. [`eval`] scores the
 //! detector on NAB and the log miner on Loghub.
 //!
-//! Not here yet: compaction, object stores, a separate series table.
+//! [`logs`] mines templates from `vigie.logs` and counts lines per template.
+//! Storage compacts its flush files, keeps a series table and can live on
+//! an object store ([`storage`]).
+//!
+//! Not here: collecting and parsing outside input (`vigie-ingest`), the
+//! bus (`vigie-bus`), routing and paging alerts (`vigie-alerting`).
 
 pub mod config;
 pub mod dedup;
