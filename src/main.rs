@@ -92,7 +92,7 @@ struct Caller {
     /// Vigie's HTTP address.
     #[arg(long, default_value = "http://127.0.0.1:9464")]
     url: String,
-    /// File holding the API token (Vigie's [api] token_file).
+    /// File holding the API token (Vigie's api.token_file setting).
     #[arg(long)]
     token_file: Option<PathBuf>,
     /// Who acts (default: $USER).

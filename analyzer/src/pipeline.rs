@@ -1,7 +1,7 @@
 //! The consumer loop: bus → decode → store → score → index; periodic flush
 //! and offset commit.
 //!
-//! Log batches (`vigie.logs`) go through one [`TemplateMiner`]: each record
+//! Log batches (`vigie.logs`) go through one [`TemplateMiner`](crate::logs::miner::TemplateMiner): each record
 //! gets its `template_id`/`template`, the enriched batch goes to the logs
 //! store, and the samples `vigie_log_lines_total{template_id, source, level}`
 //! (running count per template, source and level; checkpointed with the

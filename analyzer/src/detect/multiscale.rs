@@ -30,7 +30,7 @@ const MIN_BLOCKS: usize = 10;
 ///
 /// `repr(C)` keeps the block accumulator (`factor`, `sum`, `n`), which
 /// every point touches, in the struct's first cache line: prefetching that
-/// line (see [`MultiScale::prefetch`]) is all most points need.
+/// line (see `MultiScale::prefetch`) is all most points need.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[repr(C)]
 pub struct MultiScale {

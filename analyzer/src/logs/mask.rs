@@ -16,7 +16,7 @@
 //! - a word longer than [`Masker::max_token_len`] bytes as a whole.
 //!
 //! A quoted value with spaces (`tag="View Lock",`) is one word, when it
-//! closes within [`MAX_QUOTED_WORDS`] words.
+//! closes within `MAX_QUOTED_WORDS` words.
 //!
 //! Consecutive words that are only variables and punctuation (`@0x1 @0x2
 //! @0x3)`) collapse into one (`@<*>)`), so variable-length lists do not change

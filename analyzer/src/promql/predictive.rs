@@ -17,9 +17,9 @@
 //! Results carry the input series' labels without the metric name, like
 //! any PromQL function. `v` must be a vector selector (the analyzer scores
 //! stored series; counters are scored and forecast on their per-second
-//! rate). [`rewrite`] turns each call into a call over the output series'
+//! rate). `rewrite` turns each call into a call over the output series'
 //! selector right after parsing, so fetching and `offset`/`@` work as for
-//! any selector; [`call`] evaluates the rewritten call.
+//! any selector; `call` evaluates the rewritten call.
 
 use std::collections::HashMap;
 use std::sync::Once;
