@@ -32,6 +32,7 @@
 //! Not here: collecting and parsing outside input (`vigie-ingest`), the
 //! bus (`vigie-bus`), routing and paging alerts (`vigie-alerting`).
 
+mod atomic_file;
 pub mod config;
 pub mod dedup;
 pub mod detect;

@@ -159,7 +159,7 @@ impl LogState {
 
     /// Writes the state to `path` (temporary file, synced, renamed).
     pub fn save(&mut self, path: &Path) -> Result<(), AnalyzerError> {
-        write_atomic(path, &self.encode()?)
+        crate::atomic_file::write_atomic(path, &self.encode()?)
     }
 
     /// Reads a state saved by [`LogState::save`]; `Ok(None)` when there is
@@ -182,24 +182,6 @@ impl LogState {
                 source: std::io::Error::other(format!("unreadable log miner checkpoint: {e}")),
             })
     }
-}
-
-/// Writes `bytes` to `path` through `<path>.tmp`: created, written, synced,
-/// then renamed over `path`, so a crash leaves the old file or the new one.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), AnalyzerError> {
-    use std::io::Write as _;
-    let io = |source| AnalyzerError::Io {
-        path: path.to_path_buf(),
-        source,
-    };
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(io)?;
-    }
-    let tmp = path.with_extension("tmp");
-    let mut file = std::fs::File::create(&tmp).map_err(io)?;
-    file.write_all(bytes).map_err(io)?;
-    file.sync_all().map_err(io)?;
-    std::fs::rename(&tmp, path).map_err(io)
 }
 
 #[cfg(test)]

@@ -171,23 +171,9 @@ impl ScoreBank {
     /// Writes every detector's state to `path` (CBOR, which keeps NaN and
     /// infinities; written to a temporary file, then renamed).
     pub fn save(&self, path: &Path) -> Result<(), AnalyzerError> {
-        let io = |source| AnalyzerError::Io {
-            path: path.to_path_buf(),
-            source,
-        };
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).map_err(io)?;
-        }
-        let tmp = path.with_extension("tmp");
-        let file = std::fs::File::create(&tmp).map_err(io)?;
-        let mut writer = std::io::BufWriter::new(file);
-        ciborium::into_writer(self, &mut writer)
-            .map_err(|e| io(std::io::Error::other(e.to_string())))?;
-        let file = writer
-            .into_inner()
-            .map_err(|e| io(std::io::Error::other(e.to_string())))?;
-        file.sync_all().map_err(io)?;
-        std::fs::rename(&tmp, path).map_err(io)
+        crate::atomic_file::write_atomic_with(path, |w| {
+            ciborium::into_writer(self, w).map_err(|e| std::io::Error::other(e.to_string()))
+        })
     }
 
     /// Reads detectors saved by [`ScoreBank::save`]; `Ok(None)` when there
