@@ -32,7 +32,6 @@
 //! Not here: collecting and parsing outside input (`vigie-ingest`), the
 //! bus (`vigie-bus`), routing and paging alerts (`vigie-alerting`).
 
-mod atomic_file;
 pub mod config;
 pub mod dedup;
 pub mod detect;
@@ -50,6 +49,7 @@ pub mod replay;
 pub mod rules;
 pub mod score;
 pub mod sql_json;
+mod state_file;
 pub mod storage;
 
 pub use config::{AnalyzerConfig, RulesConfig};

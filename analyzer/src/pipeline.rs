@@ -358,7 +358,7 @@ impl Analyzer {
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
                     .encode()?;
-                crate::atomic_file::write_atomic(&path, &bytes)?;
+                crate::state_file::write_atomic(&path, &bytes)?;
             }
             Ok::<usize, AnalyzerError>(expired)
         })

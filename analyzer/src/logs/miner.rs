@@ -835,7 +835,7 @@ impl TemplateMiner {
             what: path.display().to_string(),
             message: format!("serialising the template miner: {e}"),
         })?;
-        crate::atomic_file::write_atomic(path, &bytes)
+        crate::state_file::write_atomic(path, &bytes)
     }
 
     /// Reads a state written by [`TemplateMiner::save`], keeping its

@@ -159,28 +159,25 @@ impl LogState {
 
     /// Writes the state to `path` (temporary file, synced, renamed).
     pub fn save(&mut self, path: &Path) -> Result<(), AnalyzerError> {
-        crate::atomic_file::write_atomic(path, &self.encode()?)
+        crate::state_file::write_atomic(path, &self.encode()?)
     }
 
     /// Reads a state saved by [`LogState::save`]; `Ok(None)` when there is
     /// no checkpoint yet.
     pub fn load(path: &Path, config: MinerConfig) -> Result<Option<Self>, AnalyzerError> {
-        let bytes = match std::fs::read(path) {
-            Ok(b) => b,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(source) => {
-                return Err(AnalyzerError::Io {
-                    path: path.to_path_buf(),
-                    source,
-                });
-            }
+        use std::io::Read as _;
+        let Some(mut file) = crate::state_file::open_if_exists(path)? else {
+            return Ok(None);
         };
+        let mut bytes = Vec::new();
+        file.read_to_end(&mut bytes)
+            .map_err(|source| AnalyzerError::Io {
+                path: path.to_path_buf(),
+                source,
+            })?;
         Self::decode(&bytes, config)
             .map(Some)
-            .map_err(|e| AnalyzerError::Io {
-                path: path.to_path_buf(),
-                source: std::io::Error::other(format!("unreadable log miner checkpoint: {e}")),
-            })
+            .map_err(|e| crate::state_file::unreadable(path, "log miner checkpoint", e))
     }
 }
 

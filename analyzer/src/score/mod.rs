@@ -171,7 +171,7 @@ impl ScoreBank {
     /// Writes every detector's state to `path` (CBOR, which keeps NaN and
     /// infinities; written to a temporary file, then renamed).
     pub fn save(&self, path: &Path) -> Result<(), AnalyzerError> {
-        crate::atomic_file::write_atomic_with(path, |w| {
+        crate::state_file::write_atomic_with(path, |w| {
             ciborium::into_writer(self, w).map_err(|e| std::io::Error::other(e.to_string()))
         })
     }
@@ -179,23 +179,11 @@ impl ScoreBank {
     /// Reads detectors saved by [`ScoreBank::save`]; `Ok(None)` when there
     /// is no checkpoint yet.
     pub fn load(path: &Path) -> Result<Option<Self>, AnalyzerError> {
-        let file = match std::fs::File::open(path) {
-            Ok(f) => f,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(source) => {
-                return Err(AnalyzerError::Io {
-                    path: path.to_path_buf(),
-                    source,
-                });
-            }
+        let Some(file) = crate::state_file::open_if_exists(path)? else {
+            return Ok(None);
         };
-        let mut bank: ScoreBank =
-            ciborium::from_reader(std::io::BufReader::new(file)).map_err(|e| {
-                AnalyzerError::Io {
-                    path: path.to_path_buf(),
-                    source: std::io::Error::other(format!("unreadable detector checkpoint: {e}")),
-                }
-            })?;
+        let mut bank: ScoreBank = ciborium::from_reader(std::io::BufReader::new(file))
+            .map_err(|e| crate::state_file::unreadable(path, "detector checkpoint", e))?;
         bank.share_detector_config();
         SCORED_SERIES.set(bank.series.len() as i64);
         Ok(Some(bank))

@@ -1,11 +1,33 @@
-//! Writing state files so that a crash leaves the old file or the new
-//! one, never a mixture: written to `<path>.tmp`, synced, then renamed.
+//! The analyzer's state files (checkpoints): opened only when present,
+//! and written so that a crash leaves the old file or the new one, never a
+//! mixture (written to `<path>.tmp`, synced, then renamed).
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::Path;
 
 use crate::AnalyzerError;
+
+/// `path` opened for reading; `Ok(None)` when there is no such file yet.
+pub fn open_if_exists(path: &Path) -> Result<Option<File>, AnalyzerError> {
+    match File::open(path) {
+        Ok(f) => Ok(Some(f)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(source) => Err(AnalyzerError::Io {
+            path: path.to_path_buf(),
+            source,
+        }),
+    }
+}
+
+/// The error for a state file at `path` that exists but does not decode
+/// (`what`: "detector checkpoint", ...).
+pub fn unreadable(path: &Path, what: &str, error: impl std::fmt::Display) -> AnalyzerError {
+    AnalyzerError::Io {
+        path: path.to_path_buf(),
+        source: std::io::Error::other(format!("unreadable {what}: {error}")),
+    }
+}
 
 /// Writes `bytes` to `path` atomically (see the module doc).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), AnalyzerError> {
@@ -37,6 +59,15 @@ pub fn write_atomic_with(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_missing_file_is_none() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("absent.bin");
+        assert!(open_if_exists(&path).expect("not an error").is_none());
+        write_atomic(&path, b"x").expect("write");
+        assert!(open_if_exists(&path).expect("opens").is_some());
+    }
 
     #[test]
     fn replaces_the_file_and_leaves_no_temporary() {
