@@ -38,7 +38,8 @@ use tokio::task::JoinSet;
 const KNOWN: &str = include_str!("fixtures/promql-known-differences.txt");
 const DOC: &str = include_str!("../docs/promql-compat.md");
 
-/// The queries. `{mid}` stands for a fixed time inside the data (for `@`).
+/// The queries. `{mid}` stands for a fixed time inside the data (for `@`),
+/// `{sub_offset}` for [`PromPair::subquery_offset`].
 ///
 /// Data (every series also has `job="app"` and `instance`): counters
 /// `app_requests_total{code, method}` (code 404 resets at scrape 25),
@@ -343,18 +344,18 @@ const QUERIES: &[&str] = &[
     "avg_over_time(app_requests_total[1m]) unless on (code) app_requests_total{code=\"200\"}",
     "app_requests_total * on (method) app_requests_total",
     // --- subqueries
-    "max_over_time(rate(app_requests_total[5s])[20s:2s])",
+    "max_over_time(rate(app_requests_total[5s]{sub_offset})[20s:2s])",
     "avg_over_time(app_temperature[30s:5s])",
     "rate(app_requests_total[10s:1s])",
     "min_over_time(sum(app_requests_total)[15s:3s] offset 5s)",
     "sum_over_time(app_jobs_queued[20s:])",
-    "max_over_time(deriv(app_temperature[10s])[30s:5s])",
+    "max_over_time(deriv(app_temperature[10s]{sub_offset})[30s:5s])",
     "count_over_time(app_sessions[40s:4s])",
     "last_over_time(app_jobs_queued[1m:10s] @ end())",
     "avg_over_time(app_temperature[20s:3s] @ {mid})",
     "quantile_over_time(0.5, sum(app_requests_total)[30s:2s])",
-    "max_over_time(max_over_time(app_jobs_queued[5s])[20s:5s])",
-    "rate(app_requests_total[10s])[30s:5s]",
+    "max_over_time(max_over_time(app_jobs_queued[5s]{sub_offset})[20s:5s])",
+    "rate(app_requests_total[10s]{sub_offset})[30s:5s]",
     "min_over_time(app_temperature[30s:2s] @ start())",
     "max_over_time(app_jobs_queued[20s:5s] offset 10s)",
     "min_over_time(timestamp(app_jobs_queued)[30s:1s])",
@@ -463,6 +464,7 @@ async fn vigie_answers_promql_as_prometheus_does() {
         Eval::Range(base + 1.0, after, 1),
     ];
     let mid = format!("{:.3}", base + 20.0);
+    let sub_offset = pair.subquery_offset();
 
     let known = known();
     let listed: BTreeSet<&str> = QUERIES.iter().copied().collect();
@@ -481,7 +483,9 @@ async fn vigie_answers_promql_as_prometheus_does() {
     let asked_at = std::time::Instant::now();
     let mut tasks = JoinSet::new();
     for (qi, template) in QUERIES.iter().enumerate() {
-        let query = template.replace("{mid}", &mid);
+        let query = template
+            .replace("{mid}", &mid)
+            .replace("{sub_offset}", sub_offset);
         for (ei, eval) in evals.iter().enumerate() {
             let (path, params) = eval.params(&query);
             let order = matches!(eval, Eval::Instant(_)) && ordered(&query);
@@ -525,7 +529,9 @@ async fn vigie_answers_promql_as_prometheus_does() {
     let mut fixed = Vec::new();
     let mut report = Vec::new();
     for (qi, template) in QUERIES.iter().enumerate() {
-        let query = template.replace("{mid}", &mid);
+        let query = template
+            .replace("{mid}", &mid)
+            .replace("{sub_offset}", sub_offset);
         let mut diffs = Vec::new();
         for ((_, _), (params, order, p, v)) in results.range((qi, 0)..(qi + 1, 0)) {
             answers += 1;

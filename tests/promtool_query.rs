@@ -13,7 +13,7 @@ mod common;
 
 use std::process::Command;
 
-use common::prometheus::{PROMTOOL, PromPair, compare};
+use common::prometheus::{self, PROMTOOL, PromPair, compare};
 use serde_json::Value;
 
 /// `promtool query <args[0]> -o json <flags> <server> <expr>`, where
@@ -111,7 +111,9 @@ const EXPRS: &[&str] = &[
     // A range that is not a multiple of the subquery step: Debian's
     // Prometheus 2.42 counts a point exactly at the window's start,
     // Prometheus 3 and Vigie do not, and a subquery grid always has one there.
-    "max_over_time(rate(app_requests_total[5s])[20s300ms:2s])",
+    // `{sub_offset}` keeps the inner windows from starting on a scrape:
+    // see `PromPair::subquery_offset`.
+    "max_over_time(rate(app_requests_total[5s]{sub_offset})[20s300ms:2s])",
     "rate(app_requests_total[10s] @ end())",
     "app_jobs_queued @ start()",
     "absent_over_time(nonexistent_metric[1m])",
@@ -128,42 +130,112 @@ const EXPRS: &[&str] = &[
     "minute(timestamp(app_jobs_queued))",
 ];
 
+/// Where the queries are asked, chosen from where the scrapes fell.
+///
+/// Debian's Prometheus 2.42 counts a sample exactly at a range's start;
+/// Prometheus 3 and Vigie do not. Scrapes fall on `first_ts + n` seconds
+/// (to the millisecond), and every range start the test asks about is a
+/// query time minus a multiple of a quarter second, so the query times are
+/// put a tenth of a second or more off that grid: no window starts on a
+/// sample, whatever phase Prometheus gave the target.
+struct QueryTimes {
+    /// The first query time, `first_ts` plus 0.1 or 0.15 s.
+    base: f64,
+    /// The last time a whole number of seconds after `base` and not after
+    /// the last scrape.
+    last: f64,
+}
+
+impl QueryTimes {
+    fn new(first_ts: f64, last_ts: f64) -> QueryTimes {
+        // The subquery's own window, `t - 20.3 s`, must not start exactly
+        // on its grid (even seconds) either; of two offsets 50 ms apart at
+        // most one puts it within 10 ms of a quarter second.
+        let near_quarter = |t: f64| {
+            let r = t.rem_euclid(0.25);
+            r.min(0.25 - r) < 0.01
+        };
+        let delta = if near_quarter(first_ts + 0.1 + 0.7) {
+            0.15
+        } else {
+            0.1
+        };
+        let base = first_ts + delta;
+        let last = base + (last_ts - base).floor();
+        QueryTimes { base, last }
+    }
+}
+
+#[test]
+fn query_times_stay_off_the_scrapes() {
+    for ms in 0..1000 {
+        let first_ts = 1_795_951_172.0 + f64::from(ms) / 1000.0;
+        let q = QueryTimes::new(first_ts, first_ts + 44.0);
+        // Every query time is base + k/4 s; every range start the test asks
+        // about is that minus whole seconds (or quarters): 50 ms or more
+        // from a scrape.
+        let off = (q.base - first_ts).rem_euclid(0.25);
+        assert!(off.min(0.25 - off) >= 0.05, "ms {ms}: {off}");
+        assert_eq!(q.last - q.base, 43.0, "ms {ms}");
+        // The subquery's own window never starts on its grid.
+        let start = (q.base - 20.3).rem_euclid(0.25);
+        assert!(start.min(0.25 - start) >= 0.01 - 1e-6, "ms {ms}: {start}");
+    }
+}
+
+#[test]
+fn subquery_windows_start_off_the_scrapes() {
+    for ms in 0..1000 {
+        let first_ts = 1_795_951_172.0 + f64::from(ms) / 1000.0;
+        let shift = if prometheus::subquery_offset(first_ts).is_empty() {
+            0.0
+        } else {
+            0.5
+        };
+        // Inner windows start at whole seconds minus the shift.
+        let d = (first_ts + shift).rem_euclid(1.0);
+        assert!(d.min(1.0 - d) >= 0.25 - 1e-6, "ms {ms}: {d}");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn promtool_gets_the_same_answers_from_vigie_and_prometheus() {
     // 45 scrapes: enough for 40 s windows and the reset at scrape 25.
     let pair = PromPair::start(45).await;
-    let (first, last_scrape) = (pair.first, pair.last_scrape);
+    let QueryTimes { base, last } = QueryTimes::new(pair.first_ts, pair.last_ts);
+    let sub_offset = pair.subquery_offset();
     let prom_addr = pair.prom_addr.clone();
     let vigie = &pair.vigie;
 
     // Fixed instants inside the data (the reset is ~25 s after the first
     // scrape), one just after the last scrape (staleness), and ranges.
     let instants = [
-        first + 12.5,
-        first + 27.0,
-        first + 41.0,
-        last_scrape - 0.25,
-        last_scrape + 30.0,
+        base + 12.5,
+        base + 27.0,
+        base + 41.0,
+        last - 0.25,
+        last + 30.0,
     ];
     let ranges = [
-        (first, last_scrape, "1s"),
-        (first + 3.0, last_scrape + 20.0, "5s"),
-        (first + 0.5, last_scrape - 2.0, "2500ms"),
+        (base, last, "1s"),
+        (base + 3.0, last + 20.0, "5s"),
+        (base + 0.5, last - 2.0, "2500ms"),
     ];
     let mut passed = 0;
     let mut asked = 0;
     let mut with_data = 0;
     let mut failures = Vec::new();
     for expr in EXPRS {
+        let expr = &expr.replace("{sub_offset}", sub_offset);
         let mut cases: Vec<Vec<String>> = instants
             .iter()
-            .map(|t| vec!["instant".into(), format!("--time={t}"), expr.to_string()])
+            .map(|t| vec!["instant".into(), format!("--time={t:.3}"), expr.to_string()])
             .collect();
         cases.extend(ranges.iter().map(|(s, e, step)| {
             vec![
                 "range".into(),
-                format!("--start={s}"),
-                format!("--end={e}"),
+                format!("--start={s:.3}"),
+                format!("--end={e:.3}"),
                 format!("--step={step}"),
                 expr.to_string(),
             ]
@@ -209,7 +281,7 @@ async fn promtool_gets_the_same_answers_from_vigie_and_prometheus() {
         &vigie.addr.to_string(),
         &[
             "instant".into(),
-            format!("--time={}", first + 27.0),
+            format!("--time={:.3}", base + 27.0),
             "app_requests_total".into(),
         ],
     )

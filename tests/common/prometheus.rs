@@ -158,9 +158,6 @@ pub struct PromPair {
     pub vigie: Vigie,
     /// `host:port` of Prometheus' HTTP API.
     pub prom_addr: String,
-    /// Time (s) of the first and the last scrape, rounded inwards to a second.
-    pub first: f64,
-    pub last_scrape: f64,
     /// Time (s, to the millisecond) of the first and the last scrape.
     pub first_ts: f64,
     pub last_ts: f64,
@@ -278,22 +275,32 @@ impl PromPair {
             (Some(a), Some(b)) => (a, b),
             other => panic!("no data span from Prometheus: {other:?}"),
         };
-        let (first, last_scrape) = (first_ts.ceil(), last_ts.floor());
         assert!(
-            last_scrape - first >= scrapes as f64 - 6.0,
-            "{first}..{last_scrape}"
+            last_ts - first_ts >= scrapes as f64 - 6.0,
+            "{first_ts}..{last_ts}"
         );
         PromPair {
             vigie,
             prom_addr,
-            first,
-            last_scrape,
             first_ts,
             last_ts,
             log,
             _prom: prom,
             _dir: dir,
         }
+    }
+
+    /// An `offset` for a subquery's inner range selector (`rate(x[5s]
+    /// {offset})[20s:2s]`), to keep its windows from starting on a sample.
+    ///
+    /// Subquery steps fall on whole seconds, so the inner windows start on
+    /// whole seconds. Debian's Prometheus 2.42 counts a sample exactly at a
+    /// window's start; Prometheus 3 and Vigie do not. Scrapes fall at
+    /// `first_ts + n` s, to the millisecond, at a phase Prometheus draws
+    /// from a hash of the target: when that phase is within a quarter
+    /// second of a whole second, the windows are moved half a second back.
+    pub fn subquery_offset(&self) -> &'static str {
+        subquery_offset(self.first_ts)
     }
 
     /// Prometheus' log so far.
@@ -389,5 +396,14 @@ pub fn compare(prom: &Value, vigie: &Value, ordered: bool) -> Result<(), String>
         (Value::Array(_), Value::Array(_)) if same_point(prom, vigie) => Ok(()),
         _ if prom == vigie => Ok(()),
         _ => Err(format!("prometheus {prom}, vigie {vigie}")),
+    }
+}
+
+/// [`PromPair::subquery_offset`] for scrapes at `first_ts + n` s.
+pub fn subquery_offset(first_ts: f64) -> &'static str {
+    if (0.25..0.75).contains(&first_ts.rem_euclid(1.0)) {
+        ""
+    } else {
+        " offset 500ms"
     }
 }
