@@ -220,7 +220,8 @@ fn ensemble_100k(c: &mut Criterion) {
 /// How many series ahead the pipelined loop loads state (as `ScoreBank`).
 const PREFETCH_AHEAD: usize = 2;
 
-/// The live path over 100,000 series: `ScoreBank::score` on batches of
+/// The live path over 100,000 series: `ScoreBank::score` (and
+/// `score_with_ids`, as the pipeline calls it) on batches of
 /// one sample per series (a scrape round), detectors past their warm-up,
 /// forecasters off. Each round first moves the batch's timestamps and
 /// values on in place (100,000 additions, timed with the rest).
@@ -250,6 +251,15 @@ fn score_bank_100k(c: &mut Criterion) {
         b.iter(|| {
             next_round(&mut batch);
             black_box(bank.score(black_box(&batch)))
+        })
+    });
+    // As the pipeline calls it: the batch's `series_id` column names each
+    // sample's series, so labels are not hashed.
+    let ids: Vec<u64> = batch.iter().map(|s| s.series.id()).collect();
+    group.bench_function("score_100k_series_known_ids", |b| {
+        b.iter(|| {
+            next_round(&mut batch);
+            black_box(bank.score_with_ids(black_box(&batch), &ids))
         })
     });
     group.finish();

@@ -14,11 +14,12 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use datafusion::arrow::array::UInt64Array;
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, debug, error, info, info_span, warn};
 use vigie_bus::{Delivery, Position, Publisher, Subscriber};
 use vigie_model::log_schema::{batch_to_logs, check_logs_batch, templated_logs_to_batch};
-use vigie_model::schema::{batch_to_samples, samples_to_batch};
+use vigie_model::schema::{batch_to_samples, col, column, samples_to_batch};
 use vigie_model::{AnomalyEvent, Labels, Sample, codec, topics};
 
 use crate::dedup::Watermarks;
@@ -195,14 +196,16 @@ impl Analyzer {
             return Ok(0);
         };
         let samples = batch_to_samples(&batch).map_err(decode)?;
+        // The batch names each row's series: no need to hash labels again.
+        let ids = column::<UInt64Array>(&batch, col::SERIES_ID).map_err(decode)?;
         let scores = self
             .scores
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .score(&samples);
+            .score_with_ids(&samples, ids.values());
         // The timestamps of the admitted samples, for the scrape-to-queryable
         // delay (observed per sample once the batch is in the head).
-        let ts = batch.column_by_name(vigie_model::schema::col::TS).cloned();
+        let ts = batch.column_by_name(col::TS).cloned();
         self.storage.append(batch);
         if let Some(ts) = ts.as_ref().and_then(|c| {
             c.as_any()

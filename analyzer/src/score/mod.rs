@@ -224,6 +224,15 @@ impl ScoreBank {
     /// Scores `samples` (in time order per series) and returns the score
     /// samples, followed by forecast outputs when forecasting is on.
     pub fn score(&mut self, samples: &[Sample]) -> Vec<Sample> {
+        let ids: Vec<u64> = samples.iter().map(|s| s.series.id()).collect();
+        self.score_with_ids(samples, &ids)
+    }
+
+    /// [`ScoreBank::score`] for samples whose series ids are known:
+    /// `ids[i]` is `samples[i].series.id()`, as the `series_id` column of
+    /// a metrics batch carries it, so labels are not hashed again. A
+    /// sample without an id (a shorter `ids`) is hashed.
+    pub fn score_with_ids(&mut self, samples: &[Sample], ids: &[u64]) -> Vec<Sample> {
         let mut out = Vec::with_capacity(samples.len());
         let mut forecasts = Vec::new();
         let config = self.detector_config();
@@ -232,12 +241,13 @@ impl ScoreBank {
         // this one (see `table`).
         let slots: Vec<Option<usize>> = samples
             .iter()
-            .map(|s| {
+            .enumerate()
+            .map(|(i, s)| {
                 let own_output = s.series.metric.starts_with("vigie_anomaly")
                     || s.series.labels.get(FOR_LABEL).is_some();
                 (!own_output).then(|| {
-                    self.series
-                        .slot(s.series.id(), || SeriesState::new(s, &config))
+                    let id = ids.get(i).copied().unwrap_or_else(|| s.series.id());
+                    self.series.slot(id, || SeriesState::new(s, &config))
                 })
             })
             .collect();
@@ -326,6 +336,44 @@ mod tests {
         assert_eq!(out[0].series.metric, ANOMALY_SCORE);
         assert_eq!(out[0].series.labels.get("for"), Some("temp"));
         assert_eq!(out[0].series.labels.get("instance"), Some("a"));
+    }
+
+    #[test]
+    fn known_ids_score_as_hashed_ones() {
+        // Three series, one of them a counter, 60 rounds with a jump.
+        let rounds: Vec<Vec<Sample>> = (0..60)
+            .map(|i| {
+                ["a", "b"]
+                    .iter()
+                    .map(|h| {
+                        let v = if i == 50 { 90.0 } else { 20.0 + (i % 5) as f64 };
+                        Sample::new("temp", Labels::new().with("host", *h), i * 1000, v)
+                    })
+                    .chain([Sample::new(
+                        "requests_total",
+                        Labels::new(),
+                        i * 1000,
+                        (i * i) as f64,
+                    )])
+                    .collect()
+            })
+            .collect();
+        let (mut hashed, mut known, mut partly) = (
+            ScoreBank::new(20, 5),
+            ScoreBank::new(20, 5),
+            ScoreBank::new(20, 5),
+        );
+        let (mut a, mut b, mut c) = (Vec::new(), Vec::new(), Vec::new());
+        for round in &rounds {
+            let ids: Vec<u64> = round.iter().map(|s| s.series.id()).collect();
+            a.extend(hashed.score(round));
+            b.extend(known.score_with_ids(round, &ids));
+            c.extend(partly.score_with_ids(round, &ids[..1]));
+        }
+        assert!(a.len() > 100, "{}", a.len());
+        assert_eq!(a, b);
+        assert_eq!(a, c, "samples without an id are hashed");
+        assert_eq!(known.len(), 3);
     }
 
     #[test]
