@@ -35,6 +35,11 @@ use vigie_model::schema::{check_metrics_batch, samples_to_batch};
 #[path = "../ingest/benches/common/node.rs"]
 mod node;
 
+/// The allocator of the `vigie` binary, so the figures are the binary's.
+#[cfg(not(target_env = "msvc"))]
+#[global_allocator]
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 /// 2026-01-01T00:00:00Z.
 const START_MS: i64 = 1_767_225_600_000;
 const STEP_MS: i64 = 15_000;
