@@ -99,18 +99,24 @@ async fn an_evacuation_resolves_the_alert_and_is_verified() {
 
     target.set(95.0); // the hypervisor overheats
     let actions = format!("http://{}/api/v1/actions", vigie.addr);
-    let id = wait_for("the action to be verified", Duration::from_secs(90), || {
-        let actions = actions.clone();
-        async move {
-            let listed = get_json(&actions).await?;
-            listed["recent"]
-                .as_array()?
-                .iter()
-                .find(|r| r["decision"] == "verified")
-                .and_then(|r| r["id"].as_str())
-                .map(str::to_string)
-        }
-    })
+    // "verified" and "resolved" are written one after the other: wait for
+    // the last of the story, so that the audit log below holds all of it.
+    let id = wait_for(
+        "the action to be verified and resolved",
+        Duration::from_secs(90),
+        || {
+            let actions = actions.clone();
+            async move {
+                let listed = get_json(&actions).await?;
+                listed["recent"]
+                    .as_array()?
+                    .iter()
+                    .find(|r| r["decision"] == "resolved")
+                    .and_then(|r| r["id"].as_str())
+                    .map(str::to_string)
+            }
+        },
+    )
     .await;
 
     let evacuated = controller.evacuated.lock().expect("lock").clone();

@@ -148,19 +148,33 @@ async fn every_scraped_sample_is_queryable() {
         (target.scrapes() >= SCRAPES).then_some(())
     })
     .await;
-    // Let the last batch travel and at least one flush happen.
+    // Let the last batch travel and at least one flush happen; on a slow
+    // machine, until every sample and the first staleness marker are in.
     tokio::time::sleep(Duration::from_secs(4)).await;
-    let stored = vigie
-        .count(
-            "SELECT count(*) FROM samples WHERE labels['job'] = 'noloss' AND metric LIKE 'app_%' AND NOT isnan(value)",
-        )
-        .await;
-    assert_eq!(stored, (SCRAPES * PER_SCRAPE) as i64);
-    // When the target went away (404), Vigie wrote Prometheus' staleness
-    // markers for its series, which the count above leaves out.
-    let markers = vigie
-        .count("SELECT count(*) FROM samples WHERE labels['job'] = 'noloss' AND metric = 'app_gauge' AND isnan(value)")
-        .await;
+    let count_stored = || async {
+        let stored = vigie
+            .count(
+                "SELECT count(*) FROM samples WHERE labels['job'] = 'noloss' AND metric LIKE 'app_%' AND NOT isnan(value)",
+            )
+            .await;
+        // When the target went away (404), Vigie wrote Prometheus'
+        // staleness markers for its series, which `stored` leaves out.
+        let markers = vigie
+            .count("SELECT count(*) FROM samples WHERE labels['job'] = 'noloss' AND metric = 'app_gauge' AND isnan(value)")
+            .await;
+        (stored, markers)
+    };
+    let expected = (SCRAPES * PER_SCRAPE) as i64;
+    let (stored, markers) = wait_for(
+        "every sample and a staleness marker stored",
+        Duration::from_secs(30),
+        || async {
+            let (stored, markers) = count_stored().await;
+            (stored >= expected && markers >= 1).then_some((stored, markers))
+        },
+    )
+    .await;
+    assert_eq!(stored, expected);
     assert!(
         markers >= 1,
         "no staleness marker after the target went away"
@@ -189,7 +203,12 @@ async fn malformed_target_gives_up_zero_and_spares_others() {
             let n = vigie
                 .count("SELECT count(*) FROM samples WHERE metric = 'up' AND labels['job'] = 'bad'")
                 .await;
-            (n >= 3 && good.scrapes() >= 3).then_some(())
+            // Stored, not merely served: the good target's third scrape
+            // may still be on its way to the head.
+            let good_n = vigie
+                .count("SELECT count(*) FROM samples WHERE metric = 'app_gauge' AND labels['job'] = 'good'")
+                .await;
+            (n >= 3 && good_n >= 3).then_some(())
         },
     )
     .await;

@@ -98,13 +98,22 @@ async fn kcat_written_line_protocol_and_json_reach_promql() {
     )
     .await;
     assert!(rejected.ends_with(" 1"), "{rejected}");
-    // kcat reads the dead letter back, with its reason header.
-    let out = Command::new(kcat())
-        .args(["-C", "-b", &brokers, "-t", vigie_model::topics::DEADLETTER])
-        .args(["-o", "beginning", "-c", "1", "-e", "-f", "%s|%h\n"])
-        .output()
-        .expect("kcat -C");
-    let text = String::from_utf8_lossy(&out.stdout);
+    // kcat reads the dead letter back, with its reason header (the counter
+    // moves before the broker has acknowledged the dead letter: retry).
+    let text = wait_for(
+        "the dead letter on the broker",
+        Duration::from_secs(30),
+        || async {
+            let out = Command::new(kcat())
+                .args(["-C", "-b", &brokers, "-t", vigie_model::topics::DEADLETTER])
+                .args(["-o", "beginning", "-c", "1", "-e", "-f", "%s|%h\n"])
+                .output()
+                .expect("kcat -C");
+            let text = String::from_utf8_lossy(&out.stdout).into_owned();
+            (!text.is_empty()).then_some(text)
+        },
+    )
+    .await;
     assert!(text.starts_with("not line protocol at all|"), "{text}");
     assert!(text.contains("vigie-error=line 1: "), "{text}");
     assert!(text.contains("vigie-source-topic=telegraf"), "{text}");

@@ -235,13 +235,24 @@ async fn feedback_reaches_the_analyzer_that_scores_the_series() {
     let b = Vigie::start_in(dir(), &config, "groups: []\n", &["--roles", "analyze"]).await;
     let collector = Vigie::start_in(dir(), &config, "groups: []\n", &["--roles", "collect"]).await;
     // Both members of the group score some series; pick one only b holds.
+    // While the group still settles, a may have been handed samples of a
+    // series b scores now (and kept its detector state), so a must also
+    // have stored none of it.
     let metric = wait_for(
         "a series scored by b alone",
         Duration::from_secs(120),
         || async {
             let (on_a, on_b) = (scored(&a).await, scored(&b).await);
-            on_b.into_iter()
-                .find(|m| m.starts_with("app_") && !on_a.contains(m))
+            for m in on_b
+                .into_iter()
+                .filter(|m| m.starts_with("app_") && !on_a.contains(m))
+            {
+                let on_a = format!("SELECT count(*) FROM samples WHERE metric = '{m}'");
+                if a.count(&on_a).await == 0 {
+                    return Some(m);
+                }
+            }
+            None
         },
     )
     .await;
