@@ -87,46 +87,62 @@ impl Vigie {
         args: &[&str],
         host: bool,
     ) -> Vigie {
-        let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
         std::fs::write(dir.path().join("rules.yml"), rules).expect("rules");
-        let config = format!(
-            "self_scrape = {host}\n[http]\nlisten = \"{addr}\"\n[host]\nenabled = {host}\ninterval = \"1s\"\n[rules]\nfiles = [\"rules.yml\"]\ninterval = \"1s\"\n{config}"
-        );
-        std::fs::write(dir.path().join("vigie.toml"), config).expect("config");
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(dir.path().join("vigie.log"))
-            .expect("log");
-        let child = Command::new(env!("CARGO_BIN_EXE_vigie"))
-            .args(["run", "--config", "vigie.toml"])
-            .args(args)
-            .current_dir(dir.path())
-            .env("VIGIE_LOG", "info,vigie_analyzer=debug")
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("start vigie");
-        let mut v = Vigie { child, addr, dir };
-        let client = reqwest::Client::new();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Ok(r) = client.get(format!("http://{addr}/healthz")).send().await
-                && r.status().is_success()
-            {
-                break;
-            }
-            if let Ok(Some(status)) = v.child.try_wait() {
-                panic!("vigie exited early ({status}):\n{}", v.log());
-            }
-            assert!(
-                Instant::now() < deadline,
-                "vigie did not start:\n{}",
-                v.log()
+        // `free_port` lets the port go before Vigie binds it; another
+        // socket may take it meanwhile. Then Vigie says so and exits, and
+        // it is started again on another port.
+        for attempt in 1.. {
+            let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
+            let config = format!(
+                "self_scrape = {host}\n[http]\nlisten = \"{addr}\"\n[host]\nenabled = {host}\ninterval = \"1s\"\n[rules]\nfiles = [\"rules.yml\"]\ninterval = \"1s\"\n{config}"
             );
-            tokio::time::sleep(Duration::from_millis(100)).await;
+            std::fs::write(dir.path().join("vigie.toml"), config).expect("config");
+            let log_path = dir.path().join("vigie.log");
+            let logged_before = std::fs::metadata(&log_path).map_or(0, |m| m.len() as usize);
+            let log = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&log_path)
+                .expect("log");
+            let child = Command::new(env!("CARGO_BIN_EXE_vigie"))
+                .args(["run", "--config", "vigie.toml"])
+                .args(args)
+                .current_dir(dir.path())
+                .env("VIGIE_LOG", "info,vigie_analyzer=debug")
+                .stdout(Stdio::null())
+                .stderr(log)
+                .spawn()
+                .expect("start vigie");
+            let mut v = Vigie {
+                child,
+                addr,
+                dir: dir.clone(),
+            };
+            let client = reqwest::Client::new();
+            let deadline = Instant::now() + Duration::from_secs(30);
+            loop {
+                if let Ok(r) = client.get(format!("http://{addr}/healthz")).send().await
+                    && r.status().is_success()
+                {
+                    return v;
+                }
+                if let Ok(Some(status)) = v.child.try_wait() {
+                    let log = v.log();
+                    let this_run = log.get(logged_before..).unwrap_or(&log);
+                    if attempt < 3 && this_run.contains("Address already in use") {
+                        break;
+                    }
+                    panic!("vigie exited early ({status}):\n{log}");
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "vigie did not start:\n{}",
+                    v.log()
+                );
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
         }
-        v
+        unreachable!("the loop returns or panics")
     }
 
     /// Vigie's log so far.
