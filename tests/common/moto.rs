@@ -1,6 +1,6 @@
 //! A real S3-compatible server for tests: moto's `moto_server`, started on
 //! 127.0.0.1 and killed on drop. Found through `VIGIE_TEST_MOTO`, else on
-//! `PATH` (`.ci/run` installs it: `pip install 'moto[server]'`).
+//! `PATH` (`scripts/test` installs it: `pip install 'moto[server]'`).
 #![allow(dead_code)]
 
 use std::net::TcpListener;
